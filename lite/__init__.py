@@ -1,0 +1,23 @@
+"""CenterMask-Lite in plain PyTorch.
+
+    import lite, cv2
+    model = lite.load_model("centermask2-lite-V-19-eSE.pth")   # variant detected from the weights
+    instances = lite.predictor(model).predict(cv2.imread("image.jpg"))
+"""
+from .checkpoint import detect_variant, load_model, read_checkpoint
+from .model import CenterMaskLite
+from .predictor import TorchSegmenter
+from .variants import DEFAULT_VARIANT, VARIANTS, Variant, get_variant
+
+
+def build_model(variant: str = DEFAULT_VARIANT, **kwargs) -> CenterMaskLite:
+    """A randomly initialised model of a variant (see `VARIANTS`)."""
+    return CenterMaskLite(get_variant(variant), **kwargs).eval()
+
+
+def predictor(model: CenterMaskLite, threads: int | None = None) -> TorchSegmenter:
+    return TorchSegmenter(model, threads)
+
+
+__all__ = ["CenterMaskLite", "TorchSegmenter", "Variant", "VARIANTS", "DEFAULT_VARIANT", "build_model",
+           "detect_variant", "get_variant", "load_model", "predictor", "read_checkpoint"]

@@ -1,0 +1,13 @@
+"""User-facing errors: each carries one line that names the problem and the fix."""
+
+
+class CmliteError(Exception):
+    """An error the CLI prints as one line (no traceback)."""
+
+
+class CheckpointError(CmliteError):
+    pass
+
+
+class ImageError(CmliteError):
+    pass

@@ -6,8 +6,7 @@ but tensors and plain containers, so a file carrying code is rejected instead of
 from __future__ import annotations
 
 import functools
-import pickle
-import zipfile
+import re
 from pathlib import Path
 
 import torch
@@ -15,6 +14,7 @@ import torch
 from runtimes.config import PipelineConfig
 from runtimes.errors import CheckpointError
 
+from .layers import skip_init
 from .model import CenterMaskLite
 from .variants import VARIANTS, Variant
 
@@ -30,14 +30,15 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
         raise CheckpointError(f"checkpoint not found: {path} (give the path to a .pth file)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if "weights only" in str(e).lower() or "weights_only" in str(e):
-            raise CheckpointError(f"refused to load {path}: it holds pickled objects other than tensors, which "
-                                  "could run code; only plain state_dict checkpoints are accepted") from None
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({_first_line(e)})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint, or it is truncated "
-                              f"({_first_line(e)})") from None
+    except Exception as e:  # the restricted unpickler raises many types on damaged files
+        text = str(e)
+        if "GLOBAL" in text or "Unsupported global" in text or "unsupported global" in text.lower():
+            found = re.search(r"GLOBAL ([\w.]+)", text)
+            raise CheckpointError(f"refused to load {path}: it holds pickled objects other than tensors "
+                                  f"({found.group(1) if found else 'a Python global'}), which could run code; only plain state_dict "
+                                  "checkpoints are accepted") from None
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: the file is damaged, truncated or of "
+                              f"another format ({type(e).__name__}: {_first_line(e)[:120]})") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a checkpoint dict")
     meta = obj.get("cmlite", {}) if isinstance(obj.get("cmlite", {}), dict) else {}
@@ -57,7 +58,7 @@ def _first_line(e: Exception) -> str:
 
 @functools.lru_cache(maxsize=None)
 def expected_shapes(v: Variant) -> dict[str, tuple[int, ...]]:
-    with torch.device("meta"):
+    with skip_init():
         m = CenterMaskLite(v)
     return {k: tuple(t.shape) for k, t in m.state_dict().items()}
 
@@ -93,8 +94,9 @@ def load_model(path: str | Path) -> CenterMaskLite:
     sd, meta = read_checkpoint(path)
     variant = detect_variant(sd, source=str(path))
     config = PipelineConfig.from_dict(meta["pipeline"]) if "pipeline" in meta else None
-    model = CenterMaskLite(variant, class_names=tuple(meta["class_names"]) if "class_names" in meta else None,
-                           category_ids=tuple(meta["category_ids"]) if "category_ids" in meta else None,
-                           config=config)
+    with skip_init():
+        model = CenterMaskLite(variant, class_names=tuple(meta["class_names"]) if "class_names" in meta else None,
+                               category_ids=tuple(meta["category_ids"]) if "category_ids" in meta else None,
+                               config=config)
     model.load_state_dict(sd, strict=True)
     return model.eval()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -61,3 +62,17 @@ class ESE(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.fc(x.mean(dim=(2, 3), keepdim=True))
         return x * (F.relu6(w + 3.0) / 6.0)
+
+
+@contextmanager
+def skip_init():
+    """Build modules without random initialisation (their weights are about to be overwritten)."""
+    classes = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.GroupNorm)
+    saved = [c.reset_parameters for c in classes]
+    try:
+        for c in classes:
+            c.reset_parameters = lambda self: None
+        yield
+    finally:
+        for c, f in zip(classes, saved):
+            c.reset_parameters = f

@@ -1,0 +1,1 @@
+"""User-facing applications: the `cmlite` CLI, visualisation, results files."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from runtimes.errors import CmliteError
 
 
-def _load_torch_segmenter(weights: str, threads: int | None):
+def _load_torch_segmenter(weights: str, threads: int | None, **overrides):
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -19,7 +19,7 @@ def _load_torch_segmenter(weights: str, threads: int | None):
                           "(or run a converted model with --model DIR)") from None
     import lite
 
-    return lite.predictor(lite.load_model(weights), threads=threads), lite
+    return lite.predictor(lite.load_model(weights), threads=threads, **overrides)
 
 
 def cmd_predict(args) -> None:
@@ -34,7 +34,9 @@ def cmd_predict(args) -> None:
     for p in images:  # fail before loading the model on a missing file
         if not p.is_file():
             raise CmliteError(f"image not found: {p}")
-    seg, _ = _load_torch_segmenter(args.weights, args.threads)
+    overrides = {k: v for k, v in (("min_size", args.min_size), ("max_size", args.max_size),
+                                   ("score_thresh", args.score_thresh)) if v is not None}
+    seg = _load_torch_segmenter(args.weights, args.threads, **overrides)
     category_ids = seg.model.category_ids
     results, used = [], set()
     ids = image_ids(images)
@@ -87,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vis-thresh", type=float, default=0.3, help="score threshold for drawing (default 0.3)")
     p.add_argument("--json", metavar="OUT", help="write COCO-format results (RLE masks, mask_score extra field)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--min-size", type=int, help="test size: short side (default 600, the official Lite setting)")
+    p.add_argument("--max-size", type=int, help="test size: long side cap (default 1000)")
+    p.add_argument("--score-thresh", type=float, help="detection threshold (default 0.05, as the official model)")
     p.set_defaults(func=cmd_predict)
     return parser
 

@@ -15,8 +15,9 @@ def build_model(variant: str = DEFAULT_VARIANT, **kwargs) -> CenterMaskLite:
     return CenterMaskLite(get_variant(variant), **kwargs).eval()
 
 
-def predictor(model: CenterMaskLite, threads: int | None = None) -> TorchSegmenter:
-    return TorchSegmenter(model, threads)
+def predictor(model: CenterMaskLite, threads: int | None = None, **overrides) -> TorchSegmenter:
+    """A Segmenter running the model eagerly; overrides are PipelineConfig fields (min_size=..., ...)."""
+    return TorchSegmenter(model, threads, **overrides)
 
 
 __all__ = ["CenterMaskLite", "TorchSegmenter", "Variant", "VARIANTS", "DEFAULT_VARIANT", "build_model",

@@ -10,9 +10,10 @@ from .model import CenterMaskLite
 
 
 class TorchSegmenter(Segmenter):
-    def __init__(self, model: CenterMaskLite, threads: int | None = None):
+    def __init__(self, model: CenterMaskLite, threads: int | None = None, **overrides):
+        """overrides: PipelineConfig fields, e.g. min_size=320, max_size=533, score_thresh=0.3."""
         self.model = model.eval()
-        self.config = model.config
+        self.config = model.config.with_(**overrides)
         self.class_names = model.class_names
         if threads:
             torch.set_num_threads(threads)

@@ -52,16 +52,24 @@ def decode_level(logits: np.ndarray, bbox_reg: np.ndarray, ctrness: np.ndarray, 
 
 
 def batched_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_thresh: float) -> np.ndarray:
-    """Class-aware NMS (suppress IoU > thresh within a class); indices in decreasing score order."""
-    if len(boxes) == 0:
-        return np.zeros(0, np.int64)
+    """Class-aware NMS (suppress IoU > thresh within a class); indices in decreasing score order.
+
+    Boxes of zero area never suppress and are never suppressed (their IoU is 0, or 0/0 for two of
+    them, as in the official torchvision NMS); OpenCV would count two such boxes as IoU 1, so they
+    bypass it.
+    """
     b = boxes.astype(np.float64)
-    b = b - min(b[:, :2].min(), 0.0)  # OpenCV offsets classes by max coordinate: needs coordinates >= 0
-    xywh = np.stack([b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], axis=1)
-    # top_k=0: OpenCV truncates to top_k *before* suppressing, so the top-N cut is done afterwards.
-    keep = cv2.dnn.NMSBoxesBatched(xywh.tolist(), scores.astype(np.float32).tolist(),
-                                   classes.astype(np.int32).tolist(), 0.0, float(iou_thresh), 1.0, 0)
-    return np.asarray(keep, np.int64).reshape(-1)
+    flat = ((b[:, 2] - b[:, 0]) <= 0) | ((b[:, 3] - b[:, 1]) <= 0)
+    idx = np.nonzero(~flat)[0]
+    keep = np.nonzero(flat)[0]
+    if len(idx):
+        b = b[idx] - min(b[idx, :2].min(), 0.0)  # OpenCV offsets classes by the max coordinate: needs >= 0
+        xywh = np.stack([b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], axis=1)
+        # top_k=0: OpenCV truncates to top_k *before* suppressing, so the top-N cut is done afterwards.
+        kept = cv2.dnn.NMSBoxesBatched(xywh.tolist(), scores[idx].astype(np.float32).tolist(),
+                                       classes[idx].astype(np.int32).tolist(), 0.0, float(iou_thresh), 1.0, 0)
+        keep = np.concatenate([idx[np.asarray(kept, np.int64).reshape(-1)], keep])
+    return keep[np.argsort(-scores[keep], kind="stable")]
 
 
 def select_top(scores: np.ndarray, n: int) -> np.ndarray:

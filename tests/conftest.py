@@ -1,0 +1,70 @@
+"""Shared fixtures: the official reference outputs, and the reference model run once per session."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE = Path(os.environ.get("CMLITE_REFERENCE", REPO.parent / "shared" / "reference"))
+CKPT = REFERENCE / "centermask_lite_v19_ese_random.pth"
+IMAGE = REFERENCE / "input_bgr_480x640.png"
+NPZ = REFERENCE / "centermask_lite_v19_ese_reference.npz"
+
+
+def rel_err(a, b) -> float:
+    """Max abs difference relative to the reference magnitude (the reference README's tolerance measure)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-12))
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Element-wise IoU of paired boxes."""
+    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    inter = iw * ih
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
+    return inter / (area(a) + area(b) - inter)
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = a.astype(bool), b.astype(bool)
+    inter = (a & b).sum(axis=(1, 2))
+    union = (a | b).sum(axis=(1, 2))
+    return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+
+
+@pytest.fixture(scope="session")
+def reference():
+    if not NPZ.is_file():
+        pytest.fail(f"official reference outputs not found at {REFERENCE}; set CMLITE_REFERENCE to the folder")
+    return dict(np.load(NPZ))
+
+
+@pytest.fixture(scope="session")
+def ref_model():
+    import lite
+
+    return lite.load_model(CKPT)
+
+
+@pytest.fixture(scope="session")
+def ref_run(ref_model):
+    """The reference image through the eager model: (instances, host trace, dense trace)."""
+    import torch
+
+    import lite
+
+    seg = lite.predictor(ref_model)
+    host: dict = {}
+    inst = seg.predict(cv2.imread(str(IMAGE)), host)
+    dense: dict = {}
+    pooled = torch.from_numpy(host["pooled"])
+    with torch.inference_mode():
+        ref_model.dense(torch.from_numpy(host["preprocessed"].tensor), dense)
+        dense["mask_logits"], dense["sam_out"] = ref_model.roi_heads.mask_head(pooled, return_sam=True)
+    return inst, host, dense

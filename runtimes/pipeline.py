@@ -8,6 +8,7 @@ Everything between (decode, NMS, level assignment, RoIAlign) and around (resize,
 """
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -33,6 +34,9 @@ class Segmenter(ABC):
     config: PipelineConfig
     class_names: tuple[str, ...] = ()
     fixed_hw: tuple[int, int] | None = None  # set by fixed-shape backends
+    timings: dict[str, float] = {}  # ms per stage of the last predict(): STAGES
+
+    STAGES = ("preprocess", "graph1", "host", "graph2", "paste")
 
     @abstractmethod
     def run_dense(self, tensor: np.ndarray) -> DenseOutputs: ...
@@ -43,18 +47,27 @@ class Segmenter(ABC):
     def predict(self, image: np.ndarray, trace: dict | None = None) -> Instances:
         """image: HxWx3 uint8 BGR. `trace`, if given, receives every intermediate stage."""
         cfg = self.config
+        clock = [time.perf_counter()]
+
+        def lap():
+            clock.append(time.perf_counter())
+
         pre = preprocess(image, cfg.min_size, cfg.max_size, cfg.pixel_mean, cfg.size_divisibility, self.fixed_hw)
+        lap()
         dense = self.run_dense(pre.tensor)
+        lap()
         props = decode(dense.levels, cfg.fpn_strides, cfg.score_thresh, cfg.pre_nms_topk, cfg.nms_thresh,
                        cfg.post_nms_topk)
         levels = assign_levels(props.boxes, pre.resized_hw, 3, 2 + len(cfg.pooler_strides))
         pooled = roi_align(dense.features, props.boxes, levels, cfg.pooler_strides, cfg.pooler_resolution)
+        lap()
         if len(props):
             num_classes = dense.levels[0][0].shape[0]
             onehot = np.eye(num_classes, dtype=np.float32)[props.classes]
             mask_probs, maskiou = self.run_masks(pooled, onehot)
         else:
             mask_probs, maskiou = np.zeros((0, 1, 28, 28), np.float32), None
+        lap()
         mask_scores = props.scores if maskiou is None else \
             props.scores * maskiou[np.arange(len(props)), props.classes]
         if trace is not None:
@@ -64,5 +77,7 @@ class Segmenter(ABC):
         order = np.nonzero(keep)[0]
         order = order[np.argsort(-props.scores[order], kind="stable")]
         masks = paste_masks(mask_probs[order, 0], boxes[order], pre.original_hw, cfg.mask_thresh)
+        lap()
+        self.timings = {k: (b - a) * 1e3 for k, a, b in zip(self.STAGES, clock, clock[1:])}
         return Instances(boxes[order], props.scores[order], props.classes[order], masks,
                          mask_scores[order].astype(np.float32), pre.original_hw, tuple(self.class_names))

@@ -9,5 +9,5 @@ class CheckpointError(CmliteError):
     pass
 
 
-class ImageError(CmliteError):
+class ImageError(CmliteError, ValueError):
     pass

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import ImageError
+
 _PRECISION_BITS = 32 - 8 - 2  # PIL's fixed-point precision for 8-bit images
 
 
@@ -82,7 +84,7 @@ def resize_bilinear_pil(img: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
 def check_image(img) -> np.ndarray:
     """Accept an HxWx3 uint8 BGR image (HxW grey and HxWx4 BGRA are converted); reject anything else."""
     if not isinstance(img, np.ndarray):
-        raise ValueError(f"expected a numpy image array, got {type(img).__name__}")
+        raise ImageError(f"expected a numpy image array, got {type(img).__name__}")
     if img.ndim == 2:
         img = np.repeat(img[:, :, None], 3, axis=2)
     elif img.ndim == 3 and img.shape[2] == 4:
@@ -90,12 +92,12 @@ def check_image(img) -> np.ndarray:
     elif img.ndim == 3 and img.shape[2] == 1:
         img = np.repeat(img, 3, axis=2)
     if img.ndim != 3 or img.shape[2] != 3:
-        raise ValueError(f"expected an HxWx3 BGR image, got shape {img.shape}")
+        raise ImageError(f"expected an HxWx3 BGR image, got shape {img.shape}")
     if img.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 image, got {img.dtype}; convert it with "
+        raise ImageError(f"expected a uint8 image, got {img.dtype}; convert it with "
                          "np.clip(img, 0, 255).astype(np.uint8)")
     if min(img.shape[:2]) < 1:
-        raise ValueError(f"image is empty: shape {img.shape}")
+        raise ImageError(f"image is empty: shape {img.shape}")
     return img
 
 
@@ -115,7 +117,7 @@ def preprocess(img: np.ndarray, min_size: int, max_size: int, pixel_mean, size_d
     else:
         ph, pw = fixed_hw
         if rh > ph or rw > pw:
-            raise ValueError(f"resized image {rh}x{rw} does not fit the fixed input {ph}x{pw}")
+            raise ImageError(f"resized image {rh}x{rw} does not fit the fixed input {ph}x{pw}")
     out = np.empty((1, 3, ph, pw), np.float32)
     out[0] = np.asarray(pixel_mean, np.float32)[:, None, None]
     out[0, :, :rh, :rw] = resized.transpose(2, 0, 1)

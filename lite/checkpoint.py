@@ -100,3 +100,19 @@ def load_model(path: str | Path) -> CenterMaskLite:
                                config=config)
     model.load_state_dict(sd, strict=True)
     return model.eval()
+
+
+def save_checkpoint(model: CenterMaskLite, path: str | Path, **extra) -> Path:
+    """Write the official layout {"model": state_dict} plus the metadata official files lack ("cmlite").
+
+    Written to a temporary file and renamed, so an interrupted save leaves no half-written checkpoint.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        torch.save({"model": model.state_dict(), "cmlite": model.metadata, **extra}, tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -30,7 +30,7 @@ class CenterMaskLite(nn.Module):
         self.proposal_generator = ProposalGenerator(FCOSHead(v.fpn_ch, v.num_classes, v.tower_convs))
         self.roi_heads = ROIHeads(SAGMaskHead(v.fpn_ch, v.num_classes, v.mask_convs),
                                   MaskIoUHead(v.fpn_ch, v.num_classes) if v.maskiou else None)
-        self.config = config or PipelineConfig()
+        self.config = config or PipelineConfig(min_size=v.test_size[0], max_size=v.test_size[1])
         if class_names is None:
             class_names = COCO_CLASSES if v.num_classes == 80 else tuple(f"class{i}" for i in range(v.num_classes))
         if len(class_names) != v.num_classes:

@@ -18,6 +18,7 @@ class Variant:
     mask_convs: int = 2  # SAG-Mask convs before spatial attention
     maskiou: bool = True
     num_classes: int = 80
+    test_size: tuple[int, int] = (600, 1000)  # official test resize: short side, long-side cap
 
     def with_(self, **changes) -> "Variant":
         return replace(self, **changes)
@@ -36,7 +37,7 @@ VARIANTS: dict[str, Variant] = {
         Variant("V-39-eSE", **_V19, layers_per_block=5, blocks_per_stage=(1, 1, 2, 2)),
         # The full (non-Lite) CenterMask V-57-eSE: 256-channel FPN, 4-conv towers and mask head.
         Variant("V-57-eSE", **_V19, layers_per_block=5, blocks_per_stage=(1, 1, 4, 3),
-                fpn_ch=256, tower_convs=4, mask_convs=4),
+                fpn_ch=256, tower_convs=4, mask_convs=4, test_size=(800, 1333)),
     ]
 }
 DEFAULT_VARIANT = "V-19-eSE"

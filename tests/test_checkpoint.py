@@ -43,15 +43,18 @@ def test_bare_state_dict_and_tolerated_extras(tmp_path, official_sd):
     assert _same_weights(lite.load_model(ddp), official_sd)
 
 
-def test_cmlite_metadata_is_applied(tmp_path):
+def test_saved_checkpoint_round_trips_with_metadata(tmp_path):
     v = lite.get_variant("V-19-slim-eSE").with_(num_classes=2)
-    model = lite.CenterMaskLite(v, class_names=("disc", "ring"))
-    path = tmp_path / "trained.pth"
-    torch.save({"model": model.state_dict(), "cmlite": {"class_names": ["disc", "ring"], "category_ids": [7, 9],
-                                                        "pipeline": {"min_size": 320, "max_size": 533}}}, path)
+    model = lite.CenterMaskLite(v, class_names=("disc", "ring"), category_ids=(7, 9),
+                                config=lite.CenterMaskLite(v).config.with_(min_size=320, max_size=533))
+    path = lite.save_checkpoint(model, tmp_path / "trained.pth", iteration=10)
+    assert [p.name for p in tmp_path.iterdir()] == ["trained.pth"]  # no temporary file left
     loaded = lite.load_model(path)
+    assert loaded.variant == v and _same_weights(loaded, model.state_dict())
     assert loaded.class_names == ("disc", "ring") and loaded.category_ids == (7, 9)
     assert (loaded.config.min_size, loaded.config.max_size) == (320, 533)
+    raw = torch.load(path, weights_only=True)  # the official layout, readable by the official loader
+    assert set(raw) == {"model", "cmlite", "iteration"} and set(raw["model"]) == set(model.state_dict())
 
 
 class _Payload:

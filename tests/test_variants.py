@@ -61,6 +61,8 @@ def test_full_v57_model_builds_and_runs():
         logits, reg, ctr, feats = model.dense(torch.zeros(1, 3, 64, 96))
     assert [tuple(x.shape[-2:]) for x in logits] == [(8, 12), (4, 6), (2, 3), (1, 2), (1, 1)]
     assert feats[0].shape[1] == 256
+    assert (model.config.min_size, model.config.max_size) == (800, 1333)  # the full model's test size
+    assert lite.build_model("V-39-eSE").config.min_size == 600
 
 
 @pytest.mark.parametrize("name", list(lite.VARIANTS))

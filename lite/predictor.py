@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from runtimes.pipeline import DenseOutputs, Segmenter
+from runtimes.pipeline import Segmenter, dense_output_names, mask_output_names
 
 from .model import CenterMaskLite
 
@@ -15,16 +15,17 @@ class TorchSegmenter(Segmenter):
         self.model = model.eval()
         self.config = model.config.with_(**overrides)
         self.class_names = model.class_names
+        self._dense_names = dense_output_names(len(self.config.pooler_strides))
+        self._mask_names = mask_output_names(model.variant.maskiou)
         if threads:
             torch.set_num_threads(threads)
 
     @torch.inference_mode()
-    def run_dense(self, tensor: np.ndarray) -> DenseOutputs:
-        logits, reg, ctr, feats = self.model.dense(torch.from_numpy(tensor))
-        levels = [(lg[0].numpy(), rg[0].numpy(), ct[0].numpy()) for lg, rg, ct in zip(logits, reg, ctr)]
-        return DenseOutputs(levels, [f[0].numpy() for f in feats])
+    def infer_dense(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        logits, reg, ctr, feats = self.model.dense(torch.from_numpy(image))
+        return {k: v.numpy() for k, v in zip(self._dense_names, (*logits, *reg, *ctr, *feats))}
 
     @torch.inference_mode()
-    def run_masks(self, pooled: np.ndarray, onehot: np.ndarray):
-        prob, iou = self.model.mask_branch(torch.from_numpy(pooled), torch.from_numpy(onehot))
-        return prob.numpy(), None if iou is None else iou.numpy()
+    def infer_masks(self, rois: np.ndarray, onehot: np.ndarray) -> dict[str, np.ndarray]:
+        outs = self.model.mask_branch(torch.from_numpy(rois), torch.from_numpy(onehot))
+        return {k: v.numpy() for k, v in zip(self._mask_names, outs) if v is not None}

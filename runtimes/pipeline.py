@@ -1,8 +1,9 @@
-"""The one pre/post-processing path. A backend supplies only its two graphs:
+"""The one pre/post-processing path. A backend supplies only its two graphs, by output name:
 
-  graph 1 (`run_dense`):  raw padded BGR (1, 3, H, W) -> per-level FCOS outputs and features P3..P5
-  graph 2 (`run_masks`):  RoI features (N, C, 14, 14) + one-hot classes (N, K) -> mask probabilities
-                          (N, 1, 28, 28) of the given class, and MaskIoU (N, K) or None
+  graph 1 (`infer_dense`):  image, raw padded BGR (1, 3, H, W) -> logits_i (1, K, h, w), bbox_reg_i (1, 4, h, w)
+                            in stride units, ctrness_i (1, 1, h, w) for the 5 FCOS levels, and p3..p5
+  graph 2 (`infer_masks`):  rois (N, C, 14, 14) + classes_onehot (N, K) -> mask_prob (N, 1, 28, 28) of the
+                            given class, and maskiou (N, K) when the model has that head
 
 Everything between (decode, NMS, level assignment, RoIAlign) and around (resize, paste) is here.
 """
@@ -21,11 +22,29 @@ from .paste import paste_masks, scale_clip_boxes
 from .preprocess import preprocess
 from .roi_align import assign_levels, roi_align
 
+NUM_LEVELS = 5
+DENSE_INPUTS = ("image",)
+MASK_INPUTS = ("rois", "classes_onehot")
+
+
+def dense_output_names(num_feature_levels: int = 3) -> tuple[str, ...]:
+    return (tuple(f"logits_{i}" for i in range(NUM_LEVELS)) + tuple(f"bbox_reg_{i}" for i in range(NUM_LEVELS))
+            + tuple(f"ctrness_{i}" for i in range(NUM_LEVELS)) + tuple(f"p{i + 3}" for i in range(num_feature_levels)))
+
+
+def mask_output_names(maskiou: bool) -> tuple[str, ...]:
+    return ("mask_prob", "maskiou") if maskiou else ("mask_prob",)
+
 
 @dataclass
 class DenseOutputs:
     levels: list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # per level: logits (K,H,W), reg (4,H,W), ctr (1,H,W)
     features: list[np.ndarray]  # P3..P5, each (C, H, W)
+
+    @staticmethod
+    def from_named(out: dict[str, np.ndarray], num_feature_levels: int = 3) -> "DenseOutputs":
+        levels = [(out[f"logits_{i}"][0], out[f"bbox_reg_{i}"][0], out[f"ctrness_{i}"][0]) for i in range(NUM_LEVELS)]
+        return DenseOutputs(levels, [out[f"p{i + 3}"][0] for i in range(num_feature_levels)])
 
 
 class Segmenter(ABC):
@@ -33,16 +52,32 @@ class Segmenter(ABC):
 
     config: PipelineConfig
     class_names: tuple[str, ...] = ()
-    fixed_hw: tuple[int, int] | None = None  # set by fixed-shape backends
+    fixed_hw: tuple[int, int] | None = None  # fixed-shape backends: the graph's input size
+    mask_batch: int | None = None  # fixed-shape backends: the mask graph's RoI count (padded and chunked)
     timings: dict[str, float] = {}  # ms per stage of the last predict(): STAGES
 
     STAGES = ("preprocess", "graph1", "host", "graph2", "paste")
 
     @abstractmethod
-    def run_dense(self, tensor: np.ndarray) -> DenseOutputs: ...
+    def infer_dense(self, image: np.ndarray) -> dict[str, np.ndarray]: ...
 
     @abstractmethod
-    def run_masks(self, pooled: np.ndarray, onehot: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]: ...
+    def infer_masks(self, rois: np.ndarray, onehot: np.ndarray) -> dict[str, np.ndarray]: ...
+
+    def run_dense(self, tensor: np.ndarray) -> DenseOutputs:
+        return DenseOutputs.from_named(self.infer_dense(tensor), len(self.config.pooler_strides))
+
+    def run_masks(self, pooled: np.ndarray, onehot: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        n, b = len(pooled), self.mask_batch
+        if b is None:
+            out = self.infer_masks(pooled, onehot)
+        else:  # pad to a multiple of the fixed batch, run in chunks, drop the padding
+            pad = -n % b
+            rois = np.concatenate([pooled, np.zeros((pad, *pooled.shape[1:]), pooled.dtype)])
+            hot = np.concatenate([onehot, np.zeros((pad, onehot.shape[1]), onehot.dtype)])
+            chunks = [self.infer_masks(rois[i:i + b], hot[i:i + b]) for i in range(0, n + pad, b)]
+            out = {k: np.concatenate([c[k] for c in chunks])[:n] for k in chunks[0]}
+        return out["mask_prob"], out.get("maskiou")
 
     def predict(self, image: np.ndarray, trace: dict | None = None) -> Instances:
         """image: HxWx3 uint8 BGR. `trace`, if given, receives every intermediate stage."""

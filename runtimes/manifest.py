@@ -1,0 +1,126 @@
+"""The manifest: the one contract between converters and runtimes (manifest.json beside the graph files).
+
+A runtime reads only this file and the graph files it lists. Schema (version 1):
+
+    schema        "cmlite.manifest/1"
+    target        "onnxruntime" | "openvino" | "tflite" | "tensorrt"
+    precision     "fp32" | "fp16" | "bf16" | "int8"
+    model         variant, num_classes, class_names, category_ids, maskiou
+    input         colour "BGR", layout "NCHW", dtype, mean/std (applied inside graph 1), pad "mean",
+                  resize "pil_bilinear_shortest_edge", min_size, max_size, size_divisibility,
+                  fixed_hw [H, W] or null (dynamic)
+    pipeline      PipelineConfig (thresholds, strides, pooler settings)
+    graphs        dense / masks: file, sha256, bytes, inputs [{name, shape, dtype}],
+                  outputs [{name, shape, layout}], batch (fixed RoI count for masks, or null)
+    provenance    source checkpoint name and sha256, tool versions, date, command
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import PipelineConfig
+from .errors import CmliteError
+
+SCHEMA = "cmlite.manifest/1"
+MANIFEST = "manifest.json"
+TARGETS = ("onnxruntime", "openvino", "tflite", "tensorrt")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+
+
+class ManifestError(CmliteError):
+    pass
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class GraphSpec:
+    file: str
+    sha256: str
+    inputs: list[dict]
+    outputs: list[dict]
+    bytes: int = 0
+    batch: int | None = None  # masks graph: fixed RoI count (padded/chunked by the runtime), None = dynamic
+    extra: dict = field(default_factory=dict)
+
+    def output_names(self) -> list[str]:
+        return [o["name"] for o in self.outputs]
+
+
+@dataclass
+class Manifest:
+    target: str
+    precision: str
+    model: dict
+    input: dict
+    pipeline: PipelineConfig
+    graphs: dict[str, GraphSpec]
+    provenance: dict
+    schema: str = SCHEMA
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(self.model["class_names"])
+
+    @property
+    def fixed_hw(self) -> tuple[int, int] | None:
+        hw = self.input.get("fixed_hw")
+        return tuple(hw) if hw else None
+
+    def to_dict(self) -> dict:
+        return {"schema": self.schema, "target": self.target, "precision": self.precision, "model": self.model,
+                "input": self.input, "pipeline": self.pipeline.to_dict(),
+                "graphs": {k: {kk: vv for kk, vv in vars(g).items() if kk != "extra" or vv}
+                           for k, g in self.graphs.items()},
+                "provenance": self.provenance}
+
+    def write(self, folder: Path) -> Path:
+        path = Path(folder) / MANIFEST
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    def verify_files(self, folder: Path) -> None:
+        """Every graph file is present and has the recorded hash."""
+        for name, g in self.graphs.items():
+            path = Path(folder) / g.file
+            if not path.is_file():
+                raise ManifestError(f"{folder}: graph file {g.file} ({name}) is missing; convert the model again")
+            if sha256(path) != g.sha256:
+                raise ManifestError(f"{path}: sha256 differs from the manifest (file damaged or replaced); "
+                                    "convert the model again")
+
+
+def read_manifest(folder: str | Path) -> Manifest:
+    folder = Path(folder)
+    path = folder / MANIFEST if folder.is_dir() else folder
+    if not path.is_file():
+        hint = " (a folder written by `cmlite convert`, e.g. out/onnxruntime-fp32)"
+        raise ManifestError(f"no {MANIFEST} in {folder}{hint}" if folder.is_dir() else f"not found: {folder}{hint}")
+    try:
+        d = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ManifestError(f"{path} is not valid JSON ({e}); convert the model again") from None
+    if not isinstance(d, dict) or d.get("schema") != SCHEMA:
+        raise ManifestError(f"{path}: unknown manifest schema {d.get('schema') if isinstance(d, dict) else None!r}"
+                            f" (this cmlite reads {SCHEMA}); convert the model again with this version")
+    try:
+        if d["target"] not in TARGETS or d["precision"] not in PRECISIONS:
+            raise ManifestError(f"{path}: unknown target/precision {d['target']}/{d['precision']}")
+        graphs = {k: GraphSpec(**g) for k, g in d["graphs"].items()}
+        if set(graphs) != {"dense", "masks"}:
+            raise ManifestError(f"{path}: expected graphs 'dense' and 'masks', found {sorted(graphs)}")
+        return Manifest(target=d["target"], precision=d["precision"], model=d["model"], input=d["input"],
+                        pipeline=PipelineConfig.from_dict(d["pipeline"]), graphs=graphs,
+                        provenance=d.get("provenance", {}), schema=d["schema"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ManifestError(f"{path} is incomplete or malformed ({type(e).__name__}: {e}); "
+                            "convert the model again") from None

@@ -1,7 +1,15 @@
-"""Torch-free runtime: numpy + OpenCV and one backend package. Shared pre/post-processing lives here."""
+"""Torch-free runtime: numpy + OpenCV and one backend package. Shared pre/post-processing lives here.
+
+    import runtimes, cv2
+    seg = runtimes.load("out/openvino-fp32", threads=2)
+    inst = seg.predict(cv2.imread("image.jpg"))
+"""
 from .config import PipelineConfig
 from .errors import CmliteError
 from .instances import Instances
+from .loader import load
+from .manifest import Manifest, read_manifest
 from .pipeline import DenseOutputs, Segmenter
 
-__all__ = ["CmliteError", "DenseOutputs", "Instances", "PipelineConfig", "Segmenter"]
+__all__ = ["CmliteError", "DenseOutputs", "Instances", "Manifest", "PipelineConfig", "Segmenter", "load",
+           "read_manifest"]

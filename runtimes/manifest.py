@@ -3,7 +3,7 @@
 A runtime reads only this file and the graph files it lists. Schema (version 1):
 
     schema        "cmlite.manifest/1"
-    target        "onnxruntime" | "openvino" | "tflite" | "tensorrt"
+    target        "onnx" (ONNX Runtime) | "openvino" | "tflite" (LiteRT) | "tensorrt"
     precision     "fp32" | "fp16" | "bf16" | "int8"
     model         variant, num_classes, class_names, category_ids, maskiou
     input         colour "BGR", layout "NCHW", dtype, mean/std (applied inside graph 1), pad "mean",
@@ -11,7 +11,8 @@ A runtime reads only this file and the graph files it lists. Schema (version 1):
                   fixed_hw [H, W] or null (dynamic)
     pipeline      PipelineConfig (thresholds, strides, pooler settings)
     graphs        dense / masks: file, sha256, bytes, inputs [{name, shape, dtype}],
-                  outputs [{name, shape, layout}], batch (fixed RoI count for masks, or null)
+                  outputs [{name, shape, layout}], batch (fixed RoI count for masks, or null),
+                  aux_files {name: sha256} (e.g. an IR's .bin)
     provenance    source checkpoint name and sha256, tool versions, date, command
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ from .errors import CmliteError
 
 SCHEMA = "cmlite.manifest/1"
 MANIFEST = "manifest.json"
-TARGETS = ("onnxruntime", "openvino", "tflite", "tensorrt")
+TARGETS = ("onnx", "openvino", "tflite", "tensorrt")  # onnx runs on ONNX Runtime
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
@@ -50,7 +51,7 @@ class GraphSpec:
     outputs: list[dict]
     bytes: int = 0
     batch: int | None = None  # masks graph: fixed RoI count (padded/chunked by the runtime), None = dynamic
-    extra: dict = field(default_factory=dict)
+    aux_files: dict[str, str] = field(default_factory=dict)  # other files the graph needs -> sha256 (IR .bin)
 
     def output_names(self) -> list[str]:
         return [o["name"] for o in self.outputs]
@@ -79,8 +80,7 @@ class Manifest:
     def to_dict(self) -> dict:
         return {"schema": self.schema, "target": self.target, "precision": self.precision, "model": self.model,
                 "input": self.input, "pipeline": self.pipeline.to_dict(),
-                "graphs": {k: {kk: vv for kk, vv in vars(g).items() if kk != "extra" or vv}
-                           for k, g in self.graphs.items()},
+                "graphs": {k: vars(g) for k, g in self.graphs.items()},
                 "provenance": self.provenance}
 
     def write(self, folder: Path) -> Path:
@@ -91,19 +91,20 @@ class Manifest:
     def verify_files(self, folder: Path) -> None:
         """Every graph file is present and has the recorded hash."""
         for name, g in self.graphs.items():
-            path = Path(folder) / g.file
-            if not path.is_file():
-                raise ManifestError(f"{folder}: graph file {g.file} ({name}) is missing; convert the model again")
-            if sha256(path) != g.sha256:
-                raise ManifestError(f"{path}: sha256 differs from the manifest (file damaged or replaced); "
-                                    "convert the model again")
+            for file, digest in {g.file: g.sha256, **g.aux_files}.items():
+                path = Path(folder) / file
+                if not path.is_file():
+                    raise ManifestError(f"{folder}: {file} (graph {name}) is missing; convert the model again")
+                if sha256(path) != digest:
+                    raise ManifestError(f"{path}: sha256 differs from the manifest (file damaged or replaced); "
+                                        "convert the model again")
 
 
 def read_manifest(folder: str | Path) -> Manifest:
     folder = Path(folder)
     path = folder / MANIFEST if folder.is_dir() else folder
     if not path.is_file():
-        hint = " (a folder written by `cmlite convert`, e.g. out/onnxruntime-fp32)"
+        hint = " (a folder written by `cmlite convert`, e.g. out/onnx-fp32)"
         raise ManifestError(f"no {MANIFEST} in {folder}{hint}" if folder.is_dir() else f"not found: {folder}{hint}")
     try:
         d = json.loads(path.read_text())

@@ -1,0 +1,170 @@
+"""`cmlite convert`: one folder per target and precision, each with its graphs and manifest.json.
+
+Every folder is built under a hidden temporary name and renamed into place only when complete, so a
+failed or interrupted conversion leaves nothing half-written.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from lite.model import CenterMaskLite
+from runtimes.config import PipelineConfig
+from runtimes.errors import CmliteError
+from runtimes.manifest import SCHEMA, GraphSpec, Manifest, sha256
+
+# target -> precisions it can be converted to here
+SUPPORTED = {"onnx": ("fp32", "fp16"), "openvino": ("fp32", "fp16", "bf16"), "tflite": ("fp32", "fp16")}
+
+
+@dataclass(frozen=True)
+class Job:
+    target: str
+    precision: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.target}-{self.precision}"
+
+
+def plan(targets: list[str], precisions: list[str]) -> list[Job]:
+    jobs = []
+    for t in targets:
+        if t not in SUPPORTED:
+            raise CmliteError(f"unknown target {t!r}; choose from {', '.join(SUPPORTED)}")
+        for p in precisions:
+            if p not in SUPPORTED[t]:
+                if p in ("int8",):
+                    raise CmliteError(f"{t}: {p} needs calibration data (`cmlite quantize`), not `convert`")
+                continue  # e.g. bf16 is an OpenVINO-only precision
+            jobs.append(Job(t, p))
+    if not jobs:
+        raise CmliteError(f"nothing to convert: precisions {precisions} are not available for {targets} "
+                          f"(available: {SUPPORTED})")
+    return jobs
+
+
+def default_fixed_hw(cfg: PipelineConfig) -> tuple[int, int]:
+    """Fixed-shape targets default to a 4:3 landscape frame at the test size, padded."""
+    d = cfg.size_divisibility
+    short = cfg.min_size
+    long = min(int(short * 4 / 3 + 0.5), cfg.max_size)
+    return -(-short // d) * d, -(-long // d) * d
+
+
+def _versions(*packages: str) -> dict[str, str]:
+    out = {}
+    for p in packages:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _manifest(model: CenterMaskLite, job: Job, cfg: PipelineConfig, graphs: dict[str, GraphSpec],
+              fixed_hw, provenance: dict) -> Manifest:
+    model_info = {"variant": model.variant.name, "num_classes": model.variant.num_classes,
+                  "class_names": list(model.class_names), "category_ids": list(model.category_ids),
+                  "maskiou": model.variant.maskiou}
+    input_info = {"colour": "BGR", "layout": "NCHW", "dtype": "float32", "value_range": [0, 255],
+                  "mean": list(cfg.pixel_mean), "std": list(cfg.pixel_std), "normalization": "inside graph 1",
+                  "pad": "mean (the normalised zero)", "resize": "shortest edge, PIL bilinear (antialiased)",
+                  "min_size": cfg.min_size, "max_size": cfg.max_size, "size_divisibility": cfg.size_divisibility,
+                  "fixed_hw": list(fixed_hw) if fixed_hw else None}
+    return Manifest(target=job.target, precision=job.precision, model=model_info, input=input_info, pipeline=cfg,
+                    graphs=graphs, provenance=provenance, schema=SCHEMA)
+
+
+def _graph_spec(folder: Path, file: str, io, batch: int | None = None) -> GraphSpec:
+    path = folder / file
+    inputs, outputs = io(path)
+    return GraphSpec(file=file, sha256=sha256(path), bytes=path.stat().st_size, inputs=inputs, outputs=outputs,
+                     batch=batch)
+
+
+def convert(model: CenterMaskLite, out_dir: str | Path, targets: list[str], precisions: list[str],
+            fixed_hw: tuple[int, int] | None = None, source: Path | None = None, mask_batch: int = 16,
+            log=print) -> list[Path]:
+    """Convert `model` for every target x precision; returns the written folders."""
+    jobs = plan(targets, precisions)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cfg = model.config
+    provenance = {"source_checkpoint": source.name if source else None,
+                  "source_sha256": sha256(source) if source else None,
+                  "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                  "command": " ".join(["cmlite", *sys.argv[1:]]) if sys.argv[0].endswith("cmlite") else None,
+                  "tools": _versions("cmlite", "torch", "onnx", "onnxslim", "onnxruntime", "openvino",
+                                     "litert-torch", "ai-edge-litert", "numpy")}
+    written = []
+    with tempfile.TemporaryDirectory(prefix=".cmlite-convert-", dir=out_dir) as work:
+        work = Path(work)
+        exported: dict[str, Path] = {}
+
+        def onnx_fp32(kind: str) -> Path:
+            if kind not in exported:
+                from . import onnx_export
+
+                log(f"  exporting graph {1 if kind == 'dense' else 2} ({kind}) to ONNX ...")
+                path = work / f"{kind}.onnx"
+                (onnx_export.export_dense(model, path, fixed_hw) if kind == "dense"
+                 else onnx_export.export_masks(model, path))
+                exported[kind] = path
+            return exported[kind]
+
+        for i, job in enumerate(jobs, 1):
+            log(f"[{i}/{len(jobs)}] {job.name}")
+            final = out_dir / job.name
+            partial = work / job.name
+            partial.mkdir()
+            if job.target == "onnx":
+                graphs = _build_onnx(job, partial, onnx_fp32)
+                hw = fixed_hw
+            elif job.target == "openvino":
+                graphs = _build_openvino(job, partial, onnx_fp32)
+                hw = fixed_hw
+            else:
+                from . import tflite_export
+
+                hw = fixed_hw or default_fixed_hw(cfg)
+                graphs = tflite_export.build(model, job.precision, partial, hw, mask_batch, log)
+            _manifest(model, job, cfg, graphs, hw, provenance).write(partial)
+            if final.exists():
+                old = work / f"{job.name}.old"
+                final.rename(old)
+            partial.rename(final)
+            written.append(final)
+            log(f"  -> {final}")
+    return written
+
+
+def _build_onnx(job: Job, folder: Path, onnx_fp32) -> dict[str, GraphSpec]:
+    from . import onnx_export
+
+    graphs = {}
+    for kind in ("dense", "masks"):
+        dst = folder / f"{kind}.onnx"
+        if job.precision == "fp32":
+            shutil.copyfile(onnx_fp32(kind), dst)
+        else:
+            onnx_export.to_fp16(onnx_fp32(kind), dst)
+        graphs[kind] = _graph_spec(folder, dst.name, onnx_export.io_spec)
+    return graphs
+
+
+def _build_openvino(job: Job, folder: Path, onnx_fp32) -> dict[str, GraphSpec]:
+    from . import openvino_export
+
+    graphs = {}
+    for kind in ("dense", "masks"):
+        xml = folder / f"{kind}.xml"
+        openvino_export.onnx_to_ir(onnx_fp32(kind), xml, fp16_weights=job.precision == "fp16")
+        graphs[kind] = _graph_spec(folder, xml.name, openvino_export.io_spec)
+        graphs[kind].aux_files = {xml.with_suffix(".bin").name: sha256(xml.with_suffix(".bin"))}
+    return graphs

@@ -1,0 +1,102 @@
+"""PyTorch -> ONNX (opset 18, torch.export-based exporter), simplified with onnxslim and checked.
+
+Graph 1 has dynamic H and W (multiples of 32) unless a fixed size is asked for; graph 2 a dynamic RoI
+count unless a fixed batch is asked for. FP16 graphs keep float32 inputs and outputs.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+
+from lite.model import CenterMaskLite
+
+from .graphs import DENSE_INPUTS, MASK_INPUTS, DenseGraph, MaskGraph, dense_output_names, mask_output_names, \
+    sample_inputs
+
+OPSET = 18
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """The exporter logs about torchvision ops we do not use and warns about internals; keep the CLI clean."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.onnx._internal.exporter._registration",
+                                              "torch._export", "torch.export")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, lv in zip(loggers, levels):
+            lg.setLevel(lv)
+
+
+def _finish(proto: onnx.ModelProto, path: Path) -> Path:
+    import onnxslim
+
+    proto = onnxslim.slim(proto)
+    onnx.checker.check_model(proto, full_check=True)
+    onnx.save(proto, str(path))  # one self-contained file (the graphs are far below 2 GB)
+    return path
+
+
+def _export(module: torch.nn.Module, args: tuple, path: Path, inputs, outputs, dynamic_shapes) -> onnx.ModelProto:
+    tmp = path.with_suffix(".export.onnx")
+    with _quiet_exporter(), torch.inference_mode(False), torch.no_grad():
+        torch.onnx.export(module.eval(), args, str(tmp), input_names=list(inputs), output_names=list(outputs),
+                          opset_version=OPSET, dynamo=True, dynamic_shapes=dynamic_shapes, verbose=False)
+    proto = onnx.load(str(tmp), load_external_data=True)
+    tmp.unlink()
+    tmp.with_name(tmp.name + ".data").unlink(missing_ok=True)
+    return proto
+
+
+def export_dense(model: CenterMaskLite, path: Path, fixed_hw: tuple[int, int] | None = None) -> Path:
+    image, _, _ = sample_inputs(model, fixed_hw or (320, 416), 1)
+    dyn = None
+    if fixed_hw is None:
+        h, w = torch.export.Dim("h", min=1, max=256), torch.export.Dim("w", min=1, max=256)
+        dyn = ({2: 32 * h, 3: 32 * w},)
+    names = dense_output_names(len(model.config.pooler_strides))
+    return _finish(_export(DenseGraph(model), (image,), path, DENSE_INPUTS, names, dyn), path)
+
+
+def export_masks(model: CenterMaskLite, path: Path, batch: int | None = None) -> Path:
+    _, rois, onehot = sample_inputs(model, (32, 32), batch or 8)
+    dyn = None
+    if batch is None:
+        n = torch.export.Dim("n", min=1, max=4096)
+        dyn = ({0: n}, {0: n})
+    names = mask_output_names(model.variant.maskiou)
+    return _finish(_export(MaskGraph(model), (rois, onehot), path, MASK_INPUTS, names, dyn), path)
+
+
+def to_fp16(src: Path, dst: Path) -> Path:
+    """FP16 weights and compute, float32 inputs/outputs (ONNX Runtime's converter)."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    proto = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    return _finish(proto, dst)  # the converter appends its input casts last; slimming re-sorts the graph
+
+
+def io_spec(path: Path) -> tuple[list[dict], list[dict]]:
+    """Inputs and outputs of an ONNX file as manifest entries (symbolic dims as strings)."""
+    g = onnx.load(str(path), load_external_data=False).graph
+
+    def dims(v):
+        return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in v.type.tensor_type.shape.dim]
+
+    def dtype(v):
+        return onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name
+
+    inputs = [{"name": v.name, "shape": dims(v), "dtype": dtype(v)} for v in g.input]
+    outputs = [{"name": v.name, "shape": dims(v), "dtype": dtype(v), "layout": "NCHW" if len(dims(v)) == 4 else "NC"}
+               for v in g.output]
+    return inputs, outputs

@@ -1,0 +1,51 @@
+"""OpenVINO backend (CPU). The execution precision is set explicitly from the manifest: OpenVINO would
+otherwise pick bf16 on CPUs that have it, which is not what an FP32 artifact promises."""
+from __future__ import annotations
+
+import numpy as np
+
+from .backend import ConvertedSegmenter, require
+from .errors import CmliteError
+
+HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
+
+
+class OpenVinoSegmenter(ConvertedSegmenter):
+    device_name = "CPU"
+
+    def open(self) -> None:
+        ov = require("openvino", "openvino")
+        core = ov.Core()
+        caps = core.get_property(self.device_name, "OPTIMIZATION_CAPABILITIES")
+        precision = self.manifest.precision
+        if precision not in HINTS:
+            raise CmliteError(f"OpenVINO backend cannot run {precision} artifacts")
+        hint = HINTS[precision]
+        if precision == "bf16" and "BF16" not in caps:
+            raise CmliteError(f"this CPU cannot run bf16 (OpenVINO reports {', '.join(caps)}); "
+                              "use the openvino-fp32 model")
+        if precision == "fp16" and "FP16" not in caps:
+            hint = "f32"  # FP16 weights, computed in f32 on CPUs without FP16 arithmetic
+        self.execution_precision = {"f32": "fp32", "f16": "fp16", "bf16": "bf16"}[hint]
+        config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1"}
+        if self.threads:
+            config["INFERENCE_NUM_THREADS"] = str(self.threads)
+        self.requests = {}
+        for kind in ("dense", "masks"):
+            compiled = core.compile_model(str(self.graph_path(kind)), self.device_name, config)
+            self.requests[kind] = (compiled.create_infer_request(), [o.get_any_name() for o in compiled.outputs])
+
+    @property
+    def device(self) -> str:
+        return f"openvino {self.manifest.precision} (executes {self.execution_precision}) on {self.device_name}"
+
+    def _run(self, kind: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        request, names = self.requests[kind]
+        request.infer(feeds)
+        return {n: request.get_output_tensor(i).data.copy() for i, n in enumerate(names)}
+
+    def infer_dense(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        return self._run("dense", {"image": image})
+
+    def infer_masks(self, rois: np.ndarray, onehot: np.ndarray) -> dict[str, np.ndarray]:
+        return self._run("masks", {"rois": rois, "classes_onehot": onehot})

@@ -11,15 +11,45 @@ from pathlib import Path
 from runtimes.errors import CmliteError
 
 
-def _load_torch_segmenter(weights: str, threads: int | None, **overrides):
+def _need_torch(flag: str) -> None:
     try:
         import torch  # noqa: F401
     except ImportError:
-        raise CmliteError("--weights needs PyTorch, which is not installed: pip install 'cmlite[torch]' "
-                          "(or run a converted model with --model DIR)") from None
+        raise CmliteError(f"{flag} needs PyTorch, which is not installed: pip install 'cmlite[torch]'"
+                          + (" (or run a converted model with --model DIR)" if flag == "--weights" else "")) from None
+
+
+def _load_model(weights: str):
+    _need_torch("--weights")
     import lite
 
-    return lite.predictor(lite.load_model(weights), threads=threads, **overrides)
+    return lite.load_model(weights)
+
+
+def _segmenter(args, **overrides):
+    """--weights CKPT (eager PyTorch) or --model DIR (converted, torch-free)."""
+    if getattr(args, "model", None):
+        import runtimes
+
+        return runtimes.load(args.model, threads=args.threads, **overrides)
+    import lite
+
+    return lite.predictor(_load_model(args.weights), threads=args.threads, **overrides)
+
+
+def _overrides(args) -> dict:
+    return {k: v for k, v in (("min_size", args.min_size), ("max_size", args.max_size),
+                              ("score_thresh", args.score_thresh)) if v is not None}
+
+
+def _check_images(paths: list[str]):
+    from .images import expand_images
+
+    images = expand_images(paths)
+    for p in images:  # fail before loading a model on a missing file
+        if not p.is_file():
+            raise CmliteError(f"image not found: {p}")
+    return images
 
 
 def cmd_predict(args) -> None:
@@ -27,29 +57,23 @@ def cmd_predict(args) -> None:
     from tqdm import tqdm
 
     from .coco_results import image_ids, to_coco_results
-    from .images import expand_images, read_bgr
+    from .images import read_bgr
     from .visualize import draw
 
-    images = expand_images(args.images)
-    for p in images:  # fail before loading the model on a missing file
-        if not p.is_file():
-            raise CmliteError(f"image not found: {p}")
-    overrides = {k: v for k, v in (("min_size", args.min_size), ("max_size", args.max_size),
-                                   ("score_thresh", args.score_thresh)) if v is not None}
-    seg = _load_torch_segmenter(args.weights, args.threads, **overrides)
-    category_ids = seg.model.category_ids
+    images = _check_images(args.images)
+    seg = _segmenter(args, **_overrides(args))
+    print(f"model: {seg.device}", file=sys.stderr)
     results, used = [], set()
-    ids = image_ids(images)
     vis_dir = Path(args.save_vis) if args.save_vis else None
     if vis_dir:
         vis_dir.mkdir(parents=True, exist_ok=True)
-    for path, image_id in tqdm(list(zip(images, ids)), desc="predict", unit="img", disable=len(images) < 2,
-                               file=sys.stderr):
+    for path, image_id in tqdm(list(zip(images, image_ids(images))), desc="predict", unit="img",
+                               disable=len(images) < 2, file=sys.stderr):
         img = read_bgr(path)
         t0 = time.perf_counter()
         inst = seg.predict(img)
         ms = (time.perf_counter() - t0) * 1e3
-        results += to_coco_results(inst, image_id, category_ids)
+        results += to_coco_results(inst, image_id, seg.category_ids)
         top = ", ".join(f"{inst.label(i)} {inst.scores[i]:.2f}" for i in range(min(3, len(inst))))
         line = f"{path}: {len(inst)} instances in {ms:.0f} ms" + (f" ({top}{', ...' if len(inst) > 3 else ''})"
                                                                   if len(inst) else "")
@@ -68,6 +92,80 @@ def cmd_predict(args) -> None:
         print(f"wrote {len(results)} results for {len(images)} images to {args.json}")
 
 
+def _parse_hw(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise CmliteError(f"--input-size {text!r}: expected HxW, e.g. 608x800") from None
+    if h <= 0 or w <= 0 or h % 32 or w % 32:
+        raise CmliteError(f"--input-size {text}: both sides must be positive multiples of 32 (e.g. 608x800)")
+    return h, w
+
+
+def cmd_convert(args) -> None:
+    _need_torch("cmlite convert")
+    from converters.convert import convert
+
+    fixed = _parse_hw(args.input_size)
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
+    model = _load_model(args.weights)
+    overrides = _overrides(args)
+    overrides.pop("score_thresh", None)
+    if overrides:
+        model.config = model.config.with_(**overrides)
+    t0 = time.perf_counter()
+    folders = convert(model, args.out, targets, precisions, fixed_hw=fixed, source=Path(args.weights),
+                      log=lambda m: print(m, file=sys.stderr))
+    from runtimes.manifest import read_manifest
+
+    from .table import format_table
+
+    rows = []
+    for f in folders:
+        m = read_manifest(f)
+        size = sum(g.bytes for g in m.graphs.values())
+        hw = "x".join(map(str, m.fixed_hw)) if m.fixed_hw else "dynamic"
+        rows.append([f.name, m.target, m.precision, hw, f"{size / 2**20:.1f} MB", str(f)])
+    print(format_table(["model", "target", "precision", "input", "size", "folder"], rows))
+    print(f"converted {len(folders)} models in {time.perf_counter() - t0:.0f} s")
+
+
+def cmd_parity(args) -> None:
+    import runtimes
+
+    from .images import read_bgr
+    from .parity import compare
+    from .table import format_table
+
+    images = _check_images(args.images)
+    import lite
+
+    reference = lite.predictor(_load_model(args.weights), threads=args.threads, **_overrides(args))
+    report, rows = [], []
+    for folder in args.model:
+        seg = runtimes.load(folder, threads=args.threads, **_overrides(args))
+        for path in images:
+            res = compare(reference, seg, read_bgr(path), seg.manifest.precision)
+            s = res.summary()
+            report.append({"model": str(folder), "image": str(path), **s,
+                           "stages": [{"stage": n, "error": e, "ok": ok} for n, e, ok in res.stages],
+                           "instances_detail": [vars(m) for m in res.matches]})
+            rows.append([Path(folder).name, path.name, f"{s['matched']}/{s['ref_instances']} ({s['instances']})",
+                         s["min_box_iou"], s["min_mask_iou"], s["median_mask_iou"], s["max_abs_score_diff"],
+                         s["first_divergence"]])
+            if args.verbose:
+                print(format_table(["stage", "error", "ok"], [[n, e, "yes" if ok else "NO"] for n, e, ok in res.stages],
+                                   floatfmt=".2e"))
+    print(format_table(["model", "image", "matched (got)", "min box IoU", "min mask IoU", "median mask IoU",
+                        "max |dscore|", "first divergence"], rows, floatfmt=".4f"))
+    if args.json:
+        _write_json_atomic(Path(args.json), report)
+        print(f"wrote {args.json}")
+
+
 def _write_json_atomic(path: Path, obj) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -78,21 +176,51 @@ def _write_json_atomic(path: Path, obj) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _add_runtime_args(p, weights_required: bool = False) -> None:
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--min-size", type=int, help="test size: short side (default: the model's, 600 for Lite)")
+    p.add_argument("--max-size", type=int, help="test size: long side cap (default: the model's, 1000 for Lite)")
+    p.add_argument("--score-thresh", type=float, help="detection threshold (default 0.05, as the official model)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cmlite", description="CenterMask-Lite on the edge: convert, run, measure.")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("predict", help="segment images with a checkpoint",
+
+    p = sub.add_parser("predict", help="segment images with a checkpoint or a converted model",
                        description="Segment images. Prints a line per image; writes pictures and COCO results.")
     p.add_argument("images", nargs="+", help="image files or folders of images")
-    p.add_argument("--weights", required=True, help="CenterMask2 / cmlite checkpoint (.pth)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--weights", help="CenterMask2 / cmlite checkpoint (.pth), run in PyTorch")
+    src.add_argument("--model", help="a converted model folder (from `cmlite convert`), run without PyTorch")
     p.add_argument("--save-vis", metavar="DIR", help="write a picture with the instances drawn per image")
     p.add_argument("--vis-thresh", type=float, default=0.3, help="score threshold for drawing (default 0.3)")
     p.add_argument("--json", metavar="OUT", help="write COCO-format results (RLE masks, mask_score extra field)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
-    p.add_argument("--min-size", type=int, help="test size: short side (default 600, the official Lite setting)")
-    p.add_argument("--max-size", type=int, help="test size: long side cap (default 1000)")
-    p.add_argument("--score-thresh", type=float, help="detection threshold (default 0.05, as the official model)")
+    _add_runtime_args(p)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("convert", help="convert a checkpoint for ONNX Runtime, OpenVINO and TFLite",
+                       description="Writes OUT/<target>-<precision>/ with the graphs and manifest.json per pair.")
+    p.add_argument("--weights", required=True, help="CenterMask2 / cmlite checkpoint (.pth)")
+    p.add_argument("--targets", default="onnx,openvino,tflite", help="comma list of onnx, openvino, tflite")
+    p.add_argument("--precision", default="fp32,fp16", help="comma list of fp32, fp16 (bf16: OpenVINO only)")
+    p.add_argument("--input-size", metavar="HxW", help="fixed graph input size (TFLite always has one; "
+                   "default for it: a 4:3 frame at the test size, e.g. 608x800)")
+    p.add_argument("--min-size", type=int, help="test size written to the manifest: short side")
+    p.add_argument("--max-size", type=int, help="test size written to the manifest: long side cap")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=cmd_convert, score_thresh=None)
+
+    p = sub.add_parser("parity", help="compare converted models with the PyTorch model on images",
+                       description="Per-instance box/mask IoU and score difference, and the first stage that "
+                                   "diverges beyond the precision's tolerance.")
+    p.add_argument("images", nargs="+", help="image files or folders")
+    p.add_argument("--weights", required=True, help="the checkpoint the models were converted from")
+    p.add_argument("--model", action="append", required=True, help="converted model folder (repeat for more)")
+    p.add_argument("--json", metavar="OUT", help="write the full report as JSON")
+    p.add_argument("-v", "--verbose", action="store_true", help="print the stage table per image")
+    _add_runtime_args(p)
+    p.set_defaults(func=cmd_parity)
     return parser
 
 

@@ -15,10 +15,15 @@ class TorchSegmenter(Segmenter):
         self.model = model.eval()
         self.config = model.config.with_(**overrides)
         self.class_names = model.class_names
+        self.category_ids = model.category_ids
         self._dense_names = dense_output_names(len(self.config.pooler_strides))
         self._mask_names = mask_output_names(model.variant.maskiou)
         if threads:
             torch.set_num_threads(threads)
+
+    @property
+    def device(self) -> str:
+        return f"pytorch fp32 eager on CPU ({torch.get_num_threads()} threads)"
 
     @torch.inference_mode()
     def infer_dense(self, image: np.ndarray) -> dict[str, np.ndarray]:

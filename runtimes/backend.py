@@ -26,6 +26,7 @@ class ConvertedSegmenter(Segmenter):
         self.folder = Path(folder)
         self.config = manifest.pipeline.with_(**overrides)
         self.class_names = manifest.class_names
+        self.category_ids = tuple(manifest.model["category_ids"])
         self.fixed_hw = manifest.fixed_hw
         self.mask_batch = manifest.graphs["masks"].batch
         self.threads = threads
@@ -40,5 +41,4 @@ class ConvertedSegmenter(Segmenter):
 
     @property
     def device(self) -> str:
-        """Where the graphs run, in words (for reports and the camera overlay)."""
         return f"{self.manifest.target} {self.manifest.precision} on CPU"

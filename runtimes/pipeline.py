@@ -60,11 +60,17 @@ class Segmenter(ABC):
 
     config: PipelineConfig
     class_names: tuple[str, ...] = ()
+    category_ids: tuple[int, ...] = ()  # dataset ids of the classes (COCO results files)
     fixed_hw: tuple[int, int] | None = None  # fixed-shape backends: the graph's input size
     mask_batch: int | None = None  # fixed-shape backends: the mask graph's RoI count (padded and chunked)
     timings: dict[str, float] = {}  # ms per stage of the last predict(): STAGES
 
     STAGES = ("preprocess", "graph1", "host", "graph2", "paste")
+
+    @property
+    def device(self) -> str:
+        """Where the graphs run, in words (reports, the camera overlay)."""
+        return type(self).__name__
 
     @abstractmethod
     def infer_dense(self, image: np.ndarray) -> dict[str, np.ndarray]: ...

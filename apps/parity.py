@@ -1,0 +1,137 @@
+"""Parity of a converted model with the PyTorch model: per-instance agreement and the first stage that diverges."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from runtimes.instances import Instances
+from runtimes.pipeline import Segmenter
+
+# relative error beyond which a float stage counts as diverged, per precision
+TOLERANCE = {"fp32": 1e-3, "fp16": 3e-2, "bf16": 5e-2, "int8": 0.15}
+
+
+def rel_err(a: np.ndarray, b: np.ndarray) -> float:
+    if a.shape != b.shape:
+        return float("inf")
+    scale = float(np.abs(b).max()) if b.size else 0.0
+    return float(np.abs(a.astype(np.float64) - b).max() / max(scale, 1e-12)) if b.size else 0.0
+
+
+def box_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
+    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-12)
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+@dataclass
+class Match:
+    ref: int
+    got: int  # -1 when unmatched
+    label: str
+    box_iou: float = 0.0
+    mask_iou: float = 0.0
+    score_diff: float = float("nan")
+
+
+def greedy_pairs(ref_boxes, ref_classes, ref_scores, boxes, classes, min_iou: float = 0.5):
+    """Greedy by reference score: each reference item takes the same-class item with the highest box IoU
+    (>= min_iou). Returns [(ref index, index or -1, IoU)] in reference score order, and the unmatched items."""
+    ious = box_iou_matrix(ref_boxes, boxes) if len(ref_boxes) and len(boxes) else np.zeros((len(ref_boxes), len(boxes)))
+    free = np.ones(len(boxes), bool)
+    pairs = []
+    for i in np.argsort(-ref_scores, kind="stable"):
+        cand = np.nonzero(free & (classes == ref_classes[i]) & (ious[i] >= min_iou))[0]
+        if not len(cand):
+            pairs.append((int(i), -1, 0.0))
+            continue
+        j = int(cand[np.argmax(ious[i, cand])])
+        free[j] = False
+        pairs.append((int(i), j, float(ious[i, j])))
+    return pairs, np.nonzero(free)[0].tolist()
+
+
+def match_instances(ref: Instances, got: Instances, min_iou: float = 0.5) -> tuple[list[Match], list[int]]:
+    pairs, extra = greedy_pairs(ref.boxes, ref.classes, ref.scores, got.boxes, got.classes, min_iou)
+    matches = [Match(i, j, ref.label(i)) if j < 0 else
+               Match(i, j, ref.label(i), iou, mask_iou(ref.masks[i], got.masks[j]), float(got.scores[j] - ref.scores[i]))
+               for i, j, iou in pairs]
+    return matches, extra
+
+
+@dataclass
+class ParityResult:
+    stages: list[tuple[str, float, bool]]  # (stage, error measure, within tolerance)
+    matches: list[Match]
+    extra: list[int]
+    n_ref: int
+    n_got: int
+    details: dict = field(default_factory=dict)
+
+    @property
+    def first_divergence(self) -> str | None:
+        return next((s for s, _, ok in self.stages if not ok), None)
+
+    def summary(self) -> dict:
+        m = [x for x in self.matches if x.got >= 0]
+        return {"ref_instances": self.n_ref, "instances": self.n_got, "matched": len(m),
+                "min_box_iou": min((x.box_iou for x in m), default=float("nan")),
+                "min_mask_iou": min((x.mask_iou for x in m), default=float("nan")),
+                "median_mask_iou": float(np.median([x.mask_iou for x in m])) if m else float("nan"),
+                "max_abs_score_diff": max((abs(x.score_diff) for x in m), default=float("nan")),
+                "first_divergence": self.first_divergence or "none"}
+
+
+def compare(reference: Segmenter, converted: Segmenter, image: np.ndarray, precision: str = "fp32") -> ParityResult:
+    """Run both on `image` and compare stage by stage; tolerance from the converted model's precision."""
+    tol = TOLERANCE.get(precision, 1e-3)
+    rt: dict = {}
+    ct: dict = {}
+    ref = reference.predict(image, rt)
+    got = converted.predict(image, ct)
+    stages: list[tuple[str, float, bool]] = []
+    details: dict = {}
+    e = rel_err(ct["preprocessed"].tensor, rt["preprocessed"].tensor)
+    stages.append(("input", e, e == 0.0))
+    per_output = {}
+    for lvl, (a, b) in enumerate(zip(ct["dense"].levels, rt["dense"].levels)):
+        for name, x, y in zip(("logits", "bbox_reg", "ctrness"), a, b):
+            per_output[f"{name}_{lvl}"] = rel_err(x, y)
+    for i, (x, y) in enumerate(zip(ct["dense"].features, rt["dense"].features)):
+        per_output[f"p{i + 3}"] = rel_err(x, y)
+    details["graph1"] = per_output
+    e = max(per_output.values())
+    stages.append(("graph1", e, e <= tol))
+    rp, cp = rt["proposals"], ct["proposals"]
+    # the same proposals, possibly reordered by near-tied scores: pair them up, then compare in pairs
+    pairs, unpaired = greedy_pairs(rp.boxes, rp.classes, rp.scores, cp.boxes, cp.classes, min_iou=0.9)
+    same = not unpaired and all(j >= 0 for _, j, _ in pairs)
+    details["proposals"] = {"ref": len(rp), "converted": len(cp), "paired": sum(j >= 0 for _, j, _ in pairs)}
+    if same:
+        ri = np.array([i for i, _, _ in pairs], np.int64)
+        ci = np.array([j for _, j, _ in pairs], np.int64)
+        e = rel_err(cp.boxes[ci], rp.boxes[ri])
+        stages.append(("proposals", e, e <= tol))
+        lv = float(np.mean(rt["level_assignment"][ri] != ct["level_assignment"][ci])) if len(ri) else 0.0
+        stages.append(("levels", lv, lv == 0.0))
+        e = rel_err(ct["pooled"][ci], rt["pooled"][ri])
+        stages.append(("roi_align", e, e <= tol))
+        e = rel_err(ct["mask_probs"][ci], rt["mask_probs"][ri])
+        if rt["maskiou"] is not None and ct["maskiou"] is not None:
+            e = max(e, rel_err(ct["maskiou"][ci], rt["maskiou"][ri]))
+        stages.append(("graph2", e, e <= tol))
+    else:
+        stages.append(("proposals", float("inf"), False))
+    matches, extra = match_instances(ref, got)
+    ok = all(m.got >= 0 for m in matches) and not extra and all(m.mask_iou >= 0.99 for m in matches)
+    worst = min((m.mask_iou for m in matches if m.got >= 0), default=0.0)
+    stages.append(("instances", worst, ok))
+    return ParityResult(stages, matches, extra, len(ref), len(got), details)

@@ -1,0 +1,14 @@
+"""Plain-text tables for results people compare."""
+from __future__ import annotations
+
+
+def format_table(headers: list[str], rows: list[list], floatfmt: str = ".3f") -> str:
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return "nan" if v != v else format(v, floatfmt)
+        return str(v)
+
+    cells = [[cell(v) for v in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    line = lambda vals: "  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(vals, widths)))  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])

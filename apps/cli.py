@@ -62,7 +62,7 @@ def cmd_predict(args) -> None:
 
     images = _check_images(args.images)
     seg = _segmenter(args, **_overrides(args))
-    print(f"model: {seg.device}", file=sys.stderr)
+    print(f"model: {seg.device}")
     results, used = [], set()
     vis_dir = Path(args.save_vis) if args.save_vis else None
     if vis_dir:

@@ -106,11 +106,12 @@ def _parse_hw(text: str | None) -> tuple[int, int] | None:
 
 def cmd_convert(args) -> None:
     _need_torch("cmlite convert")
-    from converters.convert import convert
+    from converters.convert import convert, plan
 
     fixed = _parse_hw(args.input_size)
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
+    plan(targets, precisions)  # fail on a bad target before loading anything
     model = _load_model(args.weights)
     overrides = _overrides(args)
     overrides.pop("score_thresh", None)

@@ -68,3 +68,24 @@ def ref_run(ref_model):
         ref_model.dense(torch.from_numpy(host["preprocessed"].tensor), dense)
         dense["mask_logits"], dense["sam_out"] = ref_model.roi_heads.mask_head(pooled, return_sam=True)
     return inst, host, dense
+
+
+def run_torch_free(code: str, timeout: int = 300):
+    """Run python code in a fresh process where `import torch` fails (as on a device without torch)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    prelude = "import sys\nsys.modules['torch'] = None  # any import of torch now raises ImportError\n"
+    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def converted(tmp_path_factory, ref_model):
+    """The reference checkpoint converted once per session: {folder name: path}."""
+    from converters.convert import convert
+
+    out = tmp_path_factory.mktemp("converted")
+    folders = convert(ref_model, out, ["onnx", "openvino"], ["fp32", "fp16"], source=CKPT, log=lambda m: None)
+    return {f.name: f for f in folders}

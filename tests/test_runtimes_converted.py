@@ -1,0 +1,129 @@
+"""Converted models through the one runtime interface: official results, manifest, torch-free, bad input."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+import runtimes
+from runtimes.errors import CmliteError
+from runtimes.manifest import SCHEMA, read_manifest, sha256
+
+from .conftest import CKPT, IMAGE, box_iou, mask_iou, run_torch_free
+
+FP32 = ["onnx-fp32", "openvino-fp32"]
+
+
+@pytest.mark.parametrize("name", FP32)
+def test_fp32_backends_reproduce_official_instances(converted, reference, name):
+    seg = runtimes.load(converted[name], threads=2)
+    inst = seg.predict(cv2.imread(str(IMAGE)))
+    assert len(inst) == 50
+    np.testing.assert_array_equal(inst.classes, reference["final.classes"])
+    assert box_iou(inst.boxes, reference["final.boxes"]).min() >= 0.99
+    assert mask_iou(inst.masks, reference["final.masks"]).min() >= 0.99
+    np.testing.assert_allclose(inst.mask_scores, reference["final.mask_scores"], rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["onnx-fp16", "openvino-fp16"])
+def test_fp16_parity_figures(converted, ref_model, name):
+    import lite
+    from apps.parity import compare
+
+    res = compare(lite.predictor(ref_model), runtimes.load(converted[name]), cv2.imread(str(IMAGE)), "fp16")
+    s = res.summary()
+    assert s["matched"] == s["ref_instances"] == 50 and s["instances"] == 50
+    assert s["min_box_iou"] >= 0.99 and s["median_mask_iou"] >= 0.99 and s["min_mask_iou"] >= 0.8
+    assert s["max_abs_score_diff"] < 1e-2
+    stages = dict((n, ok) for n, _, ok in res.stages)
+    assert stages["input"] and stages["graph1"] and stages["proposals"] and stages["levels"]
+
+
+def test_manifest_is_the_contract(converted):
+    folder = converted["openvino-fp16"]
+    m = read_manifest(folder)
+    d = json.loads((folder / "manifest.json").read_text())
+    assert d["schema"] == SCHEMA and m.target == "openvino" and m.precision == "fp16"
+    assert m.model["variant"] == "V-19-eSE" and len(m.class_names) == 80 and m.model["maskiou"]
+    assert m.input["colour"] == "BGR" and m.input["layout"] == "NCHW" and m.input["fixed_hw"] is None
+    assert m.input["mean"] == [103.53, 116.28, 123.675] and m.pipeline.min_size == 600
+    assert [i["name"] for i in m.graphs["dense"].inputs] == ["image"]
+    assert m.graphs["dense"].output_names()[:2] == ["logits_0", "logits_1"]
+    assert m.graphs["masks"].output_names() == ["mask_prob", "maskiou"]
+    for g in m.graphs.values():
+        assert sha256(folder / g.file) == g.sha256
+        assert all(sha256(folder / f) == h for f, h in g.aux_files.items()) and g.aux_files  # the .bin
+    prov = m.provenance
+    assert prov["source_checkpoint"] == CKPT.name and prov["source_sha256"] == sha256(CKPT)
+    assert {"torch", "onnx", "openvino"} <= set(prov["tools"]) and prov["created"]
+
+
+@pytest.mark.parametrize("name", FP32)
+def test_converted_models_run_without_torch(converted, name):
+    proc = run_torch_free(f"""
+        import cv2, runtimes
+        seg = runtimes.load({str(converted[name])!r}, threads=1)
+        inst = seg.predict(cv2.imread({str(IMAGE)!r}))
+        assert "torch" not in {{m.split(".")[0] for m in sys.modules if sys.modules[m] is not None}}
+        print(len(inst))
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "50"
+
+
+def test_cli_predict_with_a_converted_model(converted, tmp_path, reference):
+    from apps.cli import main
+
+    out = tmp_path / "r.json"
+    assert main(["predict", "--model", str(converted["onnx-fp32"]), str(IMAGE), "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert len(res) == 50 and res[0]["category_id"] == 24  # zebra, the official top instance
+
+
+def test_missing_backend_package_gives_one_line(converted):
+    proc = run_torch_free(f"""
+        sys.modules["onnxruntime"] = None
+        from apps.cli import main
+        sys.exit(main(["predict", "--model", {str(converted["onnx-fp32"])!r}, {str(IMAGE)!r}]))
+    """)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert "pip install onnxruntime" in proc.stderr
+
+
+def test_damaged_and_incomplete_folders(converted, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(converted["onnx-fp32"], broken)
+    with open(broken / "masks.onnx", "r+b") as f:
+        f.seek(100)
+        f.write(b"\x00\x01\x02")
+    with pytest.raises(CmliteError, match="sha256 differs"):
+        runtimes.load(broken)
+    (broken / "masks.onnx").unlink()
+    with pytest.raises(CmliteError, match="masks.onnx .*missing"):
+        runtimes.load(broken)
+    (broken / "manifest.json").write_text("{not json")
+    with pytest.raises(CmliteError, match="not valid JSON"):
+        runtimes.load(broken)
+    (broken / "manifest.json").write_text(json.dumps({"schema": "other/9"}))
+    with pytest.raises(CmliteError, match="unknown manifest schema"):
+        runtimes.load(broken)
+    with pytest.raises(CmliteError, match="no manifest.json"):
+        runtimes.load(tmp_path)
+
+
+def test_fixed_mask_batch_pads_and_chunks(converted):
+    seg = runtimes.load(converted["onnx-fp32"])
+    img = cv2.imread(str(IMAGE))
+    trace: dict = {}
+    seg.predict(img, trace)
+    pooled = trace["pooled"]
+    onehot = np.eye(80, dtype=np.float32)[trace["proposals"].classes]
+    whole = seg.run_masks(pooled, onehot)
+    seg.mask_batch = 16  # 50 RoIs -> 4 chunks, the last padded with 14 empty RoIs
+    chunked = seg.run_masks(pooled, onehot)
+    for a, b in zip(whole, chunked):
+        assert a.shape == b.shape and np.abs(a - b).max() < 1e-5

@@ -18,19 +18,25 @@ class TorchSegmenter(Segmenter):
         self.category_ids = model.category_ids
         self._dense_names = dense_output_names(len(self.config.pooler_strides))
         self._mask_names = mask_output_names(model.variant.maskiou)
-        if threads:
-            torch.set_num_threads(threads)
+        self.threads = threads
+
+    def _threads(self) -> None:
+        # torch's pool is process-wide: re-apply ours in case another segmenter changed it
+        if self.threads and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
 
     @property
     def device(self) -> str:
-        return f"pytorch fp32 eager on CPU ({torch.get_num_threads()} threads)"
+        return "pytorch fp32 eager on CPU"
 
     @torch.inference_mode()
     def infer_dense(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        self._threads()
         logits, reg, ctr, feats = self.model.dense(torch.from_numpy(image))
         return {k: v.numpy() for k, v in zip(self._dense_names, (*logits, *reg, *ctr, *feats))}
 
     @torch.inference_mode()
     def infer_masks(self, rois: np.ndarray, onehot: np.ndarray) -> dict[str, np.ndarray]:
+        self._threads()
         outs = self.model.mask_branch(torch.from_numpy(rois), torch.from_numpy(onehot))
         return {k: v.numpy() for k, v in zip(self._mask_names, outs) if v is not None}

@@ -76,7 +76,9 @@ def _manifest(model: CenterMaskLite, job: Job, cfg: PipelineConfig, graphs: dict
                   "mean": list(cfg.pixel_mean), "std": list(cfg.pixel_std), "normalization": "inside graph 1",
                   "pad": "mean (the normalised zero)", "resize": "shortest edge, PIL bilinear (antialiased)",
                   "min_size": cfg.min_size, "max_size": cfg.max_size, "size_divisibility": cfg.size_divisibility,
-                  "fixed_hw": list(fixed_hw) if fixed_hw else None}
+                  "fixed_hw": list(fixed_hw) if fixed_hw else None,
+                  "fit": "images whose resize exceeds fixed_hw are scaled down to fit, aspect kept" if fixed_hw
+                         else None}
     return Manifest(target=job.target, precision=job.precision, model=model_info, input=input_info, pipeline=cfg,
                     graphs=graphs, provenance=provenance, schema=SCHEMA)
 
@@ -89,7 +91,7 @@ def _graph_spec(folder: Path, file: str, io, batch: int | None = None) -> GraphS
 
 
 def convert(model: CenterMaskLite, out_dir: str | Path, targets: list[str], precisions: list[str],
-            fixed_hw: tuple[int, int] | None = None, source: Path | None = None, mask_batch: int = 16,
+            fixed_hw: tuple[int, int] | None = None, source: Path | None = None, mask_batch: int = 10,
             log=print) -> list[Path]:
     """Convert `model` for every target x precision; returns the written folders."""
     jobs = plan(targets, precisions)
@@ -106,6 +108,7 @@ def convert(model: CenterMaskLite, out_dir: str | Path, targets: list[str], prec
     with tempfile.TemporaryDirectory(prefix=".cmlite-convert-", dir=out_dir) as work:
         work = Path(work)
         exported: dict[str, Path] = {}
+        tflite_files: dict[tuple[int, int], dict[str, Path]] = {}
 
         def onnx_fp32(kind: str) -> Path:
             if kind not in exported:
@@ -133,7 +136,9 @@ def convert(model: CenterMaskLite, out_dir: str | Path, targets: list[str], prec
                 from . import tflite_export
 
                 hw = fixed_hw or default_fixed_hw(cfg)
-                graphs = tflite_export.build(model, job.precision, partial, hw, mask_batch, log)
+                if hw not in tflite_files:
+                    tflite_files[hw] = tflite_export.convert_fp32(model, work, hw, mask_batch, log)
+                graphs = tflite_export.build(job.precision, partial, tflite_files[hw], mask_batch)
             _manifest(model, job, cfg, graphs, hw, provenance).write(partial)
             if final.exists():
                 old = work / f"{job.name}.old"

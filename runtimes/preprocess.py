@@ -105,19 +105,21 @@ def preprocess(img: np.ndarray, min_size: int, max_size: int, pixel_mean, size_d
                fixed_hw: tuple[int, int] | None = None) -> Preprocessed:
     """BGR uint8 image -> padded NCHW float32 (raw pixel values; pad value = mean).
 
-    fixed_hw pads to that size instead of the next multiple of `size_divisibility` (fixed-shape targets).
+    fixed_hw pads to that size instead of the next multiple of `size_divisibility` (fixed-shape targets);
+    an image whose official resize does not fit is scaled down further, keeping its aspect, to fit.
     """
     img = check_image(img)
     h, w = img.shape[:2]
     rh, rw = resized_size(h, w, min_size, max_size)
-    resized = resize_bilinear_pil(img, rh, rw)
     if fixed_hw is None:
         ph = -(-rh // size_divisibility) * size_divisibility
         pw = -(-rw // size_divisibility) * size_divisibility
     else:
         ph, pw = fixed_hw
         if rh > ph or rw > pw:
-            raise ImageError(f"resized image {rh}x{rw} does not fit the fixed input {ph}x{pw}")
+            s = min(ph / rh, pw / rw)
+            rh, rw = min(int(rh * s + 0.5), ph), min(int(rw * s + 0.5), pw)
+    resized = resize_bilinear_pil(img, rh, rw)
     out = np.empty((1, 3, ph, pw), np.float32)
     out[0] = np.asarray(pixel_mean, np.float32)[:, None, None]
     out[0, :, :rh, :rw] = resized.transpose(2, 0, 1)

@@ -38,11 +38,14 @@ def test_padding_is_mean_and_divisible():
     assert np.all(pre.tensor[0, :, 50:, :] - np.float32(MEAN)[:, None, None] == 0)
 
 
-def test_fixed_size_padding_and_overflow():
+def test_fixed_size_pads_and_shrinks_what_does_not_fit():
     img = np.zeros((480, 640, 3), np.uint8)
-    assert preprocess(img, 320, 533, MEAN, fixed_hw=(416, 544)).tensor.shape == (1, 3, 416, 544)
-    with pytest.raises(ValueError, match="does not fit the fixed input"):
-        preprocess(img, 600, 1000, MEAN, fixed_hw=(416, 544))
+    pre = preprocess(img, 320, 533, MEAN, fixed_hw=(416, 544))
+    assert pre.tensor.shape == (1, 3, 416, 544) and pre.resized_hw == (320, 427)
+    pre = preprocess(img, 600, 1000, MEAN, fixed_hw=(416, 544))  # 600x800 does not fit: scaled to fit
+    assert pre.tensor.shape == (1, 3, 416, 544) and pre.resized_hw == (408, 544)
+    pre = preprocess(np.zeros((640, 480, 3), np.uint8), 600, 1000, MEAN, fixed_hw=(608, 800))  # portrait
+    assert pre.resized_hw == (608, 456) and pre.tensor.shape == (1, 3, 608, 800)
 
 
 def test_odd_images_are_converted_or_refused():

@@ -14,7 +14,7 @@ from runtimes.manifest import SCHEMA, read_manifest, sha256
 
 from .conftest import CKPT, IMAGE, box_iou, mask_iou, run_torch_free
 
-FP32 = ["onnx-fp32", "openvino-fp32"]
+FP32 = ["onnx-fp32", "openvino-fp32", "tflite-fp32"]
 
 
 @pytest.mark.parametrize("name", FP32)
@@ -28,7 +28,7 @@ def test_fp32_backends_reproduce_official_instances(converted, reference, name):
     np.testing.assert_allclose(inst.mask_scores, reference["final.mask_scores"], rtol=1e-3, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["onnx-fp16", "openvino-fp16"])
+@pytest.mark.parametrize("name", ["onnx-fp16", "openvino-fp16", "tflite-fp16"])
 def test_fp16_parity_figures(converted, ref_model, name):
     import lite
     from apps.parity import compare
@@ -127,3 +127,30 @@ def test_fixed_mask_batch_pads_and_chunks(converted):
     chunked = seg.run_masks(pooled, onehot)
     for a, b in zip(whole, chunked):
         assert a.shape == b.shape and np.abs(a - b).max() < 1e-5
+
+
+def test_tflite_folder_has_fixed_shapes(converted):
+    m = read_manifest(converted["tflite-fp32"])
+    assert m.fixed_hw == (608, 800) and m.graphs["masks"].batch == 10
+    assert m.graphs["dense"].inputs == [{"name": "image", "shape": [1, 3, 608, 800], "dtype": "float32"}]
+    assert sorted(m.graphs["masks"].output_names()) == ["mask_prob", "maskiou"]
+    seg = runtimes.load(converted["tflite-fp32"])
+    portrait = cv2.rotate(cv2.imread(str(IMAGE)), cv2.ROTATE_90_CLOCKWISE)  # 800x600 does not fit: shrunk to fit
+    trace: dict = {}
+    inst = seg.predict(portrait, trace)
+    assert trace["preprocessed"].resized_hw == (608, 456) and inst.masks.shape[1:] == (640, 480)
+
+
+def test_depthwise_variant_converts_at_a_small_size(tmp_path):
+    import lite
+    from apps.parity import compare
+    from converters.convert import convert
+
+    model = lite.build_model("V-19-slim-dw-eSE")
+    model.config = model.config.with_(min_size=128, max_size=160)
+    folders = convert(model, tmp_path, ["onnx", "tflite"], ["fp32"], fixed_hw=(128, 160), log=lambda m: None)
+    img = cv2.resize(cv2.imread(str(IMAGE)), (160, 120))
+    for folder in folders:
+        res = compare(lite.predictor(model), runtimes.load(folder), img, "fp32")
+        assert all(ok for name, _, ok in res.stages if name != "instances"), (folder.name, res.stages)
+        assert res.summary()["matched"] == res.summary()["ref_instances"] > 0

@@ -1,0 +1,129 @@
+"""PyTorch -> TFLite with litert-torch (no TensorFlow needed; runs offline).
+
+TFLite graphs have fixed shapes: graph 1 one input size (the image is padded with the mean to it),
+graph 2 a fixed RoI batch (the runtime pads and chunks). Inputs and outputs stay NCHW and are named
+through the signature ("serving_default"), so the runtime maps them by name, never by position.
+FP16 stores FP16 weights (ai-edge-quantizer float casting); activations stay FP32.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lite.model import CenterMaskLite
+from runtimes.manifest import GraphSpec, sha256
+
+from .graphs import dense_output_names, sample_inputs
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the converter's C++ info lines
+
+
+class _NamedDense(nn.Module):
+    def __init__(self, model: CenterMaskLite):
+        super().__init__()
+        self.model = model
+        self.names = dense_output_names(len(model.config.pooler_strides))
+
+    def forward(self, image: torch.Tensor):
+        logits, reg, ctr, feats = self.model.dense(image)
+        return dict(zip(self.names, (*logits, *reg, *ctr, *feats)))
+
+
+class _NamedMasks(nn.Module):
+    def __init__(self, model: CenterMaskLite):
+        super().__init__()
+        self.model = model
+
+    def forward(self, rois: torch.Tensor, classes_onehot: torch.Tensor):
+        prob, iou = self.model.mask_branch(rois, classes_onehot)
+        return {"mask_prob": prob} if iou is None else {"mask_prob": prob, "maskiou": iou}
+
+
+@contextlib.contextmanager
+def _quiet():
+    """litert-torch and the quantizer print torchao load failures, deprecations and size reports."""
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()), \
+            contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        loggers = [logging.root, logging.getLogger("torch.utils._pytree")]
+        levels = [lg.level for lg in loggers]
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for lg, lv in zip(loggers, levels):
+                lg.setLevel(lv)
+
+
+def _convert(module: nn.Module, kwargs: dict, path: Path) -> Path:
+    with _quiet():
+        import litert_torch
+
+        litert_torch.convert(module.eval(), sample_kwargs=kwargs).export(str(path))
+    return path
+
+
+def _fp16(src: Path, dst: Path) -> Path:
+    with _quiet():
+        from ai_edge_quantizer import qtyping, quantizer
+        from ai_edge_quantizer.algorithm_manager import AlgorithmName
+
+        qt = quantizer.Quantizer(str(src))
+        qt.add_weight_only_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED, num_bits=16,
+                                  granularity=qtyping.QuantGranularity.TENSORWISE,
+                                  algorithm_key=AlgorithmName.FLOAT_CASTING)
+        qt.quantize().export_model(str(dst), overwrite=True)
+    return dst
+
+
+def io_spec(path: Path) -> tuple[list[dict], list[dict]]:
+    """Signature inputs and outputs (names, shapes, dtypes) as the interpreter reports them."""
+    from runtimes.litert_backend import interpreter_class
+
+    runner = interpreter_class()(model_path=str(path)).get_signature_runner()
+
+    def entries(details: dict, layout: bool):
+        out = []
+        for name, d in details.items():
+            e = {"name": name, "shape": [int(v) for v in d["shape"]], "dtype": d["dtype"].__name__}
+            if layout:
+                e["layout"] = "NCHW" if len(d["shape"]) == 4 else "NC"
+            out.append(e)
+        return out
+
+    return entries(runner.get_input_details(), False), entries(runner.get_output_details(), True)
+
+
+def convert_fp32(model: CenterMaskLite, work: Path, fixed_hw: tuple[int, int], mask_batch: int,
+                 log=print) -> dict[str, Path]:
+    """Both graphs as FP32 .tflite files in `work` (the FP16 ones are derived from these)."""
+    image, rois, onehot = sample_inputs(model, fixed_hw, mask_batch)
+    h, w = fixed_hw
+    files = {"dense": work / f"dense_{h}x{w}.tflite", "masks": work / f"masks_b{mask_batch}.tflite"}
+    log(f"  converting graph 1 ({h}x{w}) and graph 2 (batch {mask_batch}) with litert-torch ...")
+    _convert(_NamedDense(model), {"image": image}, files["dense"])
+    _convert(_NamedMasks(model), {"rois": rois, "classes_onehot": onehot}, files["masks"])
+    return files
+
+
+def build(precision: str, folder: Path, fp32_files: dict[str, Path], mask_batch: int) -> dict[str, GraphSpec]:
+    graphs = {}
+    for kind, src in fp32_files.items():
+        path = folder / src.name
+        if precision == "fp16":
+            _fp16(src, path)
+        else:
+            shutil.copyfile(src, path)
+        inputs, outputs = io_spec(path)
+        graphs[kind] = GraphSpec(file=path.name, sha256=sha256(path), bytes=path.stat().st_size, inputs=inputs,
+                                 outputs=outputs, batch=mask_batch if kind == "masks" else None)
+    return graphs

@@ -1,0 +1,43 @@
+"""TFLite backend through LiteRT (`ai-edge-litert`), falling back to `tflite-runtime`. XNNPACK runs the graphs."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .backend import ConvertedSegmenter
+from .errors import CmliteError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # LiteRT's "created XNNPACK delegate" info line
+
+
+def interpreter_class():
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError:
+            raise CmliteError("this model needs LiteRT, which is not installed: pip install ai-edge-litert "
+                              "(or tflite-runtime where LiteRT has no wheel)") from None
+    return Interpreter
+
+
+class LiteRtSegmenter(ConvertedSegmenter):
+    def open(self) -> None:
+        interpreter = interpreter_class()
+        self.runners = {}
+        for kind in ("dense", "masks"):
+            interp = interpreter(model_path=str(self.graph_path(kind)), num_threads=self.threads or None)
+            self.runners[kind] = interp.get_signature_runner()
+
+    @property
+    def device(self) -> str:
+        hw = "x".join(map(str, self.fixed_hw)) if self.fixed_hw else "?"
+        return f"tflite {self.manifest.precision} ({hw}) on CPU (XNNPACK)"
+
+    def infer_dense(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        return self.runners["dense"](image=image)
+
+    def infer_masks(self, rois: np.ndarray, onehot: np.ndarray) -> dict[str, np.ndarray]:
+        return self.runners["masks"](rois=rois, classes_onehot=onehot)

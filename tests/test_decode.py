@@ -85,3 +85,4 @@ def test_decode_with_no_candidates_is_empty():
               for s in (8, 4, 2, 1, 1)]
     p = decode(levels, (8, 16, 32, 64, 128), 0.05, 1000, 0.6, 50)
     assert len(p) == 0 and p.boxes.shape == (0, 4)
+

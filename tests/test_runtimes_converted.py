@@ -142,11 +142,18 @@ def test_tflite_folder_has_fixed_shapes(converted):
 
 
 def test_depthwise_variant_converts_at_a_small_size(tmp_path):
+    import torch
+
     import lite
     from apps.parity import compare
     from converters.convert import convert
 
+    torch.manual_seed(0)
     model = lite.build_model("V-19-slim-dw-eSE")
+    head = model.proposal_generator.fcos_head
+    with torch.no_grad():  # distinct scores (a class prior, as FCOS initialises it) and boxes of some size
+        head.cls_logits.bias.normal_(-3.0, 0.5)
+        head.bbox_pred.bias.uniform_(0.5, 2.0)
     model.config = model.config.with_(min_size=128, max_size=160)
     folders = convert(model, tmp_path, ["onnx", "tflite"], ["fp32"], fixed_hw=(128, 160), log=lambda m: None)
     img = cv2.resize(cv2.imread(str(IMAGE)), (160, 120))

@@ -1,0 +1,48 @@
+"""The parity tool: instance matching, and the first stage that diverges."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+import lite
+from apps.parity import box_iou_matrix, compare, match_instances
+
+from .conftest import IMAGE
+
+
+def test_coinciding_point_boxes_pair_up():
+    a = np.array([[5, 5, 5, 5], [0, 0, 10, 10]], np.float32)
+    b = np.array([[5, 5, 5, 5], [6, 5, 6, 5], [0, 0, 10, 5]], np.float32)
+    np.testing.assert_allclose(box_iou_matrix(a, b), [[1, 0, 0], [0, 0, 0.5]])
+
+
+def test_match_instances_by_class_and_iou(ref_run):
+    inst = ref_run[0]
+    perm = np.random.default_rng(0).permutation(len(inst))
+    shuffled = inst[perm]
+    matches, extra = match_instances(inst, shuffled)
+    assert not extra and all(m.got >= 0 and m.box_iou == 1.0 and m.mask_iou == 1.0 for m in matches)
+    assert all(perm[m.got] == m.ref for m in matches)
+    other = inst[:10]
+    other.classes = (other.classes + 1) % 80  # a different class never matches
+    matches, extra = match_instances(inst[:10], other)
+    assert all(m.got < 0 for m in matches) and len(extra) == 10
+
+
+class _NoisyMasks(lite.TorchSegmenter):
+    """The eager model with graph 2 perturbed, as a badly converted mask head would be."""
+
+    def infer_masks(self, rois, onehot):
+        out = super().infer_masks(rois, onehot)
+        out["maskiou"] = out["maskiou"] * 1.5
+        return out
+
+
+def test_first_divergence_names_the_stage(ref_model):
+    img = cv2.imread(str(IMAGE))
+    same = compare(lite.predictor(ref_model), lite.predictor(ref_model), img)
+    assert same.first_divergence is None and same.summary()["min_mask_iou"] == 1.0
+    noisy = compare(lite.predictor(ref_model), _NoisyMasks(ref_model), img)
+    assert noisy.first_divergence == "graph2"
+    assert [n for n, _, ok in noisy.stages if ok] == ["input", "graph1", "proposals", "levels", "roi_align",
+                                                       "instances"]

@@ -74,13 +74,22 @@ def test_converted_models_run_without_torch(converted, name):
     assert proc.stdout.strip() == "50"
 
 
-def test_cli_predict_with_a_converted_model(converted, tmp_path, reference):
+@pytest.mark.parametrize("name", FP32)
+def test_cli_predict_with_a_converted_model_reproduces_official_instances(converted, tmp_path, reference, name):
+    from pycocotools import mask as mask_util
+
     from apps.cli import main
+    from lite.classes import COCO_CATEGORY_IDS
 
     out = tmp_path / "r.json"
-    assert main(["predict", "--model", str(converted["onnx-fp32"]), str(IMAGE), "--json", str(out)]) == 0
+    assert main(["predict", "--model", str(converted[name]), str(IMAGE), "--json", str(out)]) == 0
     res = json.loads(out.read_text())
-    assert len(res) == 50 and res[0]["category_id"] == 24  # zebra, the official top instance
+    assert len(res) == 50
+    np.testing.assert_array_equal([COCO_CATEGORY_IDS.index(r["category_id"]) for r in res], reference["final.classes"])
+    xywh = np.array([r["bbox"] for r in res])
+    assert box_iou(np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], 1), reference["final.boxes"]).min() >= 0.99
+    masks = np.stack([mask_util.decode(r["segmentation"]) for r in res])
+    assert mask_iou(masks, reference["final.masks"]).min() >= 0.99
 
 
 def test_missing_backend_package_gives_one_line(converted):

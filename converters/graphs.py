@@ -11,27 +11,36 @@ from runtimes.pipeline import DENSE_INPUTS, MASK_INPUTS, dense_output_names, mas
 
 
 class DenseGraph(nn.Module):
-    """image (1, 3, H, W) raw BGR padded with the mean -> 15 FCOS outputs + P3..P5, all NCHW."""
+    """image (1, 3, H, W) raw BGR padded with the mean -> 15 FCOS outputs + P3..P5, all NCHW.
 
-    def __init__(self, model: CenterMaskLite):
+    as_dict=True returns {name: tensor} (named signature outputs for TFLite) instead of a tuple.
+    """
+
+    def __init__(self, model: CenterMaskLite, as_dict: bool = False):
         super().__init__()
         self.model = model
+        self.as_dict = as_dict
+        self.names = dense_output_names(len(model.config.pooler_strides))
 
     def forward(self, image: torch.Tensor):
         logits, reg, ctr, feats = self.model.dense(image)
-        return (*logits, *reg, *ctr, *feats)
+        out = (*logits, *reg, *ctr, *feats)
+        return dict(zip(self.names, out)) if self.as_dict else out
 
 
 class MaskGraph(nn.Module):
     """rois (N, C, 14, 14), classes_onehot (N, K) -> mask_prob (N, 1, 28, 28)[, maskiou (N, K)]."""
 
-    def __init__(self, model: CenterMaskLite):
+    def __init__(self, model: CenterMaskLite, as_dict: bool = False):
         super().__init__()
         self.model = model
+        self.as_dict = as_dict
+        self.names = mask_output_names(model.variant.maskiou)
 
     def forward(self, rois: torch.Tensor, classes_onehot: torch.Tensor):
         prob, iou = self.model.mask_branch(rois, classes_onehot)
-        return (prob,) if iou is None else (prob, iou)
+        out = (prob,) if iou is None else (prob, iou)
+        return dict(zip(self.names, out)) if self.as_dict else out
 
 
 def sample_inputs(model: CenterMaskLite, hw: tuple[int, int], num_rois: int):

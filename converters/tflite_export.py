@@ -15,36 +15,14 @@ import shutil
 import warnings
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from lite.model import CenterMaskLite
 from runtimes.manifest import GraphSpec, sha256
 
-from .graphs import dense_output_names, sample_inputs
+from .graphs import DenseGraph, MaskGraph, sample_inputs
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the converter's C++ info lines
-
-
-class _NamedDense(nn.Module):
-    def __init__(self, model: CenterMaskLite):
-        super().__init__()
-        self.model = model
-        self.names = dense_output_names(len(model.config.pooler_strides))
-
-    def forward(self, image: torch.Tensor):
-        logits, reg, ctr, feats = self.model.dense(image)
-        return dict(zip(self.names, (*logits, *reg, *ctr, *feats)))
-
-
-class _NamedMasks(nn.Module):
-    def __init__(self, model: CenterMaskLite):
-        super().__init__()
-        self.model = model
-
-    def forward(self, rois: torch.Tensor, classes_onehot: torch.Tensor):
-        prob, iou = self.model.mask_branch(rois, classes_onehot)
-        return {"mask_prob": prob} if iou is None else {"mask_prob": prob, "maskiou": iou}
 
 
 @contextlib.contextmanager
@@ -110,8 +88,8 @@ def convert_fp32(model: CenterMaskLite, work: Path, fixed_hw: tuple[int, int], m
     h, w = fixed_hw
     files = {"dense": work / f"dense_{h}x{w}.tflite", "masks": work / f"masks_b{mask_batch}.tflite"}
     log(f"  converting graph 1 ({h}x{w}) and graph 2 (batch {mask_batch}) with litert-torch ...")
-    _convert(_NamedDense(model), {"image": image}, files["dense"])
-    _convert(_NamedMasks(model), {"rois": rois, "classes_onehot": onehot}, files["masks"])
+    _convert(DenseGraph(model, as_dict=True), {"image": image}, files["dense"])
+    _convert(MaskGraph(model, as_dict=True), {"rois": rois, "classes_onehot": onehot}, files["masks"])
     return files
 
 

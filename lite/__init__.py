@@ -7,6 +7,7 @@
 from .checkpoint import detect_variant, load_model, read_checkpoint, save_checkpoint
 from .model import CenterMaskLite
 from .predictor import TorchSegmenter
+from . import layers
 from .variants import DEFAULT_VARIANT, VARIANTS, Variant, get_variant
 
 

@@ -1,0 +1,137 @@
+"""Training: losses fall on a tiny set, resume is exact, norms fold, and the result is an official checkpoint."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from pycocotools import mask as mask_util
+
+import lite
+import runtimes
+from apps.parity import compare
+from lite.norms import freeze_norms, unfreeze_norms
+from lite.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """Eight 128x128 images with discs and squares on noise (two classes)."""
+    d = tmp_path_factory.mktemp("tiny_train")
+    (d / "img").mkdir()
+    rng = np.random.default_rng(0)
+    images, anns = [], []
+    for i in range(1, 9):
+        img = (rng.integers(60, 120, (128, 128, 3))).astype(np.uint8)
+        for _ in range(2):
+            m = np.zeros((128, 128), np.uint8)
+            c = int(rng.integers(0, 2))
+            cx, cy, r = (int(v) for v in (*rng.integers(24, 104, 2), rng.integers(8, 24)))
+            if c == 0:
+                cv2.circle(m, (cx, cy), r, 1, -1)
+            else:
+                cv2.rectangle(m, (cx - r, cy - r), (cx + r, cy + r), 1, -1)
+            img[m > 0] = (230, 40, 40) if c == 0 else (40, 230, 40)
+            for a in anns:  # later shapes occlude earlier ones
+                if a["image_id"] == i:
+                    prev = mask_util.decode(a["segmentation"]) & (1 - m)
+                    rle = mask_util.encode(np.asfortranarray(prev))
+                    a.update(segmentation={"size": rle["size"], "counts": rle["counts"].decode()},
+                             bbox=mask_util.toBbox(rle).tolist(), area=float(mask_util.area(rle)))
+            rle = mask_util.encode(np.asfortranarray(m))
+            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": c + 1, "iscrowd": 0,
+                         "bbox": mask_util.toBbox(rle).tolist(), "area": float(mask_util.area(rle)),
+                         "segmentation": {"size": rle["size"], "counts": rle["counts"].decode()}})
+        cv2.imwrite(str(d / "img" / f"{i:06d}.png"), img)
+        images.append({"id": i, "file_name": f"{i:06d}.png", "height": 128, "width": 128})
+    cats = [{"id": 1, "name": "disc"}, {"id": 2, "name": "square"}]
+    (d / "ann.json").write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
+    return d
+
+
+CFG = TrainConfig(variant="V-19-slim-dw-eSE", min_size=128, max_size=128, iters=40, batch=4, lr=2e-3, warmup=5,
+                  ckpt_every=20)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    return train(CFG, tiny_data / "ann.json", tiny_data / "img", out, progress=False, log=lambda m: None)
+
+
+def test_training_lowers_the_loss(trained):
+    rows = [json.loads(line) for line in (trained.parent / "train_log.jsonl").read_text().splitlines()]
+    assert [r["iter"] for r in rows] == list(range(1, 41))
+    first, last = np.mean([r["loss"] for r in rows[:5]]), np.mean([r["loss"] for r in rows[-5:]])
+    assert last < 0.7 * first, (first, last)
+    assert {"loss_cls", "loss_box", "loss_ctr", "loss_mask", "loss_maskiou"} <= set(rows[0])
+
+
+def test_trained_checkpoint_is_official_and_round_trips(trained, tiny_data, tmp_path):
+    from converters.convert import convert
+
+    raw = torch.load(trained, weights_only=True)
+    assert set(raw) >= {"model", "cmlite"} and not any("num_batches_tracked" in k for k in raw["model"])
+    model = lite.load_model(trained)  # the official loader: variant detected, metadata applied
+    assert model.variant.name == "V-19-slim-dw-eSE" and model.variant.num_classes == 2
+    assert model.class_names == ("disc", "square") and model.category_ids == (1, 2)
+    assert (model.config.min_size, model.config.max_size) == (128, 128)
+    folders = convert(model, tmp_path, ["onnx"], ["fp32"], source=trained, log=lambda m: None)
+    seg = runtimes.load(folders[0])
+    assert seg.class_names == ("disc", "square") and seg.config.min_size == 128
+    img = cv2.imread(str(tiny_data / "img" / "000001.png"))
+    res = compare(lite.predictor(model), seg, img)
+    assert res.first_divergence is None, res.stages
+
+
+def test_resume_continues_exactly(tiny_data, tmp_path):
+    cfg = TrainConfig(**{**CFG.__dict__, "iters": 6, "ckpt_every": 3})
+    straight = train(cfg, tiny_data / "ann.json", tiny_data / "img", tmp_path / "a", progress=False, log=lambda m: None)
+    # the same run, interrupted after the checkpoint at 3 and resumed
+    part = TrainConfig(**{**cfg.__dict__})
+    out = tmp_path / "b"
+    import lite.train as lt
+
+    calls = {"n": 0}
+    real = lt.step_losses
+
+    def interrupt(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    lt.step_losses = interrupt
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(part, tiny_data / "ann.json", tiny_data / "img", out, progress=False, log=lambda m: None)
+    finally:
+        lt.step_losses = real
+    assert not (out / "model_final.pth").exists() and (out / "last.pth").exists()
+    resumed = train(part, tiny_data / "ann.json", tiny_data / "img", out, resume=True, progress=False,
+                    log=lambda m: None)
+    a, b = torch.load(straight, weights_only=True)["model"], torch.load(resumed, weights_only=True)["model"]
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_norms_fold_without_changing_outputs():
+    model = lite.build_model("V-19-slim-eSE")
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, lite.layers.FrozenBatchNorm2d):
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.normal_(1, 0.1)
+    x = torch.rand(1, 3, 64, 64) * 255
+    with torch.no_grad():
+        before = model.dense(x)[0][0]
+        unfreeze_norms(model).eval()
+        assert not any(isinstance(m, lite.layers.FrozenBatchNorm2d) for m in model.modules())
+        mid = model.dense(x)[0][0]
+        freeze_norms(model)
+        after = model.dense(x)[0][0]
+    torch.testing.assert_close(mid, before, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(after, before, rtol=1e-6, atol=1e-6)
+    assert list(model.state_dict()) == list(lite.build_model("V-19-slim-eSE").state_dict())

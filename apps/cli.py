@@ -177,6 +177,36 @@ def _write_json_atomic(path: Path, obj) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def cmd_eval(args) -> None:
+    from .evaluate import evaluate
+    from .table import format_table
+
+    seg = _segmenter(args, **_overrides(args))
+    print(f"model: {seg.device}")
+    metrics, _ = evaluate(seg, args.data, args.images, limit=args.limit)
+    keys = ["mask_ap", "mask_ap50", "mask_ap75", "box_ap", "box_ap50", "box_ap75"]
+    print(format_table([*keys, "images", "median ms"],
+                       [[*(metrics[k] for k in keys), metrics["images"], metrics["median_ms"]]], floatfmt=".1f"))
+    if args.json:
+        _write_json_atomic(Path(args.json), {"model": args.model or args.weights, "device": seg.device, **metrics})
+        print(f"wrote {args.json}")
+
+
+def cmd_train(args) -> None:
+    _need_torch("cmlite train")
+    import torch
+
+    from lite.train import TrainConfig, train
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = TrainConfig(variant=args.variant, min_size=args.min_size, max_size=args.max_size, iters=args.iters,
+                      batch=args.batch, lr=args.lr, seed=args.seed, maskiou=not args.no_maskiou,
+                      warmup=min(args.warmup, args.iters), ckpt_every=args.ckpt_every)
+    final = train(cfg, args.data, args.images, args.out, resume=args.resume)
+    print(f"trained model: {final}")
+
+
 def _add_runtime_args(p, weights_required: bool = False) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     p.add_argument("--min-size", type=int, help="test size: short side (default: the model's, 600 for Lite)")
@@ -211,6 +241,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-size", type=int, help="test size written to the manifest: long side cap")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=cmd_convert, score_thresh=None)
+
+    p = sub.add_parser("eval", help="COCO box and mask AP of a checkpoint or a converted model",
+                       description="Box and mask AP (pycocotools; mask AP ranked by the MaskIoU mask score).")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--weights", help="checkpoint (.pth), run in PyTorch")
+    src.add_argument("--model", help="converted model folder")
+    p.add_argument("--data", required=True, help="COCO annotations (instances_*.json)")
+    p.add_argument("--images", required=True, help="folder of the images the annotations name")
+    p.add_argument("--limit", type=int, help="evaluate only the first N images")
+    p.add_argument("--json", metavar="OUT", help="write the metrics (0-100 scale) as JSON")
+    _add_runtime_args(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("train", help="train a CenterMask-Lite variant on a COCO-format dataset",
+                       description="Writes OUT/model_final.pth (official layout + metadata), OUT/last.pth "
+                                   "(resumable) and OUT/train_log.jsonl.")
+    p.add_argument("--data", required=True, help="COCO annotations (instances_train.json)")
+    p.add_argument("--images", required=True, help="folder of the training images")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--variant", default="V-19-slim-dw-eSE", help="model variant (default V-19-slim-dw-eSE)")
+    p.add_argument("--min-size", type=int, default=320, help="train/test short side (default 320)")
+    p.add_argument("--max-size", type=int, default=533, help="train/test long side cap (default 533)")
+    p.add_argument("--iters", type=int, default=3000)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=2e-3, help="AdamW peak learning rate (cosine decay)")
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ckpt-every", type=int, default=250)
+    p.add_argument("--no-maskiou", action="store_true", help="train without the MaskIoU head")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pth")
+    p.add_argument("--threads", type=int, help="CPU threads")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("parity", help="compare converted models with the PyTorch model on images",
                        description="Per-instance box/mask IoU and score difference, and the first stage that "

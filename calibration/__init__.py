@@ -1,0 +1,1 @@
+"""Calibration and evaluation data for CenterMask-Lite: a deterministic synthetic COCO-format shapes dataset."""

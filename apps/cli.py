@@ -207,6 +207,18 @@ def cmd_train(args) -> None:
     print(f"trained model: {final}")
 
 
+def cmd_data_synth(args) -> None:
+    from calibration.synth import generate
+
+    try:
+        summary = generate(args.out, args.train, args.val, args.size, args.seed, overwrite=args.overwrite)
+    except ValueError as e:
+        raise CmliteError(str(e)) from None
+    print(f"wrote {summary['train']['images']} train images ({summary['train']['instances']} instances) and "
+          f"{summary['val']['images']} val images ({summary['val']['instances']} instances) to {args.out} "
+          f"in {summary['seconds']:.1f} s")
+
+
 def _add_runtime_args(p, weights_required: bool = False) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     p.add_argument("--min-size", type=int, help="test size: short side (default: the model's, 600 for Lite)")
@@ -253,6 +265,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="OUT", help="write the metrics (0-100 scale) as JSON")
     _add_runtime_args(p)
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("data", help="datasets: `cmlite data synth` writes a synthetic COCO dataset")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    p = data_sub.add_parser("synth", help="a deterministic synthetic instance segmentation dataset (COCO format)",
+                            description="Writes OUT/train/, OUT/val/ and OUT/annotations/instances_{train,val}.json.")
+    p.add_argument("--out", required=True)
+    p.add_argument("--train", type=int, default=2000, help="training images (default 2000)")
+    p.add_argument("--val", type=int, default=200, help="validation images (default 200)")
+    p.add_argument("--size", type=int, default=320, help="image side in pixels (default 320)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace a dataset previously written there")
+    p.set_defaults(func=cmd_data_synth)
 
     p = sub.add_parser("train", help="train a CenterMask-Lite variant on a COCO-format dataset",
                        description="Writes OUT/model_final.pth (official layout + metadata), OUT/last.pth "

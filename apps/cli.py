@@ -19,11 +19,11 @@ def _need_torch(flag: str) -> None:
                           + (" (or run a converted model with --model DIR)" if flag == "--weights" else "")) from None
 
 
-def _load_model(weights: str):
+def _load_model(weights: str | None):
     _need_torch("--weights")
     import lite
 
-    return lite.load_model(weights)
+    return lite.load_model(weights or "default")
 
 
 def _segmenter(args, **overrides):
@@ -118,7 +118,9 @@ def cmd_convert(args) -> None:
     if overrides:
         model.config = model.config.with_(**overrides)
     t0 = time.perf_counter()
-    folders = convert(model, args.out, targets, precisions, fixed_hw=fixed, source=Path(args.weights),
+    import lite
+
+    folders = convert(model, args.out, targets, precisions, fixed_hw=fixed, source=lite.resolve_weights(args.weights),
                       log=lambda m: print(m, file=sys.stderr))
     from runtimes.manifest import read_manifest
 
@@ -188,7 +190,8 @@ def cmd_eval(args) -> None:
     print(format_table([*keys, "images", "median ms"],
                        [[*(metrics[k] for k in keys), metrics["images"], metrics["median_ms"]]], floatfmt=".1f"))
     if args.json:
-        _write_json_atomic(Path(args.json), {"model": args.model or args.weights, "device": seg.device, **metrics})
+        _write_json_atomic(Path(args.json), {"model": args.model or args.weights or "default", "device": seg.device,
+                                             **metrics})
         print(f"wrote {args.json}")
 
 
@@ -233,8 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="segment images with a checkpoint or a converted model",
                        description="Segment images. Prints a line per image; writes pictures and COCO results.")
     p.add_argument("images", nargs="+", help="image files or folders of images")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--weights", help="CenterMask2 / cmlite checkpoint (.pth), run in PyTorch")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--weights", help="CenterMask2 / cmlite checkpoint (.pth), run in PyTorch; 'default' or "
+                                       "nothing: the embedded default model")
     src.add_argument("--model", help="a converted model folder (from `cmlite convert`), run without PyTorch")
     p.add_argument("--save-vis", metavar="DIR", help="write a picture with the instances drawn per image")
     p.add_argument("--vis-thresh", type=float, default=0.3, help="score threshold for drawing (default 0.3)")
@@ -244,7 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("convert", help="convert a checkpoint for ONNX Runtime, OpenVINO and TFLite",
                        description="Writes OUT/<target>-<precision>/ with the graphs and manifest.json per pair.")
-    p.add_argument("--weights", required=True, help="CenterMask2 / cmlite checkpoint (.pth)")
+    p.add_argument("--weights", default="default", help="CenterMask2 / cmlite checkpoint (.pth); default: the "
+                                                        "embedded default model")
     p.add_argument("--targets", default="onnx,openvino,tflite", help="comma list of onnx, openvino, tflite")
     p.add_argument("--precision", default="fp32,fp16", help="comma list of fp32, fp16 (bf16: OpenVINO only)")
     p.add_argument("--input-size", metavar="HxW", help="fixed graph input size (TFLite always has one; "
@@ -256,8 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="COCO box and mask AP of a checkpoint or a converted model",
                        description="Box and mask AP (pycocotools; mask AP ranked by the MaskIoU mask score).")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--weights", help="checkpoint (.pth), run in PyTorch")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--weights", help="checkpoint (.pth), run in PyTorch; 'default' or nothing: the embedded "
+                                       "default model")
     src.add_argument("--model", help="converted model folder")
     p.add_argument("--data", required=True, help="COCO annotations (instances_*.json)")
     p.add_argument("--images", required=True, help="folder of the images the annotations name")
@@ -265,6 +271,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="OUT", help="write the metrics (0-100 scale) as JSON")
     _add_runtime_args(p)
     p.set_defaults(func=cmd_eval)
+
+    from .demo import cmd_demo
+
+    p = sub.add_parser("demo", help="the whole toolkit on the embedded default model (convert, eval, pictures)",
+                       description="Converts the embedded default model to every target and precision, evaluates "
+                                   "each on its validation set and prints one table.")
+    p.add_argument("--out", default="out", help="output folder (default out/)")
+    p.add_argument("--val-images", type=int, default=200, help="validation images (default 200)")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("data", help="datasets: `cmlite data synth` writes a synthetic COCO dataset")
     data_sub = p.add_subparsers(dest="data_command", required=True)

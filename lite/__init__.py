@@ -4,7 +4,7 @@
     model = lite.load_model("centermask2-lite-V-19-eSE.pth")   # variant detected from the weights
     instances = lite.predictor(model).predict(cv2.imread("image.jpg"))
 """
-from .checkpoint import detect_variant, load_model, read_checkpoint, save_checkpoint
+from .checkpoint import DEFAULT_WEIGHTS, detect_variant, load_model, read_checkpoint, resolve_weights, save_checkpoint
 from .model import CenterMaskLite
 from .predictor import TorchSegmenter
 from . import layers
@@ -22,4 +22,5 @@ def predictor(model: CenterMaskLite, threads: int | None = None, **overrides) ->
 
 
 __all__ = ["CenterMaskLite", "TorchSegmenter", "Variant", "VARIANTS", "DEFAULT_VARIANT", "build_model",
-           "detect_variant", "get_variant", "load_model", "predictor", "read_checkpoint", "save_checkpoint"]
+           "detect_variant", "get_variant", "load_model", "predictor", "read_checkpoint", "save_checkpoint",
+           "DEFAULT_WEIGHTS", "resolve_weights"]

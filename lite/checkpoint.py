@@ -18,14 +18,25 @@ from .layers import skip_init
 from .model import CenterMaskLite
 from .variants import VARIANTS, Variant
 
+DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "cmlite_v19_slim_dw_synth.pth"
 TOLERATED_KEYS = ("pixel_mean", "pixel_std")  # buffers of the detectron2 meta-arch, not weights
 CLS_KEY = "proposal_generator.fcos_head.cls_logits.bias"
 MASKIOU_PREFIX = "roi_heads.maskiou_head."
 
 
+def resolve_weights(path: str | Path | None) -> Path:
+    """'default' or None -> the embedded default model shipped with cmlite; anything else as given."""
+    if path is None or str(path) == "default":
+        if not DEFAULT_WEIGHTS.is_file():
+            raise CheckpointError(f"the embedded default model is missing ({DEFAULT_WEIGHTS}); reinstall cmlite "
+                                  "or pass --weights CKPT")
+        return DEFAULT_WEIGHTS
+    return Path(path)
+
+
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     """-> (state_dict, cmlite metadata or {}). Accepts {"model": sd, ...} and a bare state_dict."""
-    path = Path(path)
+    path = resolve_weights(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path} (give the path to a .pth file)")
     try:
@@ -89,29 +100,32 @@ def detect_variant(sd: dict[str, torch.Tensor], source: str = "checkpoint") -> V
                           + "; ".join(p for p in parts if p))
 
 
-def load_model(path: str | Path) -> CenterMaskLite:
-    """Build the detected variant and load the weights; metadata written by cmlite is applied."""
+def load_model(path: str | Path | None = "default") -> CenterMaskLite:
+    """Build the detected variant and load the weights; metadata written by cmlite is applied.
+    "default" (or None) is the embedded default model."""
     sd, meta = read_checkpoint(path)
-    variant = detect_variant(sd, source=str(path))
+    variant = detect_variant(sd, source=str(resolve_weights(path)))
     config = PipelineConfig.from_dict(meta["pipeline"]) if "pipeline" in meta else None
     with skip_init():
         model = CenterMaskLite(variant, class_names=tuple(meta["class_names"]) if "class_names" in meta else None,
                                category_ids=tuple(meta["category_ids"]) if "category_ids" in meta else None,
                                config=config)
-    model.load_state_dict(sd, strict=True)
+    model.load_state_dict(sd, strict=True)  # copies into float32 parameters (shipped weights may be FP16)
     return model.eval()
 
 
-def save_checkpoint(model: CenterMaskLite, path: str | Path, **extra) -> Path:
+def save_checkpoint(model: CenterMaskLite, path: str | Path, fp16: bool = False, **extra) -> Path:
     """Write the official layout {"model": state_dict} plus the metadata official files lack ("cmlite").
 
+    fp16 stores the weights in half precision (half the file; loading restores float32).
     Written to a temporary file and renamed, so an interrupted save leaves no half-written checkpoint.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.partial")
+    sd = {k: v.half() if fp16 and v.is_floating_point() else v for k, v in model.state_dict().items()}
     try:
-        torch.save({"model": model.state_dict(), "cmlite": model.metadata, **extra}, tmp)
+        torch.save({"model": sd, "cmlite": model.metadata, **extra}, tmp)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)

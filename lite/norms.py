@@ -17,35 +17,20 @@ def _swap(model: nn.Module, make) -> nn.Module:
     return model
 
 
+def _copy_norm(src: nn.Module, dst: nn.Module) -> nn.Module:
+    with torch.no_grad():
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            getattr(dst, name).copy_(getattr(src, name))
+    return dst.to(src.weight.device)
+
+
 def unfreeze_norms(model: nn.Module) -> nn.Module:
     """FrozenBatchNorm2d -> BatchNorm2d with the same statistics and affine terms (in place)."""
-
-    def make(m):
-        if not isinstance(m, FrozenBatchNorm2d):
-            return None
-        bn = nn.BatchNorm2d(m.weight.numel(), eps=m.eps)
-        with torch.no_grad():
-            bn.weight.copy_(m.weight)
-            bn.bias.copy_(m.bias)
-            bn.running_mean.copy_(m.running_mean)
-            bn.running_var.copy_(m.running_var)
-        return bn.to(m.weight.device)
-
-    return _swap(model, make)
+    return _swap(model, lambda m: _copy_norm(m, nn.BatchNorm2d(m.weight.numel(), eps=m.eps))
+                 if isinstance(m, FrozenBatchNorm2d) else None)
 
 
 def freeze_norms(model: nn.Module) -> nn.Module:
     """BatchNorm2d -> FrozenBatchNorm2d with the learned statistics (in place); keys become the official ones."""
-
-    def make(m):
-        if not isinstance(m, nn.BatchNorm2d):
-            return None
-        fbn = FrozenBatchNorm2d(m.num_features, eps=m.eps)
-        with torch.no_grad():
-            fbn.weight.copy_(m.weight)
-            fbn.bias.copy_(m.bias)
-            fbn.running_mean.copy_(m.running_mean)
-            fbn.running_var.copy_(m.running_var)
-        return fbn.to(m.weight.device)
-
-    return _swap(model, make)
+    return _swap(model, lambda m: _copy_norm(m, FrozenBatchNorm2d(m.num_features, eps=m.eps))
+                 if isinstance(m, nn.BatchNorm2d) else None)

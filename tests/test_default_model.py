@@ -1,0 +1,51 @@
+"""The embedded default model: what it is, that it detects, and `cmlite demo` end to end."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import lite
+from apps.cli import main
+from apps.evaluate import evaluate
+from calibration.synth import CLASSES, generate
+
+
+@pytest.fixture(scope="module")
+def val_set(tmp_path_factory):
+    d = tmp_path_factory.mktemp("val")
+    generate(d / "data", 0, 24, 320, 0, progress=False)  # the first 24 images of the default's val split
+    return d / "data"
+
+
+def test_default_is_shipped_and_small():
+    assert lite.DEFAULT_WEIGHTS.is_file()
+    assert lite.DEFAULT_WEIGHTS.stat().st_size < 30 * 2**20
+    model = lite.load_model()
+    assert model.variant.name == "V-19-slim-dw-eSE" and model.variant.maskiou
+    assert model.class_names == CLASSES and model.category_ids == tuple(range(1, len(CLASSES) + 1))
+    assert (model.config.min_size, model.config.max_size) == (320, 533)
+
+
+def test_default_detects_on_its_val_set(val_set):
+    metrics, _ = evaluate(lite.predictor(lite.load_model()), val_set / "annotations" / "instances_val.json",
+                          val_set / "val", progress=False)
+    # measured: mask AP 36.5, AP50 55.3 on these 24 images (28.3 / 42.6 on all 200); guards a broken default
+    assert metrics["mask_ap"] > 25 and metrics["mask_ap50"] > 40 and metrics["box_ap50"] > 40, metrics
+
+
+def test_predict_without_a_model_uses_the_default(val_set, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert main(["predict", str(val_set / "val" / "000001.png"), "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res and max(r["score"] for r in res) > 0.5 and {r["image_id"] for r in res} == {1}
+
+
+def test_demo_end_to_end(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--val-images", "6", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    for row in ("pytorch", "onnx", "openvino", "tflite"):
+        assert row in out
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert len(report) == 7 and all(0 <= r["mask_ap"] <= 100 for r in report)
+    assert len(list((tmp_path / "vis").iterdir())) == 6

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from runtimes.decode import box_iou_matrix
 from runtimes.instances import Instances
 from runtimes.pipeline import Segmenter
 
@@ -17,17 +18,6 @@ def rel_err(a: np.ndarray, b: np.ndarray) -> float:
         return float("inf")
     scale = float(np.abs(b).max()) if b.size else 0.0
     return float(np.abs(a.astype(np.float64) - b).max() / max(scale, 1e-12)) if b.size else 0.0
-
-
-def box_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU; two zero-area boxes count as IoU 1 when they coincide (FCOS can output point boxes)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
-    union = area(a)[:, None] + area(b)[None, :] - inter
-    same = np.abs(a[:, None, :] - b[None, :, :]).max(axis=2) <= 1e-3
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), same.astype(np.float64))
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:

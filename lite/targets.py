@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from runtimes.decode import locations as level_locations
+from runtimes.decode import box_iou_matrix, locations as level_locations
 from runtimes.roi_align import roi_align as np_roi_align
 
 SIZES_OF_INTEREST = ((0, 64), (64, 128), (128, 256), (256, 512), (512, float("inf")))
@@ -52,14 +52,6 @@ def fcos_targets(shapes: list[tuple[int, int]], strides, boxes: torch.Tensor, cl
     return labels, reg, ctr
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area = lambda x: np.prod(np.clip(x[:, 2:] - x[:, :2], 0, None), axis=1)  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None] - inter, 1e-9)
-
-
 def match_proposals(proposals: np.ndarray, gt_boxes: np.ndarray, max_pos: int, rng: np.random.Generator,
                     iou_thresh: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """Foreground proposals for the mask head, the gt boxes appended (as detectron2 does).
@@ -68,7 +60,7 @@ def match_proposals(proposals: np.ndarray, gt_boxes: np.ndarray, max_pos: int, r
     cand = np.concatenate([proposals.reshape(-1, 4), gt_boxes]).astype(np.float32)
     if len(gt_boxes) == 0:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
-    iou = box_iou(cand, gt_boxes)
+    iou = box_iou_matrix(cand, gt_boxes)
     best, idx = iou.max(axis=1), iou.argmax(axis=1)
     fg = np.nonzero(best >= iou_thresh)[0]
     if len(fg) > max_pos:

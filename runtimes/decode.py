@@ -51,6 +51,17 @@ def decode_level(logits: np.ndarray, bbox_reg: np.ndarray, ctrness: np.ndarray, 
     return Proposals(boxes, np.sqrt(cand).astype(np.float32), cls_idx.astype(np.int64), loc)
 
 
+def box_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU; two zero-area boxes count as IoU 1 when they coincide (FCOS can output point boxes)."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
+    union = area(a)[:, None] + area(b)[None, :] - inter
+    same = np.abs(a[:, None, :] - b[None, :, :]).max(axis=2) <= 1e-3
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), same.astype(np.float64))
+
+
 def batched_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_thresh: float) -> np.ndarray:
     """Class-aware NMS (suppress IoU > thresh within a class); indices in decreasing score order.
 

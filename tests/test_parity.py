@@ -5,7 +5,8 @@ import cv2
 import numpy as np
 
 import lite
-from apps.parity import box_iou_matrix, compare, match_instances
+from apps.parity import compare, match_instances
+from runtimes.decode import box_iou_matrix
 
 from .conftest import IMAGE
 

@@ -34,10 +34,11 @@ def load_coco(ann_file: str | Path):
         raise CmliteError(f"{ann_file} is not a COCO instances file ({type(e).__name__}: {e})") from None
 
 
-def coco_metrics(coco_gt, results: list[dict]) -> dict[str, float]:
+def coco_metrics(coco_gt, results: list[dict], image_ids: list[int] | None = None) -> dict[str, float]:
     """{box_ap, box_ap50, ..., mask_ap, mask_ap50, ...} for COCO results (as `to_coco_results` writes).
 
-    Mask AP ranks by `mask_score` (equal to `score` for models without a MaskIoU head)."""
+    Mask AP ranks by `mask_score` (equal to `score` for models without a MaskIoU head). `image_ids`: score only
+    the ground truth of these images (those evaluated), not of the whole file."""
     from pycocotools.cocoeval import COCOeval
 
     out = {}
@@ -56,6 +57,8 @@ def coco_metrics(coco_gt, results: list[dict]) -> dict[str, float]:
         with contextlib.redirect_stdout(io.StringIO()):
             coco_dt = coco_gt.loadRes(dets)
             ev = COCOeval(coco_gt, coco_dt, iou_type)
+            if image_ids is not None:
+                ev.params.imgIds = list(image_ids)
             ev.evaluate()
             ev.accumulate()
             ev.summarize()
@@ -90,6 +93,6 @@ def evaluate(seg: Segmenter, ann_file: str | Path, images_dir: str | Path, limit
         inst = seg.predict(img)
         times.append((time.perf_counter() - t0) * 1e3)
         results += [r for r in to_coco_results(inst, image_id, seg.category_ids) if r["category_id"] in dataset_cats]
-    metrics = coco_metrics(coco_gt, results)
+    metrics = coco_metrics(coco_gt, results, ids)
     metrics.update(images=len(ids), detections=len(results), median_ms=statistics.median(times))
     return metrics, results

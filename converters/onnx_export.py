@@ -5,6 +5,7 @@ count unless a fixed batch is asked for. FP16 graphs keep float32 inputs and out
 """
 from __future__ import annotations
 
+import ast
 import contextlib
 import logging
 import warnings
@@ -38,24 +39,50 @@ def _quiet_exporter():
             lg.setLevel(lv)
 
 
+def _module_scopes(proto: onnx.ModelProto) -> dict[str, str]:
+    """Output tensor -> the PyTorch module path of the node that makes it ("backbone.fpn_lateral3"; "" for ops
+    of the wrapper itself), from the exporter's name_scopes metadata."""
+    scopes = {}
+    for node in proto.graph.node:
+        meta = {p.key: p.value for p in node.metadata_props}
+        names = ast.literal_eval(meta.get("pkg.torch.onnx.name_scopes", "[]"))
+        scope = names[-2] if len(names) >= 2 else ""
+        scope = scope[len("model."):] if scope.startswith("model.") else ("" if scope == "model" else scope)
+        for out in node.output:
+            scopes[out] = scope
+    return scopes
+
+
+def _name_by_module(proto: onnx.ModelProto, scopes: dict[str, str]) -> None:
+    """Name every node "<module path>/<OpType>_<i>" so that a plan of PyTorch module names selects nodes in ONNX
+    Runtime, OpenVINO and TensorRT alike. Fused nodes keep their last output, whose maker names the module."""
+    for i, node in enumerate(proto.graph.node):
+        scope = next((scopes[o] for o in node.output if o in scopes), "")
+        node.name = f"{scope}/{node.op_type}_{i}" if scope else f"{node.op_type}_{i}"
+
+
+def node_module(node_name: str) -> str:
+    """The PyTorch module path a node was named after (`_name_by_module`), "" for wrapper ops."""
+    return node_name.rsplit("/", 1)[0] if "/" in node_name else ""
+
+
 def _finish(proto: onnx.ModelProto, path: Path) -> Path:
     import onnxslim
 
+    scopes = _module_scopes(proto)
     proto = onnxslim.slim(proto)
+    if scopes:
+        _name_by_module(proto, scopes)
     onnx.checker.check_model(proto, full_check=True)
     onnx.save(proto, str(path))  # one self-contained file (the graphs are far below 2 GB)
     return path
 
 
-def _export(module: torch.nn.Module, args: tuple, path: Path, inputs, outputs, dynamic_shapes) -> onnx.ModelProto:
-    tmp = path.with_suffix(".export.onnx")
+def _export(module: torch.nn.Module, args: tuple, inputs, outputs, dynamic_shapes) -> onnx.ModelProto:
     with _quiet_exporter(), torch.inference_mode(False), torch.no_grad():
-        torch.onnx.export(module.eval(), args, str(tmp), input_names=list(inputs), output_names=list(outputs),
-                          opset_version=OPSET, dynamo=True, dynamic_shapes=dynamic_shapes, verbose=False)
-    proto = onnx.load(str(tmp), load_external_data=True)
-    tmp.unlink()
-    tmp.with_name(tmp.name + ".data").unlink(missing_ok=True)
-    return proto
+        program = torch.onnx.export(module.eval(), args, None, input_names=list(inputs), output_names=list(outputs),
+                                    opset_version=OPSET, dynamo=True, dynamic_shapes=dynamic_shapes, verbose=False)
+    return program.model_proto
 
 
 def export_dense(model: CenterMaskLite, path: Path, fixed_hw: tuple[int, int] | None = None) -> Path:
@@ -65,7 +92,7 @@ def export_dense(model: CenterMaskLite, path: Path, fixed_hw: tuple[int, int] | 
         h, w = torch.export.Dim("h", min=1, max=256), torch.export.Dim("w", min=1, max=256)
         dyn = ({2: 32 * h, 3: 32 * w},)
     names = dense_output_names(len(model.config.pooler_strides))
-    return _finish(_export(DenseGraph(model), (image,), path, DENSE_INPUTS, names, dyn), path)
+    return _finish(_export(DenseGraph(model), (image,), DENSE_INPUTS, names, dyn), path)
 
 
 def export_masks(model: CenterMaskLite, path: Path, batch: int | None = None) -> Path:
@@ -75,7 +102,7 @@ def export_masks(model: CenterMaskLite, path: Path, batch: int | None = None) ->
         n = torch.export.Dim("n", min=1, max=4096)
         dyn = ({0: n}, {0: n})
     names = mask_output_names(model.variant.maskiou)
-    return _finish(_export(MaskGraph(model), (rois, onehot), path, MASK_INPUTS, names, dyn), path)
+    return _finish(_export(MaskGraph(model), (rois, onehot), MASK_INPUTS, names, dyn), path)
 
 
 def to_fp16(src: Path, dst: Path) -> Path:

@@ -17,14 +17,21 @@ BACKENDS = {
 }
 
 
-def load(path: str | Path, threads: int | None = None, verify: bool = True, **overrides) -> Segmenter:
-    """Open a folder written by `cmlite convert`. overrides: PipelineConfig fields (score_thresh=...)."""
+def load(path: str | Path, threads: int | None = None, verify: bool = True, backend: str | None = None,
+         **overrides) -> Segmenter:
+    """Open a folder written by `cmlite convert` or `cmlite quantize`. overrides: PipelineConfig fields.
+
+    backend="onnx" runs a TensorRT folder's ONNX graphs in ONNX Runtime (its reference off the device)."""
     folder = Path(path)
     manifest = read_manifest(folder)
     folder = folder if folder.is_dir() else folder.parent
     if verify:
         manifest.verify_files(folder)
-    if manifest.target not in BACKENDS:
-        raise CmliteError(f"{folder}: no runtime for target {manifest.target!r}")
-    module, cls = BACKENDS[manifest.target]
+    backend = backend or manifest.target
+    if backend != manifest.target and not (backend == "onnx" and all(
+            g.file.endswith(".onnx") for g in manifest.graphs.values())):
+        raise CmliteError(f"{folder}: a {manifest.target} model cannot run on {backend}; convert it for {backend}")
+    if backend not in BACKENDS:
+        raise CmliteError(f"{folder}: no runtime for target {backend!r}")
+    module, cls = BACKENDS[backend]
     return getattr(importlib.import_module(module), cls)(manifest, folder, threads, **overrides)

@@ -14,6 +14,9 @@ A runtime reads only this file and the graph files it lists. Schema (version 1):
                   outputs [{name, shape, layout}], batch (fixed RoI count for masks, or null),
                   aux_files {name: sha256} (e.g. an IR's .bin)
     provenance    source checkpoint name and sha256, tool versions, date, command
+    quantization  (int8 only) calibration source, frame count and hash of the frame list, method, the plan
+                  (module names kept float, how it was chosen), per-backend settings, and FP32/INT8 mask and
+                  box AP when a validation set was given
 """
 from __future__ import annotations
 
@@ -67,6 +70,7 @@ class Manifest:
     graphs: dict[str, GraphSpec]
     provenance: dict
     schema: str = SCHEMA
+    quantization: dict | None = None
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -81,7 +85,7 @@ class Manifest:
         return {"schema": self.schema, "target": self.target, "precision": self.precision, "model": self.model,
                 "input": self.input, "pipeline": self.pipeline.to_dict(),
                 "graphs": {k: vars(g) for k, g in self.graphs.items()},
-                "provenance": self.provenance}
+                "provenance": self.provenance, **({"quantization": self.quantization} if self.quantization else {})}
 
     def write(self, folder: Path) -> Path:
         path = Path(folder) / MANIFEST
@@ -121,7 +125,7 @@ def read_manifest(folder: str | Path) -> Manifest:
             raise ManifestError(f"{path}: expected graphs 'dense' and 'masks', found {sorted(graphs)}")
         return Manifest(target=d["target"], precision=d["precision"], model=d["model"], input=d["input"],
                         pipeline=PipelineConfig.from_dict(d["pipeline"]), graphs=graphs,
-                        provenance=d.get("provenance", {}), schema=d["schema"])
+                        provenance=d.get("provenance", {}), schema=d["schema"], quantization=d.get("quantization"))
     except (KeyError, TypeError, ValueError) as e:
         raise ManifestError(f"{path} is incomplete or malformed ({type(e).__name__}: {e}); "
                             "convert the model again") from None

@@ -7,7 +7,7 @@ import numpy as np
 from .backend import ConvertedSegmenter, require
 from .errors import CmliteError
 
-HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
+HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16", "int8": "f32"}  # int8: the float parts in f32
 
 
 class OpenVinoSegmenter(ConvertedSegmenter):

@@ -1,0 +1,56 @@
+"""INT8 OpenVINO IR with NNCF post-training quantization (`nncf.quantize`), the same frames and plan as every target.
+
+The plan's module entries become an NNCF ignored scope (regular expressions over the IR's op names, which carry
+the ONNX node names "<module path>/<OpType>_<i>"). `--method` picks NNCF's activation range estimator:
+minmax -> MINMAX, percentile -> MEAN_QUANTILE, entropy -> HISTOGRAM (NNCF has no KL-divergence calibration;
+its histogram estimator searches the range that minimises the quantization error instead).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from . import plan as plans
+
+ESTIMATORS = {"minmax": "MINMAX", "percentile": "MEAN_QUANTILE", "entropy": "HISTOGRAM"}
+
+
+@contextlib.contextmanager
+def _quiet():
+    """NNCF logs per step and draws its own progress bars; ours show instead."""
+    logger = logging.getLogger("nncf")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def quantize(xml: Path, samples: list[dict[str, np.ndarray]], out_xml: Path, method: str,
+             keep_float: list[str]) -> dict:
+    """Quantize an FP32 IR; writes out_xml (+ .bin). Returns the settings to record in the manifest."""
+    import nncf
+    import openvino as ov
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
+    model = ov.Core().read_model(str(xml))
+    names = [op.get_friendly_name() for op in model.get_ordered_ops()]
+    patterns = plans.regex(keep_float)
+    ignored = nncf.IgnoredScope(patterns=patterns, validate=False)
+    estimator = getattr(RangeEstimatorParametersSet, ESTIMATORS[method])
+    with _quiet():
+        quantized = nncf.quantize(model, nncf.Dataset(samples), preset=nncf.QuantizationPreset.MIXED,
+                                  subset_size=len(samples), ignored_scope=ignored,
+                                  advanced_parameters=AdvancedQuantizationParameters(
+                                      activations_range_estimator_params=estimator))
+    ov.save_model(quantized, str(out_xml), compress_to_fp16=False)
+    return {"tool": "nncf.quantize", "nncf": nncf.__version__, "preset": "MIXED", "method": method,
+            "range_estimator": ESTIMATORS[method], "ignored_scope_patterns": patterns,
+            "ops_kept_float": len(plans.selected(names, keep_float)), "fast_bias_correction": True}

@@ -1,0 +1,122 @@
+"""INT8 ONNX with ONNX Runtime's quantization tool: calibrated ranges once, then QDQ graphs in two forms.
+
+- CPU form (`target="onnx"`): uint8 asymmetric activations, int8 per-channel weights (U8S8, fast on x86 CPUs).
+- TensorRT form (`target="tensorrt"`): int8 symmetric activations and weights, zero points 0, per-channel
+  weight scales on axis 0, bias left float: TensorRT's explicit-quantization form.
+
+`--method` really does what it says: ONNX Runtime's `quantize_static(calibrate_method=Entropy)` would build its
+entropy calibrator with 128 bins and 128 quantized bins (one candidate threshold, i.e. MinMax), so the
+calibrator is made here with proper histogram options and its ranges are handed to `quantize_static` through
+its calibration cache. The ranges are computed once per graph and reused for every plan and both forms.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from . import plan as plans
+
+METHODS = ("minmax", "percentile", "entropy")
+# histogram settings: 2048 bins; entropy searches thresholds over 128 quantized bins (TensorRT's legacy
+# calibrator's setting); percentile clips the top 0.001 % of |x|
+CALIBRATOR_OPTIONS = {"minmax": {}, "percentile": {"num_bins": 2048, "percentile": 99.999, "symmetric": False},
+                      "entropy": {"num_bins": 2048, "num_quantized_bins": 128, "symmetric": False}}
+FORMS = {
+    "onnx": {"activation_type": "QUInt8", "weight_type": "QInt8", "extra_options": {}},
+    "tensorrt": {"activation_type": "QInt8", "weight_type": "QInt8",
+                 "extra_options": {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}},
+}
+
+
+class _Reader:
+    """ONNX Runtime's CalibrationDataReader protocol over a list of feeds."""
+
+    def __init__(self, samples: list[dict[str, np.ndarray]]):
+        self.samples = samples
+        self.it = iter(samples)
+
+    def get_next(self):
+        return next(self.it, None)
+
+    def rewind(self):
+        self.it = iter(self.samples)
+
+    def __len__(self):
+        return len(self.samples)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The tool warns per tensor and suggests pre-processing we do; keep the CLI to our own progress."""
+    logger = logging.getLogger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def preprocess(src: Path, dst: Path) -> Path:
+    """ONNX Runtime's recommended pre-processing (shape inference and graph optimization) before quantization."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with _quiet():
+        quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)  # the dynamic H, W defeat it
+    return dst
+
+
+def calibrate(model: Path, samples: list[dict[str, np.ndarray]], method: str, cache: Path) -> Path:
+    """Activation ranges of `model` on the samples by `method`, written to an ORT calibration cache file."""
+    from onnxruntime.quantization import CalibrationMethod
+    from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
+
+    if method not in METHODS:
+        raise ValueError(f"unknown calibration method {method!r}; choose from {', '.join(METHODS)}")
+    ort_method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+                  "entropy": CalibrationMethod.Entropy}[method]
+    with tempfile.TemporaryDirectory(prefix="cmlite-calib-") as tmp, _quiet():
+        calibrator = create_calibrator(model, [], augmented_model_path=str(Path(tmp) / "augmented.onnx"),
+                                       calibrate_method=ort_method, extra_options=CALIBRATOR_OPTIONS[method])
+        calibrator.collect_data(_Reader(samples))
+        save_tensors_data(calibrator.compute_data(), cache)
+    return cache
+
+
+def tensor_ranges(cache: Path) -> dict[str, tuple[float, float]]:
+    """The calibrated (low, high) per tensor, from a cache written by `calibrate`."""
+    from onnxruntime.quantization.calibrate import load_tensors_data
+
+    data = load_tensors_data(cache)
+    return {k: (float(np.asarray(v.range_value[0]).min()), float(np.asarray(v.range_value[1]).max()))
+            for k, v in data.data.items()}
+
+
+def quantize(model: Path, cache: Path, out: Path, method: str, keep_float: list[str], form: str = "onnx",
+             reduce_range: bool = False) -> dict:
+    """A QDQ graph from a pre-processed FP32 model and its calibration cache; nodes the plan selects stay float.
+
+    Returns the settings to record in the manifest."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    f = FORMS[form]
+    nodes = [n.name for n in onnx.load(str(model), load_external_data=False).graph.node]
+    excluded = plans.selected(nodes, keep_float)
+    ort_method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+                  "entropy": CalibrationMethod.Entropy}[method]
+    with _quiet():
+        quantize_static(str(model), str(out), None, quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=reduce_range,
+                        activation_type=getattr(QuantType, f["activation_type"]),
+                        weight_type=getattr(QuantType, f["weight_type"]), nodes_to_exclude=excluded,
+                        calibrate_method=ort_method, calibration_cache_path=str(cache),
+                        extra_options=dict(f["extra_options"]))
+    return {"tool": "onnxruntime.quantization.quantize_static", "format": "QDQ", "per_channel": True, "reduce_range": reduce_range,
+            "activations": f["activation_type"], "weights": f["weight_type"], "method": method,
+            "calibrator": CALIBRATOR_OPTIONS[method], **f["extra_options"], "nodes_kept_float": len(excluded)}

@@ -272,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime_args(p)
     p.set_defaults(func=cmd_eval)
 
+    from . import quantize
+
+    quantize.add_parser(sub)
+
     from .demo import cmd_demo
 
     p = sub.add_parser("demo", help="the whole toolkit on the embedded default model (convert, eval, pictures)",

@@ -280,6 +280,7 @@ def read_frames(source: str, count: int = 32, seed: int = 0, images_dir: str | N
         raise CmliteError(f"--calib-count {count} is below the {min_frames} frames calibration needs: "
                           f"use --calib-count {min_frames} or more")
     kind, *where = parse_source(source, images_dir)
+    files = None if kind in ("camera", "video") else _image_files(kind, where, source)  # errors before any bar
     bar = tqdm(total=None if kind == "camera" else count, desc=f"calibration frames ({kind})", unit="frame",
                leave=False, disable=not progress or count < 2 or kind == "images")  # camera: counts grabbed frames
     skipped: list[str] = []
@@ -289,7 +290,6 @@ def read_frames(source: str, count: int = 32, seed: int = 0, images_dir: str | N
         elif kind == "video":
             frames, ids, skipped, available = _video(where[0], count, seed, bar)
         else:
-            files = _image_files(kind, where, source)
             available = len(files)
             order, frames, skipped = _pick(available, count, seed, lambda i: _load_image(files[i]),
                                            lambda i: str(files[i]), bar)

@@ -1,0 +1,97 @@
+"""`cmlite quantize`: calibrated INT8 folders for ONNX Runtime, OpenVINO, TFLite and TensorRT."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from runtimes.errors import CmliteError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("quantize", help="calibrated INT8 models for every target, with a plan chosen by mask AP",
+                       description="Writes OUT/<target>-int8/ per target: graphs and a manifest that records the "
+                                   "calibration, the method, the mixed-precision plan and, with --val, FP32 and "
+                                   "INT8 AP.")
+    p.add_argument("--weights", default="default", help="checkpoint (.pth); default: the embedded default model")
+    p.add_argument("--calib", required=True, metavar="SOURCE",
+                   help="calibration frames: an image folder, a COCO file (with --calib-images), a video, or "
+                        "camera:N")
+    p.add_argument("--calib-images", metavar="DIR", help="the images folder of a COCO --calib file")
+    p.add_argument("--calib-count", type=int, default=32, metavar="N", help="frames to use (default 32)")
+    p.add_argument("--calib-seed", type=int, default=0, help="seed of the frame pick (default 0)")
+    p.add_argument("--camera-seconds", type=float, default=5.0, help="how long to grab camera frames (default 5)")
+    p.add_argument("--targets", default="onnx,openvino,tflite", help="comma list of onnx, openvino, tflite, tensorrt")
+    p.add_argument("--method", default="minmax", choices=("minmax", "percentile", "entropy"),
+                   help="activation range calibration (default minmax)")
+    p.add_argument("--val", metavar="ANN", help="COCO annotations of a validation set: search the plan by mask AP "
+                                                "and record FP32/INT8 AP in each manifest")
+    p.add_argument("--val-images", metavar="DIR", help="images folder of --val")
+    p.add_argument("--val-limit", type=int, metavar="N", help="use only the first N validation images")
+    p.add_argument("--max-ap-drop", type=float, default=1.0, help="mask AP the plan may lose (default 1.0)")
+    p.add_argument("--keep-float", metavar="LIST", help="an explicit plan instead: comma list of block names "
+                   "(stem, stage2..5, fpn, cls_tower, bbox_tower, predictors, mask_head, maskiou_head) or module "
+                   "names; 'none' quantizes everything")
+    p.add_argument("--input-size", metavar="HxW", help="fixed graph input size (TFLite always has one)")
+    p.add_argument("--no-reduce-range", action="store_true",
+                   help="ONNX Runtime: 8-bit instead of 7-bit weights; only for CPUs with VNNI (AVX2-only CPUs "
+                        "saturate and lose accuracy)")
+    p.add_argument("--min-size", type=int, help="test size written to the manifests: short side")
+    p.add_argument("--max-size", type=int, help="test size written to the manifests: long side cap")
+    p.add_argument("--threads", type=int, help="CPU threads for calibration and evaluation")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=cmd_quantize)
+
+
+def _keep_float(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    if text.strip().lower() == "none":
+        return []
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def cmd_quantize(args) -> None:
+    from .cli import _load_model, _need_torch, _parse_hw
+
+    _need_torch("cmlite quantize")
+    import lite
+    from calibration.frames import read_frames
+    from calibration.quantize import TARGETS, Validation, quantize
+    from runtimes.manifest import read_manifest
+
+    from .table import format_table
+
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    bad = [t for t in targets if t not in TARGETS]
+    if bad or not targets:
+        raise CmliteError(f"--targets {args.targets!r}: choose from {', '.join(TARGETS)}")
+    if (args.val is None) != (args.val_images is None):
+        raise CmliteError("--val and --val-images go together: the annotations and the folder of their images")
+    if args.max_ap_drop < 0:
+        raise CmliteError(f"--max-ap-drop {args.max_ap_drop}: must be 0 or more (mask AP points)")
+    fixed = _parse_hw(args.input_size)
+    frames = read_frames(args.calib, args.calib_count, args.calib_seed, args.calib_images, args.camera_seconds,
+                         min_frames=min(8, args.calib_count))
+    print(f"calibration: {len(frames.frames)} frames from {frames.kind} {frames.source}"
+          + (f" ({len(frames.skipped)} unreadable skipped)" if frames.skipped else ""), file=sys.stderr)
+    model = _load_model(args.weights)
+    overrides = {k: v for k, v in (("min_size", args.min_size), ("max_size", args.max_size)) if v is not None}
+    if overrides:
+        model.config = model.config.with_(**overrides)
+    val = Validation(Path(args.val), Path(args.val_images), args.val_limit) if args.val else None
+    t0 = time.perf_counter()
+    folders = quantize(model, args.out, targets, frames, args.method, val, args.max_ap_drop,
+                       _keep_float(args.keep_float), fixed, lite.resolve_weights(args.weights), args.threads,
+                       reduce_range=not args.no_reduce_range, log=lambda m: print(m, file=sys.stderr))
+    rows = []
+    for f in folders:
+        m = read_manifest(f)
+        acc = m.quantization.get("accuracy", {})
+        ap = (lambda k: f"{acc['fp32'][k]:.1f} -> {acc['int8'][k]:.1f}") if acc else (lambda k: "-")
+        size = sum(g.bytes + sum((f / a).stat().st_size for a in g.aux_files) for g in m.graphs.values())
+        rows.append([f.name, m.target, ap("mask_ap"), ap("box_ap"), f"{size / 2**20:.1f} MB", str(f)])
+    print(format_table(["model", "target", "mask AP fp32 -> int8", "box AP", "size", "folder"], rows))
+    plan = read_manifest(folders[0]).quantization["plan"]
+    print(f"plan ({plan['chosen']}): keep float {', '.join(plan['keep_float']) or 'nothing'}")
+    print(f"quantized {len(folders)} models in {time.perf_counter() - t0:.0f} s")

@@ -1,0 +1,220 @@
+"""`cmlite quantize`: calibrated INT8 folders for every target, with one mixed-precision plan chosen by mask AP.
+
+    FP32 twins (converters.convert)  ->  calibration inputs from the frames, made by each twin's own runtime
+    -> ONNX Runtime ranges (once)     ->  plan: given, searched on the validation set, or the default
+    -> <target>-int8/ per target      ->  FP32 and INT8 mask/box AP of each (with a validation set)
+
+Everything is built in a hidden folder inside `out_dir` and renamed into place only when complete: a failed
+or interrupted run leaves nothing half-written.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from runtimes.errors import CmliteError
+from runtimes.manifest import GraphSpec, read_manifest, sha256
+
+from . import ort_quant
+from . import plan as plans
+from .frames import CalibFrames
+from .samples import GraphSamples, collect
+
+TARGETS = ("onnx", "openvino", "tflite", "tensorrt")
+TWIN = {"onnx": "onnx", "tensorrt": "onnx", "openvino": "openvino", "tflite": "tflite"}  # FP32 folder each starts from
+
+
+@dataclass
+class Validation:
+    annotations: Path
+    images: Path
+    limit: int | None = None
+
+
+def _check_targets(targets: list[str]) -> None:
+    for t in targets:
+        if t not in TARGETS:
+            raise CmliteError(f"unknown target {t!r} for quantize; choose from {', '.join(TARGETS)}")
+    if not targets:
+        raise CmliteError("no targets given: --targets onnx,openvino,tflite,tensorrt")
+
+
+def _check_val_classes(model, val: Validation) -> None:
+    from apps.evaluate import load_coco
+
+    coco = load_coco(val.annotations)
+    names = {c["id"]: c["name"] for c in coco.loadCats(coco.getCatIds())}
+    if set(names) != set(model.category_ids) or any(names[i] != n for i, n in zip(model.category_ids,
+                                                                                 model.class_names)):
+        raise CmliteError(f"the validation set's classes {sorted(names.values())[:8]} do not match the model's "
+                          f"{list(model.class_names)[:8]}: give the model's own validation set (--val)")
+
+
+class _Int8Folder:
+    """An INT8 folder being made from its FP32 twin: graph files replaced, manifest rewritten."""
+
+    def __init__(self, twin: Path, folder: Path, target: str):
+        self.twin, self.folder, self.target = twin, folder, target
+        self.manifest = read_manifest(twin)
+        folder.mkdir(parents=True)
+
+    def finish(self, graphs: dict[str, GraphSpec], quantization: dict) -> Path:
+        m = self.manifest
+        m.target, m.precision, m.graphs, m.quantization = self.target, "int8", graphs, quantization
+        m.write(self.folder)
+        return self.folder
+
+
+def _spec(folder: Path, file: str, io, old: GraphSpec, aux: list[str] = ()) -> GraphSpec:
+    path = folder / file
+    inputs, outputs = io(path)
+    return GraphSpec(file=file, sha256=sha256(path), bytes=path.stat().st_size, inputs=inputs, outputs=outputs,
+                     batch=old.batch, aux_files={a: sha256(folder / a) for a in aux})
+
+
+def _evaluate(folder: Path, val: Validation, threads: int | None, backend: str | None = None) -> dict:
+    import runtimes
+    from apps.evaluate import evaluate
+
+    m, _ = evaluate(runtimes.load(folder, threads=threads, backend=backend), val.annotations, val.images,
+                    limit=val.limit, progress=False)
+    return {k: round(m[k], 2) for k in ("mask_ap", "box_ap", "mask_ap50", "box_ap50")} | {"images": m["images"]}
+
+
+class Quantizer:
+    """Holds the FP32 twins, calibration inputs and ranges while folders are built (one `run`)."""
+
+    def __init__(self, work: Path, twins: dict[str, Path], frames: CalibFrames, method: str, threads: int | None,
+                 reduce_range: bool, log):
+        import runtimes
+
+        self.work, self.twins, self.frames, self.method = work, twins, frames, method
+        self.threads, self.reduce_range, self.log = threads, reduce_range, log
+        self.samples: dict[str, GraphSamples] = {}
+        for target, twin in twins.items():
+            log(f"calibration inputs for {target} ({len(frames.frames)} frames through its FP32 runtime)")
+            self.samples[target] = collect(runtimes.load(twin, threads=threads), frames.frames)
+        self.pre, self.cache = {}, {}
+        onnx_twin = twins["onnx"]
+        for kind in ("dense", "masks"):
+            log(f"calibrating {kind} ({method}) ...")
+            self.pre[kind] = ort_quant.preprocess(onnx_twin / f"{kind}.onnx", work / f"{kind}.pre.onnx")
+            self.cache[kind] = ort_quant.calibrate(self.pre[kind], getattr(self.samples["onnx"], kind), method,
+                                                   work / f"{kind}.{method}.ranges.json")
+
+    def calibration_record(self) -> dict:
+        s = self.samples["onnx"]
+        return {**self.frames.summary(), "dense_samples": len(s.dense), "mask_samples": len(s.masks),
+                "mask_rois": s.num_rois, "frame_ids": self.frames.ids}
+
+    def build(self, target: str, keep_float: list[str], folder: Path, record: dict) -> Path:
+        """`folder` as the INT8 model of `target` with `keep_float` kept float; `record` goes to the manifest."""
+        from converters import onnx_export
+
+        f = _Int8Folder(self.twins[TWIN[target]], folder, target)
+        settings, graphs = {}, {}
+        for kind in ("dense", "masks"):
+            old = f.manifest.graphs[kind]
+            if target in ("onnx", "tensorrt"):
+                settings[kind] = ort_quant.quantize(self.pre[kind], self.cache[kind], folder / f"{kind}.onnx",
+                                                    self.method, keep_float, form=target,
+                                                    reduce_range=self.reduce_range and target == "onnx")
+                graphs[kind] = _spec(folder, f"{kind}.onnx", onnx_export.io_spec, old)
+            elif target == "openvino":
+                from converters import openvino_export
+
+                from . import nncf_quant
+
+                settings[kind] = nncf_quant.quantize(f.twin / old.file, getattr(self.samples[target], kind),
+                                                     folder / old.file, self.method, keep_float)
+                graphs[kind] = _spec(folder, old.file, openvino_export.io_spec, old,
+                                     [Path(old.file).with_suffix(".bin").name])
+            else:
+                from converters import tflite_export
+
+                from . import tflite_quant
+
+                settings[kind] = tflite_quant.quantize_tflite(f.twin / old.file, folder / old.file,
+                                                              getattr(self.samples[target], kind), keep_float,
+                                                              log=self.log)
+                graphs[kind] = _spec(folder, old.file, tflite_export.io_spec, old)
+        return f.finish(graphs, {**record, "backend": settings})
+
+    def search(self, val: Validation, max_drop: float) -> plans.SearchResult:
+        """The plan search runs on ONNX Runtime (the fastest to rebuild); the plan then applies to every target."""
+        fp32 = _evaluate(self.twins["onnx"], val, self.threads)["mask_ap"]
+        count = iter(range(10**6))
+
+        def evaluate(keep_float: list[str]) -> float:
+            folder = self.build("onnx", keep_float, self.work / f"search-{next(count)}", {})
+            ap = _evaluate(folder, val, self.threads)["mask_ap"]
+            shutil.rmtree(folder)
+            return ap
+
+        return plans.search(evaluate, fp32, max_drop, log=self.log)
+
+
+def quantize(model, out_dir: str | Path, targets: list[str], frames: CalibFrames, method: str = "minmax",
+             val: Validation | None = None, max_ap_drop: float = 1.0, keep_float: list[str] | None = None,
+             fixed_hw: tuple[int, int] | None = None, source: Path | None = None, threads: int | None = None,
+             reduce_range: bool = True, log=print) -> list[Path]:
+    """Write out_dir/<target>-int8/ for every target; returns the folders.
+
+    keep_float: an explicit plan (module names or block names) instead of the search / the default."""
+    from converters.convert import convert
+
+    _check_targets(targets)
+    if method not in ort_quant.METHODS:
+        raise CmliteError(f"unknown --method {method!r}; choose from {', '.join(ort_quant.METHODS)}")
+    if val is not None:
+        _check_val_classes(model, val)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    with tempfile.TemporaryDirectory(prefix=".cmlite-quantize-", dir=out_dir) as work:
+        work = Path(work)
+        twin_targets = sorted({TWIN[t] for t in targets} | {"onnx"})
+        log(f"FP32 twins: {', '.join(twin_targets)}")
+        twins = {read_manifest(f).target: f for f in convert(model, work / "fp32", twin_targets, ["fp32"],
+                                                             fixed_hw=fixed_hw, source=source, log=log)}
+        q = Quantizer(work, twins, frames, method, threads, reduce_range, log)
+        if keep_float is not None:
+            chosen, how, search = plans.expand(keep_float), "given (--keep-float)", None
+        elif val is not None:
+            log(f"searching the plan on {val.annotations} (max mask AP drop {max_ap_drop}) ...")
+            result = q.search(val, max_ap_drop)
+            chosen, how = result.plan, f"searched on {val.annotations} (max mask AP drop {max_ap_drop})"
+            search = {"fp32_mask_ap": result.fp32_ap, "all_int8_mask_ap": result.all_int8_ap,
+                      "plan_mask_ap": result.int8_ap, "blocks": result.blocks, "sensitivity": result.sensitivity,
+                      "steps": result.steps}
+        else:
+            chosen, how, search = list(plans.DEFAULT_PLAN), "default (measured on the embedded default model)", None
+        log(f"plan: keep float {', '.join(chosen) or 'nothing'}")
+        record = {"calibration": q.calibration_record(), "method": method,
+                  "plan": {"keep_float": chosen, "chosen": how, **({"search": search} if search else {})}}
+        staged = []
+        for target in targets:
+            log(f"quantizing {target} ...")
+            folder = q.build(target, chosen, work / f"{target}-int8", record)
+            if val is not None:
+                backend = "onnx" if target == "tensorrt" else None  # TensorRT's graphs run in ORT here
+                fp32 = _evaluate(twins[TWIN[target]], val, threads)
+                int8 = _evaluate(folder, val, threads, backend)
+                drop = round(fp32["mask_ap"] - int8["mask_ap"], 2)
+                m = read_manifest(folder)
+                m.quantization["accuracy"] = {"val": str(val.annotations), "fp32": fp32, "int8": int8,
+                                              "mask_ap_drop": drop, "within_budget": drop <= max_ap_drop,
+                                              **({"measured_with": "onnxruntime"} if backend else {})}
+                m.write(folder)
+                log(f"  {target}: mask AP {fp32['mask_ap']:.2f} -> {int8['mask_ap']:.2f} (drop {drop:.2f}), "
+                    f"box AP {fp32['box_ap']:.2f} -> {int8['box_ap']:.2f}")
+            staged.append(folder)
+        for folder in staged:
+            final = out_dir / folder.name
+            if final.exists():
+                final.rename(work / f"{folder.name}.old")
+            folder.rename(final)
+            written.append(final)
+    return written

@@ -11,6 +11,11 @@ from runtimes.pipeline import Segmenter
 
 # relative error beyond which a float stage counts as diverged, per precision
 TOLERANCE = {"fp32": 1e-3, "fp16": 3e-2, "bf16": 5e-2, "int8": 0.15}
+# graph 2's mask probabilities under INT8: a boundary pixel moves by up to ~0.4 (measured on the default model,
+# where mask AP stays within 0.3); other precisions use TOLERANCE
+GRAPH2_TOLERANCE = {"int8": 0.5}
+# the smallest mask IoU of a matched instance that still counts as the same result
+MIN_MASK_IOU = {"int8": 0.85}
 
 
 def rel_err(a: np.ndarray, b: np.ndarray) -> float:
@@ -120,11 +125,12 @@ def compare(reference: Segmenter, converted: Segmenter, image: np.ndarray, preci
         e = rel_err(ct["mask_probs"][ci], rt["mask_probs"][ri])
         if rt["maskiou"] is not None and ct["maskiou"] is not None:
             e = max(e, rel_err(ct["maskiou"][ci], rt["maskiou"][ri]))
-        stages.append(("graph2", e, e <= tol))
+        stages.append(("graph2", e, e <= GRAPH2_TOLERANCE.get(precision, tol)))
     else:
         stages.append(("proposals", float("inf"), False))
     matches, extra = match_instances(ref, got)
-    ok = all(m.got >= 0 for m in matches) and not extra and all(m.mask_iou >= 0.99 for m in matches)
+    min_iou = MIN_MASK_IOU.get(precision, 0.99)
+    ok = all(m.got >= 0 for m in matches) and not extra and all(m.mask_iou >= min_iou for m in matches)
     worst = min((m.mask_iou for m in matches if m.got >= 0), default=0.0)
     stages.append(("instances", worst, ok))
     return ParityResult(stages, matches, extra, len(ref), len(got), details)

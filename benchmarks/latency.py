@@ -44,6 +44,26 @@ def _worker(conn, kind: str, source: str, threads: int, image_path: str, overrid
     conn.close()
 
 
+def cpu_line() -> str:
+    """CPU model and the instruction sets that decide INT8/BF16 speed (figures mean nothing without them)."""
+    import platform
+
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, val = line.partition(":")
+            if key.strip() == "model name":
+                model = val.strip()
+            elif key.strip() in ("flags", "Features"):
+                flags = set(val.split())
+    except OSError:
+        pass
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "asimddp", "i8mm")
+    import os
+
+    return f"{model}, {os.cpu_count()} cores; {' '.join(f for f in wanted if f in flags) or 'no avx2/vnni/bf16'}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--image", required=True)
@@ -89,7 +109,7 @@ def main() -> None:
             for n, t, _, _ in workers]
     size = f"{overrides.get('min_size', 'default')}/{overrides.get('max_size', 'default')}"
     print(f"\n{args.image} at test size {size}; median ms of {args.rounds} interleaved rounds, one process per "
-          f"row; speed-up vs {first} at the same threads")
+          f"row; speed-up vs {first} at the same threads\nCPU: {cpu_line()}")
     print(format_table(["model", "threads", "inst", *STAGES, "total", "speed-up"], rows, floatfmt=".1f"))
     if args.json:
         Path(args.json).write_text(json.dumps([{"model": n, "threads": t, "device": devices[n, t], **med[n, t]}

@@ -98,3 +98,22 @@ def test_eval_errors(tiny_set, ref_model, tmp_path):
     (tmp_path / "other.json").write_text(json.dumps(other))
     with pytest.raises(CmliteError, match="share nothing"):
         evaluate(seg, tmp_path / "other.json", tiny_set / "images")
+
+
+def test_limit_scores_only_the_evaluated_images(tmp_path):
+    """--limit N must give the AP of those N images alone (the others' ground truth is not scored as missed)."""
+    from calibration.synth import generate
+
+    generate(tmp_path / "d", 0, 6, 96, 0, progress=False)
+    ann = json.loads((tmp_path / "d" / "annotations" / "instances_val.json").read_text())
+    first = {i["id"] for i in sorted(ann["images"], key=lambda i: i["id"])[:3]}
+    part = {**ann, "images": [i for i in ann["images"] if i["id"] in first],
+            "annotations": [a for a in ann["annotations"] if a["image_id"] in first]}
+    (tmp_path / "part.json").write_text(json.dumps(part))
+    seg = lite.predictor(lite.load_model())
+    limited, _ = evaluate(seg, tmp_path / "d" / "annotations" / "instances_val.json", tmp_path / "d" / "val",
+                          limit=3, progress=False)
+    alone, _ = evaluate(seg, tmp_path / "part.json", tmp_path / "d" / "val", progress=False)
+    assert limited["images"] == 3 and limited["mask_ap"] > 0
+    for k in ("mask_ap", "box_ap", "mask_ap50", "box_ap75"):
+        assert limited[k] == pytest.approx(alone[k]), k

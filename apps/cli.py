@@ -129,7 +129,7 @@ def cmd_convert(args) -> None:
     rows = []
     for f in folders:
         m = read_manifest(f)
-        size = sum(g.bytes for g in m.graphs.values())
+        size = m.size_bytes(f)
         hw = "x".join(map(str, m.fixed_hw)) if m.fixed_hw else "dynamic"
         rows.append([f.name, m.target, m.precision, hw, f"{size / 2**20:.1f} MB", str(f)])
     print(format_table(["model", "target", "precision", "input", "size", "folder"], rows))

@@ -89,7 +89,7 @@ def cmd_quantize(args) -> None:
         m = read_manifest(f)
         acc = m.quantization.get("accuracy", {})
         ap = (lambda k: f"{acc['fp32'][k]:.1f} -> {acc['int8'][k]:.1f}") if acc else (lambda k: "-")
-        size = sum(g.bytes + sum((f / a).stat().st_size for a in g.aux_files) for g in m.graphs.values())
+        size = m.size_bytes(f)
         rows.append([f.name, m.target, ap("mask_ap"), ap("box_ap"), f"{size / 2**20:.1f} MB", str(f)])
     print(format_table(["model", "target", "mask AP fp32 -> int8", "box AP", "size", "folder"], rows))
     plan = read_manifest(folders[0]).quantization["plan"]

@@ -33,7 +33,9 @@ BLOCKS: dict[str, tuple[str, ...]] = {
     "maskiou_head": ("roi_heads.maskiou_head",),
 }
 
-# Used when no validation set is given: measured on the embedded default (see the README's INT8 section).
+# Used when no validation set is given. Measured on the embedded default (200 val images, seeds 0 and 1; the
+# README's INT8 section): with everything quantized every target stays within 0.3 mask AP of its FP32 twin, and
+# no block regains more than that when kept float, so nothing stays float (TFLite adds its GroupNorm rule).
 DEFAULT_PLAN: tuple[str, ...] = ()
 
 

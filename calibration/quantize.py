@@ -84,7 +84,7 @@ def _evaluate(folder: Path, val: Validation, threads: int | None, backend: str |
 
 
 class Quantizer:
-    """Holds the FP32 twins, calibration inputs and ranges while folders are built (one `run`)."""
+    """The FP32 twins, their calibration inputs and the ORT ranges, held while the INT8 folders are built."""
 
     def __init__(self, work: Path, twins: dict[str, Path], frames: CalibFrames, method: str, threads: int | None,
                  reduce_range: bool, log):

@@ -92,6 +92,10 @@ class Manifest:
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
         return path
 
+    def size_bytes(self, folder: Path) -> int:
+        """Bytes on disk of every file the graphs need (an IR's weights are its .bin, not the .xml)."""
+        return sum((Path(folder) / f).stat().st_size for g in self.graphs.values() for f in (g.file, *g.aux_files))
+
     def verify_files(self, folder: Path) -> None:
         """Every graph file is present and has the recorded hash."""
         for name, g in self.graphs.items():

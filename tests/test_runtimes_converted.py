@@ -170,3 +170,13 @@ def test_depthwise_variant_converts_at_a_small_size(tmp_path):
         res = compare(lite.predictor(model), runtimes.load(folder), img, "fp32")
         assert all(ok for name, _, ok in res.stages if name != "instances"), (folder.name, res.stages)
         assert res.summary()["matched"] == res.summary()["ref_instances"] > 0
+
+
+def test_folder_size_counts_every_file(converted):
+    """The size `convert` prints is the files on disk, an IR's .bin (its weights) included."""
+    for name, folder in converted.items():
+        m = read_manifest(folder)
+        on_disk = sum(p.stat().st_size for p in folder.iterdir() if p.name != "manifest.json")
+        assert m.size_bytes(folder) == on_disk, name
+    ov = read_manifest(converted["openvino-fp32"])
+    assert ov.size_bytes(converted["openvino-fp32"]) > 10 * sum(g.bytes for g in ov.graphs.values())

@@ -64,6 +64,13 @@ def _quiet():
         logger.setLevel(level)
 
 
+def _ort_method(method: str):
+    from onnxruntime.quantization import CalibrationMethod
+
+    return {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+            "entropy": CalibrationMethod.Entropy}[method]
+
+
 def preprocess(src: Path, dst: Path) -> Path:
     """ONNX Runtime's recommended pre-processing (shape inference and graph optimization) before quantization."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -75,13 +82,11 @@ def preprocess(src: Path, dst: Path) -> Path:
 
 def calibrate(model: Path, samples: list[dict[str, np.ndarray]], method: str, cache: Path) -> Path:
     """Activation ranges of `model` on the samples by `method`, written to an ORT calibration cache file."""
-    from onnxruntime.quantization import CalibrationMethod
     from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
 
     if method not in METHODS:
         raise ValueError(f"unknown calibration method {method!r}; choose from {', '.join(METHODS)}")
-    ort_method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
-                  "entropy": CalibrationMethod.Entropy}[method]
+    ort_method = _ort_method(method)
     with tempfile.TemporaryDirectory(prefix="cmlite-calib-") as tmp, _quiet():
         calibrator = create_calibrator(model, [], augmented_model_path=str(Path(tmp) / "augmented.onnx"),
                                        calibrate_method=ort_method, extra_options=CALIBRATOR_OPTIONS[method])
@@ -104,13 +109,12 @@ def quantize(model: Path, cache: Path, out: Path, method: str, keep_float: list[
     """A QDQ graph from a pre-processed FP32 model and its calibration cache; nodes the plan selects stay float.
 
     Returns the settings to record in the manifest."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     f = FORMS[form]
     nodes = [n.name for n in onnx.load(str(model), load_external_data=False).graph.node]
     excluded = plans.selected(nodes, keep_float)
-    ort_method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
-                  "entropy": CalibrationMethod.Entropy}[method]
+    ort_method = _ort_method(method)
     with _quiet():
         quantize_static(str(model), str(out), None, quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=reduce_range,
                         activation_type=getattr(QuantType, f["activation_type"]),

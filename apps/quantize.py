@@ -57,15 +57,13 @@ def cmd_quantize(args) -> None:
     _need_torch("cmlite quantize")
     import lite
     from calibration.frames import read_frames
-    from calibration.quantize import TARGETS, Validation, quantize
+    from calibration.quantize import Validation, check_targets, quantize
     from runtimes.manifest import read_manifest
 
     from .table import format_table
 
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    bad = [t for t in targets if t not in TARGETS]
-    if bad or not targets:
-        raise CmliteError(f"--targets {args.targets!r}: choose from {', '.join(TARGETS)}")
+    check_targets(targets)  # before loading anything
     if (args.val is None) != (args.val_images is None):
         raise CmliteError("--val and --val-images go together: the annotations and the folder of their images")
     if args.max_ap_drop < 0:
@@ -89,9 +87,8 @@ def cmd_quantize(args) -> None:
         m = read_manifest(f)
         acc = m.quantization.get("accuracy", {})
         ap = (lambda k: f"{acc['fp32'][k]:.1f} -> {acc['int8'][k]:.1f}") if acc else (lambda k: "-")
-        size = m.size_bytes(f)
-        rows.append([f.name, m.target, ap("mask_ap"), ap("box_ap"), f"{size / 2**20:.1f} MB", str(f)])
+        rows.append([f.name, m.target, ap("mask_ap"), ap("box_ap"), f"{m.size_bytes(f) / 2**20:.1f} MB", str(f)])
     print(format_table(["model", "target", "mask AP fp32 -> int8", "box AP", "size", "folder"], rows))
-    plan = read_manifest(folders[0]).quantization["plan"]
+    plan = m.quantization["plan"]  # the same in every folder
     print(f"plan ({plan['chosen']}): keep float {', '.join(plan['keep_float']) or 'nothing'}")
     print(f"quantized {len(folders)} models in {time.perf_counter() - t0:.0f} s")

@@ -33,7 +33,7 @@ class Validation:
     limit: int | None = None
 
 
-def _check_targets(targets: list[str]) -> None:
+def check_targets(targets: list[str]) -> None:
     for t in targets:
         if t not in TARGETS:
             raise CmliteError(f"unknown target {t!r} for quantize; choose from {', '.join(TARGETS)}")
@@ -93,6 +93,7 @@ class Quantizer:
         self.work, self.twins, self.frames, self.method = work, twins, frames, method
         self.threads, self.reduce_range, self.log = threads, reduce_range, log
         self.samples: dict[str, GraphSamples] = {}
+        self._fp32_metrics: dict[str, dict] = {}
         for target, twin in twins.items():
             log(f"calibration inputs for {target} ({len(frames.frames)} frames through its FP32 runtime)")
             self.samples[target] = collect(runtimes.load(twin, threads=threads), frames.frames)
@@ -142,9 +143,16 @@ class Quantizer:
                 graphs[kind] = _spec(folder, old.file, tflite_export.io_spec, old)
         return f.finish(graphs, {**record, "backend": settings})
 
+    def fp32_metrics(self, target: str, val: Validation) -> dict:
+        """AP of a target's FP32 twin (evaluated once: onnx and tensorrt share theirs, and the search uses it)."""
+        twin = TWIN[target]
+        if twin not in self._fp32_metrics:
+            self._fp32_metrics[twin] = _evaluate(self.twins[twin], val, self.threads)
+        return self._fp32_metrics[twin]
+
     def search(self, val: Validation, max_drop: float) -> plans.SearchResult:
         """The plan search runs on ONNX Runtime (the fastest to rebuild); the plan then applies to every target."""
-        fp32 = _evaluate(self.twins["onnx"], val, self.threads)["mask_ap"]
+        fp32 = self.fp32_metrics("onnx", val)["mask_ap"]
         count = iter(range(10**6))
 
         def evaluate(keep_float: list[str]) -> float:
@@ -165,7 +173,7 @@ def quantize(model, out_dir: str | Path, targets: list[str], frames: CalibFrames
     keep_float: an explicit plan (module names or block names) instead of the search / the default."""
     from converters.convert import convert
 
-    _check_targets(targets)
+    check_targets(targets)
     if method not in ort_quant.METHODS:
         raise CmliteError(f"unknown --method {method!r}; choose from {', '.join(ort_quant.METHODS)}")
     if val is not None:
@@ -200,7 +208,7 @@ def quantize(model, out_dir: str | Path, targets: list[str], frames: CalibFrames
             folder = q.build(target, chosen, work / f"{target}-int8", record)
             if val is not None:
                 backend = "onnx" if target == "tensorrt" else None  # TensorRT's graphs run in ORT here
-                fp32 = _evaluate(twins[TWIN[target]], val, threads)
+                fp32 = q.fp32_metrics(target, val)
                 int8 = _evaluate(folder, val, threads, backend)
                 drop = round(fp32["mask_ap"] - int8["mask_ap"], 2)
                 m = read_manifest(folder)

@@ -2,44 +2,14 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from pathlib import Path
 
 from runtimes.errors import CmliteError
 
-
-def _need_torch(flag: str) -> None:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise CmliteError(f"{flag} needs PyTorch, which is not installed: pip install 'cmlite[torch]'"
-                          + (" (or run a converted model with --model DIR)" if flag == "--weights" else "")) from None
-
-
-def _load_model(weights: str | None):
-    _need_torch("--weights")
-    import lite
-
-    return lite.load_model(weights or "default")
-
-
-def _segmenter(args, **overrides):
-    """--weights CKPT (eager PyTorch) or --model DIR (converted, torch-free)."""
-    if getattr(args, "model", None):
-        import runtimes
-
-        return runtimes.load(args.model, threads=args.threads, **overrides)
-    import lite
-
-    return lite.predictor(_load_model(args.weights), threads=args.threads, **overrides)
-
-
-def _overrides(args) -> dict:
-    return {k: v for k, v in (("min_size", args.min_size), ("max_size", args.max_size),
-                              ("score_thresh", args.score_thresh)) if v is not None}
+from .atomic import write_json_atomic
+from .model_args import add_runtime_args, load_model, need_torch, config_overrides, parse_hw, segmenter
 
 
 def _check_images(paths: list[str]):
@@ -61,7 +31,7 @@ def cmd_predict(args) -> None:
     from .visualize import draw
 
     images = _check_images(args.images)
-    seg = _segmenter(args, **_overrides(args))
+    seg = segmenter(args, **config_overrides(args))
     print(f"model: {seg.device}")
     results, used = [], set()
     vis_dir = Path(args.save_vis) if args.save_vis else None
@@ -88,32 +58,20 @@ def cmd_predict(args) -> None:
             line += f" -> {out}"
         tqdm.write(line, file=sys.stdout)
     if args.json:
-        _write_json_atomic(Path(args.json), results)
+        write_json_atomic(Path(args.json), results)
         print(f"wrote {len(results)} results for {len(images)} images to {args.json}")
 
 
-def _parse_hw(text: str | None) -> tuple[int, int] | None:
-    if not text:
-        return None
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise CmliteError(f"--input-size {text!r}: expected HxW, e.g. 608x800") from None
-    if h <= 0 or w <= 0 or h % 32 or w % 32:
-        raise CmliteError(f"--input-size {text}: both sides must be positive multiples of 32 (e.g. 608x800)")
-    return h, w
-
-
 def cmd_convert(args) -> None:
-    _need_torch("cmlite convert")
+    need_torch("cmlite convert")
     from converters.convert import convert, plan
 
-    fixed = _parse_hw(args.input_size)
+    fixed = parse_hw(args.input_size)
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
     plan(targets, precisions)  # fail on a bad target before loading anything
-    model = _load_model(args.weights)
-    overrides = _overrides(args)
+    model = load_model(args.weights)
+    overrides = config_overrides(args)
     overrides.pop("score_thresh", None)
     if overrides:
         model.config = model.config.with_(**overrides)
@@ -146,10 +104,10 @@ def cmd_parity(args) -> None:
     images = _check_images(args.images)
     import lite
 
-    reference = lite.predictor(_load_model(args.weights), threads=args.threads, **_overrides(args))
+    reference = lite.predictor(load_model(args.weights), threads=args.threads, **config_overrides(args))
     report, rows = [], []
     for folder in args.model:
-        seg = runtimes.load(folder, threads=args.threads, **_overrides(args))
+        seg = runtimes.load(folder, threads=args.threads, **config_overrides(args))
         for path in images:
             res = compare(reference, seg, read_bgr(path), seg.manifest.precision)
             s = res.summary()
@@ -165,38 +123,28 @@ def cmd_parity(args) -> None:
     print(format_table(["model", "image", "matched (got)", "min box IoU", "min mask IoU", "median mask IoU",
                         "max |dscore|", "first divergence"], rows, floatfmt=".4f"))
     if args.json:
-        _write_json_atomic(Path(args.json), report)
+        write_json_atomic(Path(args.json), report)
         print(f"wrote {args.json}")
-
-
-def _write_json_atomic(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(obj))
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def cmd_eval(args) -> None:
     from .evaluate import evaluate
     from .table import format_table
 
-    seg = _segmenter(args, **_overrides(args))
+    seg = segmenter(args, **config_overrides(args))
     print(f"model: {seg.device}")
     metrics, _ = evaluate(seg, args.data, args.images, limit=args.limit)
     keys = ["mask_ap", "mask_ap50", "mask_ap75", "box_ap", "box_ap50", "box_ap75"]
     print(format_table([*keys, "images", "median ms"],
                        [[*(metrics[k] for k in keys), metrics["images"], metrics["median_ms"]]], floatfmt=".1f"))
     if args.json:
-        _write_json_atomic(Path(args.json), {"model": args.model or args.weights or "default", "device": seg.device,
+        write_json_atomic(Path(args.json), {"model": args.model or args.weights or "default", "device": seg.device,
                                              **metrics})
         print(f"wrote {args.json}")
 
 
 def cmd_train(args) -> None:
-    _need_torch("cmlite train")
+    need_torch("cmlite train")
     import torch
 
     from lite.train import TrainConfig, train
@@ -222,13 +170,6 @@ def cmd_data_synth(args) -> None:
           f"in {summary['seconds']:.1f} s")
 
 
-def _add_runtime_args(p, weights_required: bool = False) -> None:
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
-    p.add_argument("--min-size", type=int, help="test size: short side (default: the model's, 600 for Lite)")
-    p.add_argument("--max-size", type=int, help="test size: long side cap (default: the model's, 1000 for Lite)")
-    p.add_argument("--score-thresh", type=float, help="detection threshold (default 0.05, as the official model)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cmlite", description="CenterMask-Lite on the edge: convert, run, measure.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -243,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-vis", metavar="DIR", help="write a picture with the instances drawn per image")
     p.add_argument("--vis-thresh", type=float, default=0.3, help="score threshold for drawing (default 0.3)")
     p.add_argument("--json", metavar="OUT", help="write COCO-format results (RLE masks, mask_score extra field)")
-    _add_runtime_args(p)
+    add_runtime_args(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("convert", help="convert a checkpoint for ONNX Runtime, OpenVINO and TFLite",
@@ -269,12 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", required=True, help="folder of the images the annotations name")
     p.add_argument("--limit", type=int, help="evaluate only the first N images")
     p.add_argument("--json", metavar="OUT", help="write the metrics (0-100 scale) as JSON")
-    _add_runtime_args(p)
+    add_runtime_args(p)
     p.set_defaults(func=cmd_eval)
 
-    from . import quantize
+    from . import camera, quantize
 
     quantize.add_parser(sub)
+    camera.add_parser(sub)
 
     from .demo import cmd_demo
 
@@ -326,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", action="append", required=True, help="converted model folder (repeat for more)")
     p.add_argument("--json", metavar="OUT", help="write the full report as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="print the stage table per image")
-    _add_runtime_args(p)
+    add_runtime_args(p)
     p.set_defaults(func=cmd_parity)
     return parser
 

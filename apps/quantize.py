@@ -52,9 +52,9 @@ def _keep_float(text: str | None) -> list[str] | None:
 
 
 def cmd_quantize(args) -> None:
-    from .cli import _load_model, _need_torch, _parse_hw
+    from .model_args import load_model, need_torch, parse_hw
 
-    _need_torch("cmlite quantize")
+    need_torch("cmlite quantize")
     import lite
     from calibration.frames import read_frames
     from calibration.quantize import Validation, check_targets, quantize
@@ -68,12 +68,12 @@ def cmd_quantize(args) -> None:
         raise CmliteError("--val and --val-images go together: the annotations and the folder of their images")
     if args.max_ap_drop < 0:
         raise CmliteError(f"--max-ap-drop {args.max_ap_drop}: must be 0 or more (mask AP points)")
-    fixed = _parse_hw(args.input_size)
+    fixed = parse_hw(args.input_size)
     frames = read_frames(args.calib, args.calib_count, args.calib_seed, args.calib_images, args.camera_seconds,
                          min_frames=min(8, args.calib_count))
     print(f"calibration: {len(frames.frames)} frames from {frames.kind} {frames.source}"
           + (f" ({len(frames.skipped)} unreadable skipped)" if frames.skipped else ""), file=sys.stderr)
-    model = _load_model(args.weights)
+    model = load_model(args.weights)
     overrides = {k: v for k, v in (("min_size", args.min_size), ("max_size", args.max_size)) if v is not None}
     if overrides:
         model.config = model.config.with_(**overrides)

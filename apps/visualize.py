@@ -1,10 +1,12 @@
-"""Drawing instances on an image: translucent masks, outlines, boxes and labels (OpenCV only)."""
+"""Drawing instances on an image: translucent masks, outlines, boxes and labels that do not pile up (OpenCV only)."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
 from runtimes.instances import Instances
+
+FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def color(i: int) -> tuple[int, int, int]:
@@ -14,23 +16,66 @@ def color(i: int) -> tuple[int, int, int]:
     return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0])
 
 
-def draw(image: np.ndarray, inst: Instances, alpha: float = 0.5, min_score: float = 0.0) -> np.ndarray:
-    out = image.copy()
-    keep = [i for i in range(len(inst)) if inst.scores[i] >= min_score]
-    for i in reversed(keep):  # highest score drawn last, on top
-        col = np.array(color(int(inst.classes[i])), np.float32)
-        m = inst.masks[i]
-        out[m] = (out[m] * (1 - alpha) + col * alpha).astype(np.uint8)
-        contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(out, contours, -1, tuple(int(c) for c in col), 1, cv2.LINE_AA)
+def _overlaps(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def place_labels(boxes: np.ndarray, sizes: list[tuple[int, int]], image_hw: tuple[int, int]) -> list:
+    """Where each label goes: (x1, y1, x2, y2) of its background, or None when it fits nowhere free.
+
+    Labels are placed in the given order (best first). Each tries above its box's top-left corner, inside it,
+    below the box, inside at the bottom, then the same corners on the right, then steps down the box's left
+    edge; the first spot inside the image that covers no label placed before wins."""
+    h, w = image_hw
+    placed, out = [], []
+    for (x1, y1, x2, y2), (tw, th) in zip(np.round(boxes).astype(int).tolist(), sizes):
+        spots = [(x1, y1 - th), (x1, y1), (x1, y2), (x1, y2 - th), (x2 - tw, y1 - th), (x2 - tw, y1),
+                 (x2 - tw, y2), (x2 - tw, y2 - th)]
+        spots += [(x1, y) for y in range(y1 + th, y2 - th, max(th // 2, 1))]
+        spot = None
+        for x, y in spots:
+            x, y = min(max(x, 0), max(w - tw, 0)), min(max(y, 0), max(h - th, 0))
+            rect = (x, y, x + tw, y + th)
+            if not any(_overlaps(rect, p) for p in placed):
+                spot = rect
+                break
+        out.append(spot)
+        if spot is not None:
+            placed.append(spot)
+    return out
+
+
+def draw(image: np.ndarray, inst: Instances, alpha: float = 0.5, min_score: float = 0.0, masks: bool = True,
+         inplace: bool = False) -> np.ndarray:
+    out = image if inplace else image.copy()
+    keep = [i for i in np.argsort(-inst.scores, kind="stable").tolist() if inst.scores[i] >= min_score]
+    if masks:
+        for i in reversed(keep):  # highest score drawn last, on top
+            col = np.array(color(int(inst.classes[i])), np.float32)
+            m = inst.masks[i]
+            ys, xs = np.nonzero(m.any(axis=1))[0], np.nonzero(m.any(axis=0))[0]
+            if not len(ys):
+                continue
+            sl = (slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))  # blend only inside the mask's box
+            region, mm = out[sl], m[sl]
+            region[mm] = (region[mm] * (1 - alpha) + col * alpha).astype(np.uint8)
+            contours, _ = cv2.findContours(mm.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            cv2.drawContours(region, contours, -1, tuple(int(c) for c in col), 1, cv2.LINE_AA)
     scale = max(0.35, min(out.shape[:2]) / 1200)
+    texts = [f"{inst.label(i)} {inst.scores[i]:.2f}" for i in keep]
+    sizes, bases = [], []
+    for text in texts:
+        (tw, th), base = cv2.getTextSize(text, FONT, scale, 1)
+        sizes.append((tw + 2, th + base + 2))
+        bases.append(base)
     for i in keep:
-        c = color(int(inst.classes[i]))
         x1, y1, x2, y2 = (int(round(float(v))) for v in inst.boxes[i])
-        cv2.rectangle(out, (x1, y1), (x2, y2), c, 1, cv2.LINE_AA)
-        text = f"{inst.label(i)} {inst.scores[i]:.2f}"
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-        ty = max(y1, th + base)
-        cv2.rectangle(out, (x1, ty - th - base), (x1 + tw, ty), c, -1)
-        cv2.putText(out, text, (x1, ty - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.rectangle(out, (x1, y1), (x2, y2), color(int(inst.classes[i])), 1, cv2.LINE_AA)
+    spots = place_labels(inst.boxes[keep].reshape(-1, 4), sizes, out.shape[:2])
+    for i, text, spot, base in zip(keep, texts, spots, bases):
+        if spot is None:  # no free spot: the box and mask still show it
+            continue
+        x1, y1, x2, y2 = spot
+        cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), color(int(inst.classes[i])), -1)
+        cv2.putText(out, text, (x1 + 1, y2 - 1 - base), FONT, scale, (0, 0, 0), 1, cv2.LINE_AA)
     return out

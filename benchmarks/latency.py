@@ -44,26 +44,6 @@ def _worker(conn, kind: str, source: str, threads: int, image_path: str, overrid
     conn.close()
 
 
-def cpu_line() -> str:
-    """CPU model and the instruction sets that decide INT8/BF16 speed (figures mean nothing without them)."""
-    import platform
-
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, val = line.partition(":")
-            if key.strip() == "model name":
-                model = val.strip()
-            elif key.strip() in ("flags", "Features"):
-                flags = set(val.split())
-    except OSError:
-        pass
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "asimddp", "i8mm")
-    import os
-
-    return f"{model}, {os.cpu_count()} cores; {' '.join(f for f in wanted if f in flags) or 'no avx2/vnni/bf16'}"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--image", required=True)
@@ -76,6 +56,7 @@ def main() -> None:
     ap.add_argument("--max-size", type=int)
     ap.add_argument("--json")
     args = ap.parse_args()
+    from apps.device_info import cpu_line
     from apps.table import format_table
 
     overrides = {k: v for k, v in (("min_size", args.min_size), ("max_size", args.max_size)) if v is not None}

@@ -20,7 +20,7 @@ from .config import PipelineConfig
 from .decode import decode
 from .instances import Instances
 from .paste import paste_masks, scale_clip_boxes
-from .preprocess import preprocess
+from .preprocess import Preprocessed, preprocess
 from .roi_align import assign_levels, roi_align
 
 NUM_LEVELS = 5
@@ -53,6 +53,14 @@ class DenseOutputs:
     def from_named(out: dict[str, np.ndarray], num_feature_levels: int = 3) -> "DenseOutputs":
         levels = [(out[f"logits_{i}"][0], out[f"bbox_reg_{i}"][0], out[f"ctrness_{i}"][0]) for i in range(NUM_LEVELS)]
         return DenseOutputs(levels, [out[f"p{i + 3}"][0] for i in range(num_feature_levels)])
+
+
+@dataclass
+class Front:
+    """What graph 1 made of one image: the input to Segmenter.back()."""
+    pre: Preprocessed
+    dense: DenseOutputs
+    timings: dict[str, float]  # ms: preprocess, graph1
 
 
 class Segmenter(ABC):
@@ -95,22 +103,33 @@ class Segmenter(ABC):
 
     def predict(self, image: np.ndarray, trace: dict | None = None) -> Instances:
         """image: HxWx3 uint8 BGR. `trace`, if given, receives every intermediate stage."""
+        return self.back(self.front(image), trace)
+
+    def front(self, image: np.ndarray) -> Front:
+        """The first half of predict(): preprocessing and graph 1. Apps may run it for the next frame in another
+        thread while back() finishes the current one (`cmlite camera --pipeline`)."""
+        t0 = time.perf_counter()
+        cfg = self.config
+        pre = preprocess(image, cfg.min_size, cfg.max_size, cfg.pixel_mean, cfg.size_divisibility, self.fixed_hw)
+        t1 = time.perf_counter()
+        dense = self.run_dense(pre.tensor)
+        t2 = time.perf_counter()
+        return Front(pre, dense, {"preprocess": (t1 - t0) * 1e3, "graph1": (t2 - t1) * 1e3})
+
+    def back(self, front: Front, trace: dict | None = None) -> Instances:
+        """The second half of predict(): decode, RoIAlign, graph 2 and paste. Sets `timings` (all stages)."""
         # The host work is many tiny matrix products; a threaded BLAS spends 10-30x longer on them than
         # one thread does (measured: paste 400 ms vs 11 ms on 2 cores). The graphs use their own pools.
         with _blas_controller().limit(limits=1, user_api="blas"):
-            return self._predict(image, trace)
+            return self._back(front, trace)
 
-    def _predict(self, image: np.ndarray, trace: dict | None) -> Instances:
-        cfg = self.config
+    def _back(self, front: Front, trace: dict | None) -> Instances:
+        cfg, pre, dense = self.config, front.pre, front.dense
         clock = [time.perf_counter()]
 
         def lap():
             clock.append(time.perf_counter())
 
-        pre = preprocess(image, cfg.min_size, cfg.max_size, cfg.pixel_mean, cfg.size_divisibility, self.fixed_hw)
-        lap()
-        dense = self.run_dense(pre.tensor)
-        lap()
         props = decode(dense.levels, cfg.fpn_strides, cfg.score_thresh, cfg.pre_nms_topk, cfg.nms_thresh,
                        cfg.post_nms_topk)
         levels = assign_levels(props.boxes, pre.resized_hw, 3, 2 + len(cfg.pooler_strides))
@@ -133,6 +152,6 @@ class Segmenter(ABC):
         order = order[np.argsort(-props.scores[order], kind="stable")]
         masks = paste_masks(mask_probs[order, 0], boxes[order], pre.original_hw, cfg.mask_thresh)
         lap()
-        self.timings = {k: (b - a) * 1e3 for k, a, b in zip(self.STAGES, clock, clock[1:])}
+        self.timings = {**front.timings, **{k: (b - a) * 1e3 for k, a, b in zip(self.STAGES[2:], clock, clock[1:])}}
         return Instances(boxes[order], props.scores[order], props.classes[order], masks,
                          mask_scores[order].astype(np.float32), pre.original_hw, tuple(self.class_names))

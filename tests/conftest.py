@@ -89,3 +89,13 @@ def converted(tmp_path_factory, ref_model):
     out = tmp_path_factory.mktemp("converted")
     folders = convert(ref_model, out, ["onnx", "openvino", "tflite"], ["fp32", "fp16"], source=CKPT, log=lambda m: None)
     return {f.name: f for f in folders}
+
+
+@pytest.fixture(scope="session")
+def default_onnx(tmp_path_factory):
+    """The embedded default model converted to ONNX Runtime FP32 (the apps' tests run it)."""
+    import lite
+    from converters.convert import convert
+
+    out = tmp_path_factory.mktemp("default_onnx")
+    return convert(lite.load_model(), out, ["onnx"], ["fp32"], source=lite.DEFAULT_WEIGHTS, log=lambda m: None)[0]

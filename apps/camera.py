@@ -1,0 +1,276 @@
+"""`cmlite camera`: live instance segmentation from a webcam, a video, a stream, a folder or `synth`, on any
+backend, with the fps and latency each device reaches.
+
+    cmlite camera --source 0 --model out/openvino-int8                 # a window (a display and GUI OpenCV)
+    cmlite camera --source synth --serve 0.0.0.0:8080 --headless       # watch from a browser
+    cmlite camera --source clip.mp4 --record seg.mp4 --stats run.json --headless
+
+Torch-free with --model DIR; the embedded default (or --weights) runs in PyTorch.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runtimes.errors import CmliteError
+from runtimes.pipeline import Segmenter
+
+from .capture import Capture, EndOfSource
+from .frame_stats import FrameStats
+from .overlay import draw_banner, draw_panel, panel_lines
+from .pipelining import Pipelined, Sequential
+from .sources import SOURCES_HELP, Source, open_source
+from .visualize import draw
+
+IDLE_S = 0.25  # how often the outputs refresh when no frame comes (source lost, slow stream)
+
+
+@dataclass
+class CameraOptions:
+    loop: bool = False
+    realtime: bool = False
+    pipeline: bool = False
+    window: bool = True
+    record: str | None = None
+    serve: str | None = None
+    frames: int | None = None
+    seconds: float | None = None
+    stats: str | None = None
+    show_thresh: float = 0.5
+    snapshot_dir: str = "."
+    stop: threading.Event = field(default_factory=threading.Event)  # set() ends the run (Python API)
+    log: object = field(default=lambda message: print(message, file=sys.stderr))
+
+
+def model_info(seg: Segmenter, source: Source, threads: int | None, pipeline: bool) -> dict:
+    from .device_info import cpu_line
+
+    manifest = getattr(seg, "manifest", None)
+    backend = manifest.target if manifest else "pytorch"
+    precision = manifest.precision if manifest else "fp32"
+    return {"backend": backend, "precision": precision, "device": seg.device, "cpu": cpu_line(),
+            "threads": threads or "all", "pipeline": pipeline, "source": source.describe(),
+            "min_size": seg.config.min_size, "max_size": seg.config.max_size, "input": "-"}
+
+
+class _Outputs:
+    """Window, recorder and web server: whichever were asked for."""
+
+    def __init__(self, opts: CameraOptions, source: Source, stats_fn):
+        self.window = self.recorder = self.server = None
+        from .window import HELP, unavailable
+
+        if opts.window:
+            why = unavailable()
+            if why is None:
+                from .window import Window
+
+                self.window = Window()
+                opts.log(HELP)
+            elif opts.record or opts.serve or opts.stats:
+                opts.log(f"no window: {why}")
+            else:
+                raise CmliteError(why)
+        if opts.record:
+            from .recorder import Recorder
+
+            self.recorder = Recorder(opts.record, fps=None if source.live or opts.realtime else source.fps)
+        if opts.serve:
+            from .web import serve
+
+            self.server = serve(opts.serve, stats_fn)
+            opts.log(f"serving {self.server.url} (the page), {self.server.url}stream.mjpg and "
+                     f"{self.server.url}stats.json")
+
+    def show(self, image, record: bool = True) -> str | None:
+        if self.recorder is not None and record:
+            self.recorder.write(image)
+        if self.server is not None:
+            self.server.frames.publish(image)
+        return self.window.show(image) if self.window is not None else None
+
+    def close(self, keep: bool = True) -> None:
+        if self.recorder is not None:
+            self.recorder.close(keep)
+        if self.server is not None:
+            self.server.stop()
+        if self.window is not None:
+            self.window.close()
+
+
+def run_camera(seg: Segmenter, source: Source, opts: CameraOptions, threads: int | None = None) -> dict:
+    """Run until the source ends, --frames/--seconds, q/Esc or Ctrl-C. -> the --stats summary."""
+    stats = FrameStats()
+    info = model_info(seg, source, threads, opts.pipeline)
+    capture = Capture(source, loop=opts.loop, realtime=opts.realtime, log=opts.log)
+    state = {"paused": False, "masks": True, "panel": True, "status": ""}
+
+    def live_stats() -> dict:
+        return {**stats.live(), **info, "dropped": capture.dropped, "captured": capture.captured,
+                "reopens": capture.reopens, "status": state["status"], "paused": state["paused"]}
+
+    outputs = _Outputs(opts, source, live_stats)
+    runner = None
+    ended, reason = False, "done"
+    try:
+        capture.start()
+        runner = (Pipelined if opts.pipeline else Sequential)(seg, capture)
+        deadline = None if opts.seconds is None else time.perf_counter() + opts.seconds
+        last, resumed_at = None, 0.0
+        while True:
+            if opts.frames is not None and stats.frames >= opts.frames:
+                reason = f"{opts.frames} frames"
+                break
+            if deadline is not None and time.perf_counter() >= deadline:
+                reason = f"{opts.seconds:g} s"
+                break
+            if opts.stop.is_set():
+                reason = "stopped"
+                break
+            state["status"] = "paused (space to resume)" if state["paused"] else capture.status
+            if state["paused"] or (item := runner.next(IDLE_S)) is None:
+                if state["paused"]:
+                    time.sleep(0.03)
+                action = _refresh(outputs, last, state["status"])
+            else:
+                frame, front, inst, timings = item
+                if frame.t_capture < resumed_at:  # taken before the pause ended
+                    continue
+                info["input"] = "x".join(map(str, front.pre.tensor.shape[2:]))
+                t0 = time.perf_counter()
+                image = draw(frame.image, inst, min_score=opts.show_thresh, masks=state["masks"], inplace=True)
+                if state["panel"]:
+                    draw_panel(image, panel_lines(stats.live(), info, capture.dropped))
+                last = image.copy()
+                if state["status"]:
+                    draw_banner(image, state["status"])
+                t1 = time.perf_counter()
+                action = outputs.show(image)
+                t2 = time.perf_counter()
+                stats.add(frame.t_capture, t2, {**timings, "draw": (t1 - t0) * 1e3, "output": (t2 - t1) * 1e3})
+            if action == "quit":
+                reason = "quit key"
+                break
+            if action == "pause":
+                state["paused"] = not state["paused"]
+                resumed_at = time.perf_counter()
+            elif action in ("masks", "panel"):
+                state[action] = not state[action]
+            elif action == "snapshot" and last is not None:
+                _snapshot(last, opts, stats.frames)
+    except EndOfSource:
+        ended, reason = True, "end of source"
+    except KeyboardInterrupt:
+        reason = "interrupted"
+    finally:
+        if runner is not None:
+            runner.close()
+        capture.stop()
+        outputs.close(keep=True)
+    summary = {**stats.summary(), "captured": capture.captured, "dropped": capture.dropped, "taken": capture.taken,
+               "pending": capture.pending,
+               "reopens": capture.reopens, "stopped_by": reason, "source_ended": ended,
+               "recorded_frames": outputs.recorder.frames if outputs.recorder else None,
+               **{k: v for k, v in info.items()}}
+    if opts.stats:
+        from .atomic import write_json_atomic
+
+        write_json_atomic(Path(opts.stats), summary)
+    return summary
+
+
+def _refresh(outputs: _Outputs, last, status: str) -> str | None:
+    """No new frame: show the last picture again with the status (so the window answers keys and viewers see
+    why nothing moves). Not recorded."""
+    if last is None:
+        return None
+    image = last.copy()
+    if status:
+        draw_banner(image, status)
+    return outputs.show(image, record=False)
+
+
+def _snapshot(image, opts: CameraOptions, index: int) -> None:
+    import cv2
+
+    path = Path(opts.snapshot_dir) / f"cmlite-{time.strftime('%Y%m%d-%H%M%S')}-{index:06d}.png"
+    if cv2.imwrite(str(path), image):
+        opts.log(f"snapshot: {path}")
+    else:
+        opts.log(f"cannot write snapshot {path}: check that {opts.snapshot_dir} is writable")
+
+
+def _check(args) -> None:
+    for name, value in (("--frames", args.frames), ("--seconds", args.seconds)):
+        if value is not None and value <= 0:
+            raise CmliteError(f"{name} {value}: give a positive number (or leave it out to run until stopped)")
+    if not 0 <= args.show_thresh <= 1:
+        raise CmliteError(f"--show-thresh {args.show_thresh}: give a score in [0, 1]")
+    if args.snapshot_dir and not Path(args.snapshot_dir).is_dir():
+        raise CmliteError(f"--snapshot-dir {args.snapshot_dir} is not a folder")
+
+
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
+def cmd_camera(args) -> None:
+    from .model_args import config_overrides, segmenter
+
+    _check(args)
+    overrides = config_overrides(args)
+    if args.serve:
+        from .web import parse_address
+
+        parse_address(args.serve)  # a bad address fails before the model loads
+    source = open_source(args.source)
+    try:
+        seg = segmenter(args, **overrides)
+    except BaseException:
+        source.close()
+        raise
+    opts = CameraOptions(loop=args.loop, realtime=args.realtime, pipeline=args.pipeline, window=not args.headless,
+                         record=args.record, serve=args.serve, frames=args.frames, seconds=args.seconds,
+                         stats=args.stats, show_thresh=args.show_thresh, snapshot_dir=args.snapshot_dir)
+    opts.log(f"{source.describe()} -> {seg.device}" + (" (pipelined)" if args.pipeline else ""))
+    if threading.current_thread() is threading.main_thread():  # `kill` stops as cleanly as Ctrl-C
+        signal.signal(signal.SIGTERM, _interrupt)
+    s = run_camera(seg, source, opts, threads=args.threads)
+    lat = s["latency_ms"]
+    print(f"{s['frames']} frames in {s['seconds']:.1f} s ({s['stopped_by']}): {s['fps_mean'] or 0:.1f} fps mean, "
+          f"{s['fps_p50'] or 0:.1f} p50; latency p50 {lat['p50']} / p90 {lat['p90']} / p99 {lat['p99']} ms; "
+          f"dropped {s['dropped']} of {s['captured']} captured; {s['device']}, {s['threads']} threads"
+          + (f"; stats in {args.stats}" if args.stats else "") + (f"; video in {args.record}" if args.record else ""))
+
+
+def add_parser(sub) -> None:
+    from .model_args import add_runtime_args
+
+    p = sub.add_parser("camera", help="live segmentation from a camera, video, stream, folder or synth, with fps",
+                       description="Live instance segmentation with an overlay of fps, per-stage ms and latency. "
+                                   "Outputs: a window, --record, --serve (a web page), --stats. Keys in the window: "
+                                   "q/Esc quit, space pause, s snapshot, m masks, p panel.")
+    p.add_argument("--source", default="0", help=f"{SOURCES_HELP}; synth:WxH@FPS sets the scene (default 0)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--weights", help="checkpoint (.pth), run in PyTorch; default: the embedded default model")
+    src.add_argument("--model", help="a converted model folder (`cmlite convert` / `quantize`), run without PyTorch")
+    add_runtime_args(p)
+    p.add_argument("--pipeline", action="store_true", help="overlap graph 1 of the next frame with graph 2, "
+                                                           "paste and drawing of the current one")
+    p.add_argument("--loop", action="store_true", help="replay video files and folders")
+    p.add_argument("--realtime", action="store_true", help="play a video at its own frame rate, dropping frames "
+                                                           "like a camera (default: every frame, in order)")
+    p.add_argument("--headless", action="store_true", help="no window")
+    p.add_argument("--record", metavar="OUT.mp4", help="write the overlaid video (.mp4, .avi, .mkv)")
+    p.add_argument("--serve", metavar="HOST:PORT", help="serve a live web page (/, /stream.mjpg, /stats.json); "
+                                                        "a bare PORT binds 127.0.0.1 only, 0.0.0.0:PORT every address")
+    p.add_argument("--frames", type=int, help="stop after N frames")
+    p.add_argument("--seconds", type=float, help="stop after T seconds")
+    p.add_argument("--stats", metavar="FILE", help="write a JSON summary (fps, latency percentiles, stages, device)")
+    p.add_argument("--show-thresh", type=float, default=0.5, help="draw instances scoring at least this (default 0.5)")
+    p.add_argument("--snapshot-dir", default=".", help="where the s key writes PNG snapshots (default .)")
+    p.set_defaults(func=cmd_camera)

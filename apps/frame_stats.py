@@ -1,0 +1,83 @@
+"""Frame rate, latency and per-stage times of a live run: the numbers on the overlay, the web page and --stats.
+
+fps is counted at display time (frames shown per second); latency is end to end, from the moment the source
+returned the frame to the moment its overlaid picture was handed to the outputs (window, recorder, server).
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import numpy as np
+
+STAGES = ("preprocess", "graph1", "host", "graph2", "paste", "draw", "output")
+SMOOTH_S = 2.0  # window of the smoothed fps
+
+
+def _pct(values, q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 2) if len(values) else None
+
+
+class FrameStats:
+    def __init__(self, keep: int = 100_000):
+        self.t_display: deque[float] = deque(maxlen=keep)
+        self.latency_ms: deque[float] = deque(maxlen=keep)
+        self.stages: dict[str, deque[float]] = {s: deque(maxlen=keep) for s in STAGES}
+        self.frames = 0
+        self.t_start = time.perf_counter()
+        self._recent: deque[float] = deque()
+        self.last: dict = {}
+
+    def add(self, t_capture: float, t_display: float, timings: dict[str, float]) -> None:
+        self.frames += 1
+        self.t_display.append(t_display)
+        self.latency_ms.append((t_display - t_capture) * 1e3)
+        for s in STAGES:
+            if s in timings:
+                self.stages[s].append(timings[s])
+        self._recent.append(t_display)
+        while self._recent and self._recent[0] < t_display - SMOOTH_S:
+            self._recent.popleft()
+        self.last = {k: round(v, 2) for k, v in timings.items()}
+
+    @property
+    def fps_now(self) -> float | None:
+        """From the last two frames."""
+        if len(self.t_display) < 2:
+            return None
+        dt = self.t_display[-1] - self.t_display[-2]
+        return 1.0 / dt if dt > 0 else None
+
+    @property
+    def fps_smooth(self) -> float | None:
+        """Frames shown over the last SMOOTH_S seconds (the last interval when slower than that)."""
+        if len(self._recent) < 2:
+            return self.fps_now
+        span = self._recent[-1] - self._recent[0]
+        return (len(self._recent) - 1) / span if span > 0 else None
+
+    def live(self) -> dict:
+        """The current numbers (overlay panel, /stats.json)."""
+        def r(v):
+            return None if v is None else round(v, 2)
+
+        return {"frames": self.frames, "fps": r(self.fps_smooth), "fps_now": r(self.fps_now),
+                "latency_ms": r(self.latency_ms[-1]) if self.latency_ms else None, "stages_ms": self.last,
+                "seconds": round(time.perf_counter() - self.t_start, 2)}
+
+    def summary(self) -> dict:
+        """The run as a whole (--stats FILE)."""
+        t = np.asarray(self.t_display)
+        intervals = np.diff(t)
+        mean_fps = (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else None
+        return {
+            "frames": self.frames,
+            "seconds": round(time.perf_counter() - self.t_start, 3),
+            "fps_mean": None if mean_fps is None else round(mean_fps, 2),
+            "fps_p50": round(1.0 / float(np.median(intervals)), 2) if len(intervals) and np.median(intervals) > 0
+            else None,
+            "latency_ms": {"p50": _pct(self.latency_ms, 50), "p90": _pct(self.latency_ms, 90),
+                           "p99": _pct(self.latency_ms, 99), "mean": round(float(np.mean(self.latency_ms)), 2)
+                           if self.latency_ms else None},
+            "stages_ms_p50": {s: _pct(v, 50) for s, v in self.stages.items() if len(v)},
+        }

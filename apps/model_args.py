@@ -1,0 +1,68 @@
+"""What every command that runs a model shares: --weights / --model, the runtime flags, and opening the model."""
+from __future__ import annotations
+
+from runtimes.errors import CmliteError
+
+
+def need_torch(flag: str) -> None:
+    try:
+        import torch  # noqa: F401  (only whether it imports)
+    except ImportError:
+        raise CmliteError(f"{flag} needs PyTorch, which is not installed: pip install 'cmlite[torch]'"
+                          + (" (or run a converted model with --model DIR)" if flag == "--weights" else "")) from None
+
+
+def load_model(weights: str | None):
+    need_torch("--weights")
+    import lite
+
+    return lite.load_model(weights or "default")
+
+
+def segmenter(args, **overrides):
+    """--weights CKPT (eager PyTorch) or --model DIR (converted, torch-free)."""
+    if getattr(args, "model", None):
+        import runtimes
+
+        return runtimes.load(args.model, threads=args.threads, **overrides)
+    import lite
+
+    return lite.predictor(load_model(args.weights), threads=args.threads, **overrides)
+
+
+def config_overrides(args) -> dict:
+    """--min-size, --max-size, --score-thresh as PipelineConfig fields; checks --threads too."""
+    threads = getattr(args, "threads", None)
+    if threads is not None and threads < 1:
+        raise CmliteError(f"--threads {threads}: give at least 1 (or leave it out to use every core)")
+    out = {k: v for k, v in (("min_size", getattr(args, "min_size", None)), ("max_size", getattr(args, "max_size", None)),
+                             ("score_thresh", getattr(args, "score_thresh", None))) if v is not None}
+    for k in ("min_size", "max_size"):
+        if k in out and out[k] < 32:
+            raise CmliteError(f"--{k.replace('_', '-')} {out[k]}: the test size must be at least 32 pixels")
+    if "min_size" in out and "max_size" in out and out["max_size"] < out["min_size"]:
+        raise CmliteError(f"--max-size {out['max_size']} is below --min-size {out['min_size']}: the long-side cap "
+                          f"must be at least the short side")
+    if "score_thresh" in out and not 0 <= out["score_thresh"] < 1:
+        raise CmliteError(f"--score-thresh {out['score_thresh']}: give a score in [0, 1), e.g. 0.05 (the "
+                          f"official model's) or 0.3")
+    return out
+
+
+def parse_hw(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise CmliteError(f"--input-size {text!r}: expected HxW, e.g. 608x800") from None
+    if h <= 0 or w <= 0 or h % 32 or w % 32:
+        raise CmliteError(f"--input-size {text}: both sides must be positive multiples of 32 (e.g. 608x800)")
+    return h, w
+
+
+def add_runtime_args(p, weights_required: bool = False) -> None:
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--min-size", type=int, help="test size: short side (default: the model's, 600 for Lite)")
+    p.add_argument("--max-size", type=int, help="test size: long side cap (default: the model's, 1000 for Lite)")
+    p.add_argument("--score-thresh", type=float, help="detection threshold (default 0.05, as the official model)")

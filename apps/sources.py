@@ -1,0 +1,226 @@
+"""Frame sources for the camera app: a webcam, a video file, a stream URL, a folder of images, or `synth`.
+
+    src = open_source("0")            # webcam index; "/dev/video0"; "clip.mp4"; "rtsp://..."; "frames/"; "synth"
+    ok, frame = src.read()            # BGR uint8, or (False, None) when the source has nothing (more)
+
+A source is `live` when it runs on its own clock (camera, stream, synth): the app keeps only its newest frame
+and reopens it when it stops. Files (video, folder) are read frame by frame and end; `rewind()` replays them.
+Every failure to open raises CmliteError with one line naming the problem and the fix.
+"""
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from runtimes.errors import CmliteError
+
+from .images import IMAGE_SUFFIXES
+
+URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
+STREAM_TIMEOUT_MS = 5000
+SOURCES_HELP = ("a camera index (0) or /dev/videoN, a video file, a stream URL (rtsp://, http://), a folder of "
+                "images, or synth")
+
+
+def _quiet_capture(*args) -> cv2.VideoCapture:
+    """cv2.VideoCapture without OpenCV's own warnings (we raise our own one-line error)."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        return cv2.VideoCapture(*args)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+
+
+class Source:
+    """What the capture thread reads. Subclasses open in __init__ (raising CmliteError) and on reopen()."""
+    kind = "source"
+    live = False
+    fps: float | None = None  # nominal frame rate, when known
+
+    def __init__(self, spec: str):
+        self.spec = spec
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        raise NotImplementedError
+
+    def reopen(self) -> None:
+        """Open again after a failure (live sources); raises CmliteError while it still fails."""
+        self.close()
+        self._open()
+
+    def rewind(self) -> None:
+        """Start a file source over (--loop)."""
+        self.reopen()
+
+    def _open(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.spec}"
+
+
+class CaptureSource(Source):
+    """Anything cv2.VideoCapture opens: a camera, a video file or a stream."""
+
+    def __init__(self, spec: str, target, kind: str, live: bool):
+        super().__init__(spec)
+        self.target, self.kind, self.live = target, kind, live
+        self.cap: cv2.VideoCapture | None = None
+        self._first: np.ndarray | None = None
+        self._open()
+
+    def _open(self) -> None:
+        if self.kind == "stream":
+            cap = _quiet_capture(self.target, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
+                                                              cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS])
+        else:
+            cap = _quiet_capture(self.target)
+        ok, frame = cap.read() if cap.isOpened() else (False, None)
+        if not ok or frame is None:
+            cap.release()
+            raise self._open_error()
+        if self.kind == "camera":
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # where the driver allows: no queue of stale frames
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if 0 < fps < 1000 else None
+        self.cap, self._first = cap, frame
+
+    def _open_error(self) -> CmliteError:
+        if self.kind == "camera":
+            return CmliteError(f"camera {self.spec} cannot be opened: it is absent, or busy in another program "
+                               f"(close it, check `ls /dev/video*`), or try --source synth")
+        if self.kind == "stream":
+            return CmliteError(f"stream {self.spec} does not answer (waited {STREAM_TIMEOUT_MS / 1000:.0f} s): check "
+                               f"the URL and that the server is up and reachable from here")
+        return CmliteError(f"{self.spec} is not a video OpenCV can read (corrupt, or not a video): give a video "
+                           f"file (.mp4, .avi, .mkv, ...), a folder of images or a camera index")
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        if self._first is not None:
+            frame, self._first = self._first, None
+            return True, frame
+        if self.cap is None:
+            return False, None
+        ok, frame = self.cap.read()
+        return (True, frame) if ok and frame is not None else (False, None)
+
+    def close(self) -> None:
+        if self.cap is not None:
+            self.cap.release()
+            self.cap = None
+
+
+def _natural_key(path: Path):
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+
+class FolderSource(Source):
+    """The images of a folder in natural order (frame2 before frame10); unreadable ones are skipped and counted."""
+    kind = "folder"
+
+    def __init__(self, spec: str):
+        super().__init__(spec)
+        self.files = sorted((p for p in Path(spec).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+        if not self.files:
+            raise CmliteError(f"no images in folder {spec} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+        self.skipped: list[str] = []
+        self._open()
+
+    def _open(self) -> None:
+        self.pos = 0
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        while self.pos < len(self.files):
+            path = self.files[self.pos]
+            self.pos += 1
+            img = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR) if path.stat().st_size else None
+            if img is not None:
+                return True, img
+            self.skipped.append(str(path))
+        if len(self.skipped) == len(self.files):
+            raise CmliteError(f"none of the {len(self.files)} images in {self.spec} could be decoded")
+        return False, None
+
+
+class SynthSource(Source):
+    """The moving synthetic scene as a virtual camera running at `fps`: read() waits for the next frame time and
+    renders the scene as it is then (a reader slower than `fps` gets the frame that is due, not a backlog)."""
+    kind = "synth"
+    live = True
+
+    def __init__(self, spec: str = "synth", width: int = 640, height: int = 480, fps: float = 30.0, seed: int = 0):
+        super().__init__(spec)
+        from calibration.synth_scene import MovingScene
+
+        self.scene = MovingScene(width, height, seed)
+        self.fps = fps
+        self._open()
+
+    def describe(self) -> str:
+        return f"synth {self.scene.width}x{self.scene.height}@{self.fps:g}fps"
+
+    def _open(self) -> None:
+        self.t0, self.index = time.monotonic(), -1
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        now = time.monotonic() - self.t0
+        due = max(self.index + 1, int(now * self.fps))
+        wait = due / self.fps - now
+        if wait > 0:
+            time.sleep(wait)
+        self.index = due
+        return True, self.scene.render(due / self.fps)
+
+
+def parse_synth(spec: str) -> dict:
+    """synth[:WxH][@FPS][#SEED], e.g. synth:1280x720@15 -> SynthSource keyword arguments."""
+    m = re.fullmatch(r"synth(?::(\d+)x(\d+))?(?:@(\d+(?:\.\d+)?))?(?:#(\d+))?", spec)
+    if not m:
+        raise CmliteError(f"bad synth source {spec!r}: use synth, synth:WxH, synth@FPS or synth:WxH@FPS#SEED "
+                          f"(e.g. synth:640x480@30)")
+    kw = {}
+    if m.group(1):
+        kw.update(width=int(m.group(1)), height=int(m.group(2)))
+    if m.group(3):
+        kw["fps"] = float(m.group(3))
+        if not 0 < kw["fps"] <= 240:
+            raise CmliteError(f"bad synth source {spec!r}: the frame rate must be in (0, 240]")
+    if m.group(4):
+        kw["seed"] = int(m.group(4))
+    return kw
+
+
+def open_source(spec: str) -> Source:
+    """Classify SRC and open it (raising CmliteError with the fix when it cannot be opened)."""
+    spec = str(spec).strip()
+    if spec == "synth" or spec.startswith(("synth:", "synth@", "synth#")):
+        try:
+            return SynthSource(spec, **parse_synth(spec))
+        except ValueError as e:  # the scene's size check
+            raise CmliteError(f"bad synth source {spec!r}: {e}") from None
+    if spec.isascii() and spec.isdigit():
+        return CaptureSource(spec, int(spec), "camera", live=True)
+    if spec.startswith("/dev/video"):
+        if not Path(spec).exists():
+            raise CmliteError(f"camera {spec} does not exist: check `ls /dev/video*` and that it is plugged in, "
+                              f"or try --source synth")
+        return CaptureSource(spec, spec, "camera", live=True)
+    if spec.lower().startswith(URL_SCHEMES):
+        return CaptureSource(spec, spec, "stream", live=True)
+    path = Path(spec)
+    if not path.exists():
+        raise CmliteError(f"source {spec} not found: give {SOURCES_HELP}")
+    if path.is_dir():
+        return FolderSource(spec)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        raise CmliteError(f"{spec} is a single image: for images use `cmlite predict`, or give the folder of "
+                          f"images to play them as a video")
+    return CaptureSource(spec, spec, "video", live=False)

@@ -1,0 +1,221 @@
+"""`cmlite camera`, headless: synth and video sources through the real app with the embedded default model
+converted to ONNX Runtime, the recording and the stats it writes, a live source that fails and is reopened,
+and bad input. The web page, the browser and the window have their own files (test_camera_web, _window)."""
+from __future__ import annotations
+
+import json
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+import runtimes
+from apps.camera import CameraOptions, run_camera
+from apps.cli import main
+from apps.sources import Source, open_source
+from calibration.synth_scene import MovingScene
+from runtimes.errors import CmliteError
+from tests.conftest import run_torch_free
+
+PANEL = (slice(4, 30), slice(4, 200))  # inside the panel's first line at 640x480
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    """16 frames of the moving scene as an MJPG .avi, and the frames as OpenCV decodes them from it."""
+    path = tmp_path_factory.mktemp("video") / "scene.avi"
+    scene = MovingScene(640, 480, seed=3)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 480))
+    for i in range(16):
+        writer.write(scene.render(i / 10))
+    writer.release()
+    return path, _read_all(path)
+
+
+def _read_all(path) -> list[np.ndarray]:
+    cap, frames = cv2.VideoCapture(str(path)), []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            return frames
+        frames.append(f)
+
+
+def _stats(path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _check_adds_up(s: dict, frames: int) -> None:
+    assert s["frames"] == frames
+    assert s["captured"] == s["taken"] + s["dropped"] + s["pending"]
+    assert frames <= s["taken"] <= frames + 2  # at most one frame in flight (pipelined) and one being discarded
+    lat, st = s["latency_ms"], s["stages_ms_p50"]
+    assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"]
+    assert set(st) == {"preprocess", "graph1", "host", "graph2", "paste", "draw", "output"}
+    assert lat["p50"] >= st["graph1"] + st["preprocess"]  # the latency spans the stages
+    assert 0 < s["fps_mean"] <= frames / (s["seconds"] * 0.5)
+    assert s["backend"] == "onnx" and s["precision"] == "fp32" and "onnxruntime" in s["device"]
+    assert s["cpu"] and s["input"] == "320x448"
+
+
+def test_synth_records_and_writes_stats(tmp_path, default_onnx, capsys):
+    rec, stats = tmp_path / "synth.mp4", tmp_path / "stats.json"
+    assert main(["camera", "--source", "synth", "--model", str(default_onnx), "--headless", "--frames", "12",
+                 "--record", str(rec), "--stats", str(stats), "--threads", "2"]) == 0
+    s = _stats(stats)
+    _check_adds_up(s, 12)
+    assert s["source"] == "synth 640x480@30fps" and not s["source_ended"] and s["recorded_frames"] == 12
+    assert s["dropped"] > 0  # a 30 fps virtual camera outruns the model on this CPU: the newest frame is kept
+    frames = _read_all(rec)
+    assert len(frames) == 12 and frames[0].shape == (480, 640, 3)
+    for f in frames:  # the status panel darkens the top left and writes in it
+        panel, below = f[PANEL].astype(float), f[200:300, 4:200].astype(float)
+        assert panel.mean() < 0.7 * below.mean()
+        assert (panel.max(axis=2) > 200).sum() > 50  # the text
+    assert "12 frames in" in capsys.readouterr().out
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+@pytest.mark.parametrize("pipeline", [False, True], ids=["sequential", "pipelined"])
+def test_video_every_frame_overlaid(tmp_path, default_onnx, video, pipeline):
+    path, inputs = video
+    rec, stats = tmp_path / "out.avi", tmp_path / "stats.json"
+    argv = ["camera", "--source", str(path), "--model", str(default_onnx), "--headless", "--record", str(rec),
+            "--stats", str(stats), "--threads", "2"] + (["--pipeline"] if pipeline else [])
+    assert main(argv) == 0
+    s = _stats(stats)
+    _check_adds_up(s, len(inputs))
+    assert s["source_ended"] and s["dropped"] == 0 and s["pipeline"] is pipeline
+    out = _read_all(rec)
+    assert len(out) == len(inputs) == 16
+    seg = runtimes.load(default_onnx, threads=2)
+    shown = 0
+    for src, got in zip(inputs, out):  # frame k of the recording is input frame k with the overlay
+        diff = np.abs(got.astype(np.int16) - src.astype(np.int16)).max(axis=2)
+        assert diff[PANEL].mean() > 30
+        inst = seg.predict(src)
+        keep = inst.scores >= 0.5
+        drawn = np.zeros(src.shape[:2], bool)
+        drawn[:140, :] = True  # the panel
+        for x1, y1, x2, y2 in inst.boxes[keep].astype(int):
+            drawn[max(y1 - 30, 0):y2 + 30, max(x1 - 10, 0):x2 + 160] = True  # box, outline and label
+        assert np.median(diff[~drawn]) <= 3  # elsewhere only the codec's noise
+        masks = inst.masks[keep]
+        if len(masks):
+            inside = masks.any(axis=0)
+            inside[:140] = False
+            if inside.sum() > 200:
+                assert diff[inside].mean() > 12  # translucent masks
+                shown += 1
+    assert shown >= 4
+
+
+class FlakyCamera(Source):
+    """A live source that stops after `fail_at` frames (a camera unplugged) and whose first `refuse` reopen
+    attempts fail; its frames are the real moving scene."""
+    kind, live, fps = "flaky camera", True, 30.0
+
+    def __init__(self, fail_at: int, refuse: int):
+        super().__init__("flaky")
+        self.scene, self.fail_at, self.refuse = MovingScene(640, 480, seed=1), fail_at, refuse
+        self.reads, self.attempts, self.broken = 0, 0, False
+
+    def read(self):
+        if self.broken:
+            return False, None
+        self.reads += 1
+        if self.reads == self.fail_at:
+            self.broken = True
+            return False, None
+        time.sleep(1 / self.fps)
+        return True, self.scene.render(self.reads / self.fps)
+
+    def reopen(self):
+        self.attempts += 1
+        if self.attempts <= self.refuse:
+            raise CmliteError("still unplugged")
+        self.broken = False
+
+
+def test_live_source_that_fails_is_reopened(tmp_path, default_onnx):
+    logs: list[str] = []
+    src = FlakyCamera(fail_at=4, refuse=1)
+    rec = tmp_path / "flaky.mp4"
+    s = run_camera(runtimes.load(default_onnx, threads=2), src,
+                   CameraOptions(window=False, frames=8, record=str(rec), log=logs.append), threads=2)
+    assert s["frames"] == 8 and s["reopens"] == 1 and src.attempts == 2 and not s["source_ended"]
+    assert any("flaky camera flaky lost: reopening (attempt 1" in m for m in logs)
+    assert any("attempt 2" in m for m in logs) and any("reopened after 2 attempts" in m for m in logs)
+    assert len(_read_all(rec)) == 8  # frames repeated while the source was lost are not recorded
+
+
+def test_loop_replays_a_file(tmp_path, default_onnx, video):
+    stats = tmp_path / "s.json"
+    assert main(["camera", "--source", str(video[0]), "--model", str(default_onnx), "--headless", "--loop",
+                 "--frames", "20", "--stats", str(stats)]) == 0
+    s = _stats(stats)
+    assert s["frames"] == 20 and not s["source_ended"] and s["stopped_by"] == "20 frames"
+
+
+def test_folder_in_natural_order(tmp_path, video):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in (10, 2, 1):
+        cv2.imwrite(str(folder / f"f{i}.png"), video[1][i])
+    (folder / "f3.png").write_bytes(b"not a png")
+    src = open_source(str(folder))
+    got = []
+    while (r := src.read())[0]:
+        got.append(r[1])
+    assert len(got) == 3 and src.skipped == [str(folder / "f3.png")]
+    assert all(np.array_equal(g, video[1][i]) for g, i in zip(got, (1, 2, 10)))
+
+
+def test_synth_source_paces_like_a_camera():
+    src = open_source("synth:320x240@20#5")
+    t0 = time.monotonic()
+    frames = [src.read()[1] for _ in range(6)]
+    assert time.monotonic() - t0 >= 5 / 20 * 0.9
+    assert frames[0].shape == (240, 320, 3) and not np.array_equal(frames[0], frames[5])  # it moves
+
+
+def test_runs_without_torch(default_onnx, tmp_path):
+    stats = tmp_path / "s.json"
+    r = run_torch_free(f"""
+        from apps.cli import main
+        assert main(["camera", "--source", "synth:320x240", "--model", r"{default_onnx}", "--headless",
+                     "--frames", "3",
+                     "--stats", r"{stats}"]) == 0
+        """)
+    assert r.returncode == 0, r.stderr
+    assert _stats(stats)["frames"] == 3
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--source", "7"], "camera 7 cannot be opened: it is absent, or busy"),
+    (["--source", "/dev/video9"], "camera /dev/video9 does not exist"),
+    (["--source", "http://127.0.0.1:9/live.mjpg"], "does not answer"),
+    (["--source", "{notvideo}"], "is not a video OpenCV can read"),
+    (["--source", "{missing}"], "not found: give a camera index"),
+    (["--source", "{image}"], "is a single image"),
+    (["--source", "synth:10x10"], "bad synth source"),
+    (["--source", "synth@fast"], "bad synth source"),
+    (["--source", "synth", "--frames", "0"], "--frames 0: give a positive number"),
+    (["--source", "synth", "--threads", "0"], "--threads 0: give at least 1"),
+    (["--source", "synth", "--serve", "localhost:http"], "expected HOST:PORT"),
+    (["--source", "synth", "--record", "{tmp}/out.gif", "--headless"], "use a .mp4, .avi"),
+    (["--source", "synth", "--model", "{tmp}"], "manifest"),
+    (["--source", "synth", "--frames", "2"], "this OpenCV has no GUI"),
+])
+def test_bad_input_one_line_exit_2(argv, message, tmp_path, capsys, default_onnx):
+    (tmp_path / "notvideo.mp4").write_text("hello")
+    cv2.imwrite(str(tmp_path / "one.png"), np.zeros((8, 8, 3), np.uint8))
+    subst = {"notvideo": tmp_path / "notvideo.mp4", "missing": tmp_path / "nope.mp4", "image": tmp_path / "one.png",
+             "tmp": tmp_path}
+    argv = [a.format(**subst) for a in argv]
+    if "--model" not in argv:
+        argv += ["--model", str(default_onnx)]
+    assert main(["camera", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1] and err[-1].startswith("cmlite: error: ")

@@ -35,8 +35,7 @@ def config_overrides(args) -> dict:
     threads = getattr(args, "threads", None)
     if threads is not None and threads < 1:
         raise CmliteError(f"--threads {threads}: give at least 1 (or leave it out to use every core)")
-    out = {k: v for k, v in (("min_size", getattr(args, "min_size", None)), ("max_size", getattr(args, "max_size", None)),
-                             ("score_thresh", getattr(args, "score_thresh", None))) if v is not None}
+    out = {k: getattr(args, k) for k in ("min_size", "max_size", "score_thresh") if getattr(args, k, None) is not None}
     for k in ("min_size", "max_size"):
         if k in out and out[k] < 32:
             raise CmliteError(f"--{k.replace('_', '-')} {out[k]}: the test size must be at least 32 pixels")

@@ -17,7 +17,8 @@ def panel_lines(live: dict, info: dict, dropped: int) -> list[str]:
     """The panel's text: fps, per-stage ms, latency, then what runs where."""
     st = live.get("stages_ms", {})
     return [
-        f"{_fmt(live.get('fps'))} fps (now {_fmt(live.get('fps_now'))})   latency {_fmt(live.get('latency_ms'), '.0f')} ms",
+        f"{_fmt(live.get('fps'))} fps (now {_fmt(live.get('fps_now'))})   "
+        f"latency {_fmt(live.get('latency_ms'), '.0f')} ms",
         "  ".join(f"{short} {_fmt(st.get(key))}" for key, short in STAGE_LABELS) + " ms",
         f"{info['backend']} {info['precision']}  input {info['input']}  {info['threads']} threads"
         + ("  pipelined" if info.get("pipeline") else ""),

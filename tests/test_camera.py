@@ -219,3 +219,30 @@ def test_bad_input_one_line_exit_2(argv, message, tmp_path, capsys, default_onnx
     assert main(["camera", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert message in err[-1] and err[-1].startswith("cmlite: error: ")
+
+
+def test_ctrl_c_stops_cleanly(tmp_path, default_onnx):
+    """SIGINT mid-run: exit 0, the recording finished and renamed, the stats written."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    rec, stats = tmp_path / "run.mp4", tmp_path / "s.json"
+    proc = subprocess.Popen([sys.executable, "-m", "apps.cli", "camera", "--source", "synth", "--model",
+                             str(default_onnx), "--headless", "--record", str(rec), "--stats", str(stats)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not rec.exists():  # wait for frames: the recorder opens its file
+        if list(tmp_path.glob(".run.partial.mp4")):
+            time.sleep(1.0)
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    s = _stats(stats)
+    assert s["stopped_by"] == "interrupted" and s["frames"] > 0
+    assert len(_read_all(rec)) == s["recorded_frames"] == s["frames"]
+    assert not list(tmp_path.glob(".*partial*"))

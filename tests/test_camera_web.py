@@ -108,3 +108,63 @@ def test_browser_shows_the_live_picture_and_stats(app, tmp_path):
     assert re.search(r'<span class="fps" id="fps">\d+\.\d</span>', dom), dom[:2000]
     assert re.search(r"<td>graph 1 ms</td><td class=\"v\">\d+\.\d</td>", dom)
     assert "<td>backend</td><td class=\"v\">onnx</td>" in dom
+
+
+def test_stream_source_that_goes_down_is_reopened(default_onnx):
+    """One app reads another's MJPEG stream (a real http:// source through OpenCV's FFmpeg); the serving app is
+    stopped (SIGTERM) and started again on the same port: the reader says so, reopens it and goes on."""
+    import signal
+    import socket
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/"
+
+    def serve_app():
+        return subprocess.Popen([sys.executable, "-m", "apps.cli", "camera", "--source", "synth:320x240@15",
+                                 "--model", str(default_onnx), "--headless", "--serve", f"127.0.0.1:{port}",
+                                 "--seconds", "120", "--threads", "1"], cwd=REPO, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+
+    def wait_for(cond, seconds=60.0):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                if cond():
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.2)
+        return False
+
+    first = serve_app()
+    second = None
+    try:
+        assert wait_for(lambda: _stats(url)["frames"] > 0)
+        logs: list[str] = []
+        opts = CameraOptions(window=False, log=logs.append)
+        result = {}
+        reader = threading.Thread(target=lambda: result.update(run_camera(
+            runtimes.load(default_onnx, threads=1), open_source(url + "stream.mjpg"), opts, threads=1)))
+        reader.start()
+        assert wait_for(lambda: _stats(url)["viewers"] == 1)
+        time.sleep(1.5)
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(30) == 0  # SIGTERM stops the app cleanly
+        assert wait_for(lambda: any("lost: reopening" in m for m in logs), 30), logs
+        second = serve_app()
+        assert wait_for(lambda: any("reopened after" in m for m in logs), 90), logs
+        assert wait_for(lambda: _stats(url)["viewers"] == 1)
+        time.sleep(1.5)
+        opts.stop.set()
+        reader.join(60)
+        assert result["reopens"] >= 1 and result["frames"] > 0 and result["source"].startswith("stream http://")
+    finally:
+        for p in (first, second):
+            if p is not None and p.poll() is None:
+                p.kill()

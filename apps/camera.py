@@ -9,6 +9,7 @@ Torch-free with --model DIR; the embedded default (or --weights) runs in PyTorch
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -222,6 +223,10 @@ def cmd_camera(args) -> None:
     from .model_args import config_overrides, segmenter
 
     _check(args)
+    if args.pipeline and args.threads is None:
+        # the two halves run at once: half the cores each (measured on 2 cores: the same fps as 2 threads
+        # each, with 35 ms less latency)
+        args.threads = max(1, (os.cpu_count() or 2) // 2)
     overrides = config_overrides(args)
     if args.serve:
         from .web import parse_address
@@ -260,7 +265,9 @@ def add_parser(sub) -> None:
     src.add_argument("--model", help="a converted model folder (`cmlite convert` / `quantize`), run without PyTorch")
     add_runtime_args(p)
     p.add_argument("--pipeline", action="store_true", help="overlap graph 1 of the next frame with graph 2, "
-                                                           "paste and drawing of the current one")
+                                                           "paste and drawing of the current one (more fps, a "
+                                                           "little more latency; --threads defaults to half the "
+                                                           "cores then)")
     p.add_argument("--loop", action="store_true", help="replay video files and folders")
     p.add_argument("--realtime", action="store_true", help="play a video at its own frame rate, dropping frames "
                                                            "like a camera (default: every frame, in order)")

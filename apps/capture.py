@@ -32,7 +32,7 @@ class EndOfSource(Exception):
 class Frame:
     image: np.ndarray  # HxWx3 uint8 BGR
     index: int  # 0-based count of frames read from the source
-    t_capture: float  # time.perf_counter() when the source returned it
+    t_capture: float  # time.perf_counter() when the source returned it (files: when the app took it)
 
 
 class Capture:
@@ -74,6 +74,8 @@ class Capture:
                     return None
                 self._cond.wait(remaining)
             frame, self._slot = self._slot, None
+            if not self.latest_only:  # a file frame has no capture moment: its latency starts when the app takes it
+                frame.t_capture = time.perf_counter()
             self.taken += 1
             self._cond.notify_all()
             return frame

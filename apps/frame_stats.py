@@ -1,7 +1,8 @@
 """Frame rate, latency and per-stage times of a live run: the numbers on the overlay, the web page and --stats.
 
 fps is counted at display time (frames shown per second); latency is end to end, from the moment the source
-returned the frame to the moment its overlaid picture was handed to the outputs (window, recorder, server).
+returned the frame (files played frame by frame: the moment the app took it) to the moment its overlaid picture
+was handed to the outputs (window, recorder, server).
 """
 from __future__ import annotations
 

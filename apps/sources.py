@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from calibration.frames import open_capture
 from runtimes.errors import CmliteError
 
 from .images import IMAGE_SUFFIXES
@@ -24,16 +25,6 @@ URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://"
 STREAM_TIMEOUT_MS = 5000
 SOURCES_HELP = ("a camera index (0) or /dev/videoN, a video file, a stream URL (rtsp://, http://), a folder of "
                 "images, or synth")
-
-
-def _quiet_capture(*args) -> cv2.VideoCapture:
-    """cv2.VideoCapture without OpenCV's own warnings (we raise our own one-line error)."""
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    try:
-        return cv2.VideoCapture(*args)
-    finally:
-        cv2.utils.logging.setLogLevel(level)
 
 
 class Source:
@@ -79,10 +70,10 @@ class CaptureSource(Source):
 
     def _open(self) -> None:
         if self.kind == "stream":
-            cap = _quiet_capture(self.target, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
+            cap = open_capture(self.target, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
                                                               cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS])
         else:
-            cap = _quiet_capture(self.target)
+            cap = open_capture(self.target)
         ok, frame = cap.read() if cap.isOpened() else (False, None)
         if not ok or frame is None:
             cap.release()
@@ -206,6 +197,8 @@ def open_source(spec: str) -> Source:
             return SynthSource(spec, **parse_synth(spec))
         except ValueError as e:  # the scene's size check
             raise CmliteError(f"bad synth source {spec!r}: {e}") from None
+    if spec.startswith("camera:"):  # the calibration tools' spelling
+        spec = spec[len("camera:"):]
     if spec.isascii() and spec.isdigit():
         return CaptureSource(spec, int(spec), "camera", live=True)
     if spec.startswith("/dev/video"):

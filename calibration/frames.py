@@ -180,11 +180,12 @@ def grab_live(capture: cv2.VideoCapture, count: int, seconds: float,
     return [kept[j][1] for j in _even(len(kept), count)], n
 
 
-def _open(target: str | int) -> cv2.VideoCapture:
+def open_capture(*args) -> cv2.VideoCapture:
+    """cv2.VideoCapture(*args) without OpenCV's backend warnings: callers raise their own one-line error."""
     level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # no backend warnings: we raise our own error
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     try:
-        return cv2.VideoCapture(target)
+        return cv2.VideoCapture(*args)
     finally:
         cv2.utils.logging.setLogLevel(level)
 
@@ -201,7 +202,7 @@ def _video(path: str, count: int, seed: int, bar: tqdm, seek: bool = True
            ) -> tuple[list[np.ndarray], list[str], list[str], int]:
     """Frames spread over a whole video by seeking; read sequentially (every k-th frame kept) when the length is
     unknown or seeking gives nothing. -> (frames, ids, skipped, frames in the video)."""
-    capture = _open(path)
+    capture = open_capture(path)
     try:
         if not capture.isOpened():
             raise _bad_video(path)
@@ -215,7 +216,7 @@ def _video(path: str, count: int, seed: int, bar: tqdm, seek: bool = True
             if frames:
                 return frames, [f"{path}#frame={i}" for i in order], skipped, n
             capture.release()
-            capture = _open(path)  # from the start again, without seeking
+            capture = open_capture(path)  # from the start again, without seeking
         kept, n = _grab(capture, count, math.inf)
     finally:
         capture.release()
@@ -228,7 +229,7 @@ def _video(path: str, count: int, seed: int, bar: tqdm, seek: bool = True
 
 def _camera(source: str, cam: str, count: int, seconds: float, bar: tqdm) -> tuple[list[np.ndarray], list[str], int]:
     """`count` frames evenly spread over those grabbed for `seconds`. -> (frames, ids, frames grabbed)."""
-    capture = _open(int(cam) if cam.isdigit() else cam)
+    capture = open_capture(int(cam) if cam.isdigit() else cam)
     opened = capture.isOpened()
     try:
         kept, grabbed = _grab(capture, count, seconds, bar=bar) if opened else ([], 0)

@@ -37,7 +37,8 @@ class OpenVinoSegmenter(ConvertedSegmenter):
 
     @property
     def device(self) -> str:
-        return f"openvino {self.manifest.precision} (executes {self.execution_precision}) on {self.device_name}"
+        float_part = "float parts in" if self.manifest.precision == "int8" else "executes"
+        return f"openvino {self.manifest.precision} ({float_part} {self.execution_precision}) on {self.device_name}"
 
     def _run(self, kind: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         request, names = self.requests[kind]

@@ -86,3 +86,13 @@ def test_usage_errors_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert e.value.code == 2
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--threads", "0"], "--threads 0: give at least 1"),
+    (["--min-size", "0"], "--min-size 0: the test size must be at least 32"),
+    (["--min-size", "600", "--max-size", "300"], "--max-size 300 is below --min-size 600"),
+    (["--score-thresh", "2"], "--score-thresh 2.0: give a score in [0, 1)"),
+])
+def test_nonsense_runtime_flags_refused(flags, message, capsys):
+    assert message in _one_line_error(capsys, ["predict", "--weights", str(CKPT), str(IMAGE), *flags])

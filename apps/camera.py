@@ -94,9 +94,9 @@ class _Outputs:
             self.server.frames.publish(image)
         return self.window.show(image) if self.window is not None else None
 
-    def close(self, keep: bool = True) -> None:
+    def close(self) -> None:
         if self.recorder is not None:
-            self.recorder.close(keep)
+            self.recorder.close()
         if self.server is not None:
             self.server.stop()
         if self.window is not None:
@@ -145,7 +145,7 @@ def run_camera(seg: Segmenter, source: Source, opts: CameraOptions, threads: int
                 t0 = time.perf_counter()
                 image = draw(frame.image, inst, min_score=opts.show_thresh, masks=state["masks"], inplace=True)
                 if state["panel"]:
-                    draw_panel(image, panel_lines(stats.live(), info, capture.dropped))
+                    draw_panel(image, panel_lines(live_stats()))
                 last = image.copy()
                 if state["status"]:
                     draw_banner(image, state["status"])
@@ -171,7 +171,7 @@ def run_camera(seg: Segmenter, source: Source, opts: CameraOptions, threads: int
         if runner is not None:
             runner.close()
         capture.stop()
-        outputs.close(keep=True)
+        outputs.close()
     summary = {**stats.summary(), "captured": capture.captured, "dropped": capture.dropped, "taken": capture.taken,
                "pending": capture.pending,
                "reopens": capture.reopens, "stopped_by": reason, "source_ended": ended,

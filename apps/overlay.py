@@ -13,17 +13,17 @@ def _fmt(v, spec: str = ".1f", none: str = "-") -> str:
     return none if v is None else format(v, spec)
 
 
-def panel_lines(live: dict, info: dict, dropped: int) -> list[str]:
-    """The panel's text: fps, per-stage ms, latency, then what runs where."""
+def panel_lines(live: dict) -> list[str]:
+    """The panel's text: fps, per-stage ms, latency, then what runs where. live: the app's /stats.json numbers."""
     st = live.get("stages_ms", {})
     return [
         f"{_fmt(live.get('fps'))} fps (now {_fmt(live.get('fps_now'))})   "
         f"latency {_fmt(live.get('latency_ms'), '.0f')} ms",
         "  ".join(f"{short} {_fmt(st.get(key))}" for key, short in STAGE_LABELS) + " ms",
-        f"{info['backend']} {info['precision']}  input {info['input']}  {info['threads']} threads"
-        + ("  pipelined" if info.get("pipeline") else ""),
-        info["cpu"],
-        f"frame {live.get('frames', 0)}  dropped {dropped}  source {info['source']}",
+        f"{live['backend']} {live['precision']}  input {live['input']}  {live['threads']} threads"
+        + ("  pipelined" if live.get("pipeline") else ""),
+        live["cpu"],
+        f"frame {live.get('frames', 0)}  dropped {live['dropped']}  source {live['source']}",
     ]
 
 

@@ -60,14 +60,14 @@ class Recorder:
         for _, img in buffered:
             self.write(img)
 
-    def close(self, keep: bool = True) -> None:
-        """Finish the file (keep=False: drop it)."""
-        if self._writer is None and self._buffer and keep:
+    def close(self) -> None:
+        """Finish the file and give it its name (nothing is left when no frame came)."""
+        if self._writer is None and self._buffer:
             self._open(self._buffer[0][1].shape)
         if self._writer is not None:
             self._writer.release()
             self._writer = None
-        if keep and self.frames:
+        if self.frames:
             self.tmp.replace(self.path)
         else:
             self.tmp.unlink(missing_ok=True)

@@ -17,9 +17,9 @@ import cv2
 import numpy as np
 
 from calibration.frames import open_capture
-from runtimes.errors import CmliteError
+from runtimes.errors import CmliteError, ImageError
 
-from .images import IMAGE_SUFFIXES
+from .images import IMAGE_SUFFIXES, read_bgr
 
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 STREAM_TIMEOUT_MS = 5000
@@ -132,10 +132,10 @@ class FolderSource(Source):
         while self.pos < len(self.files):
             path = self.files[self.pos]
             self.pos += 1
-            img = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR) if path.stat().st_size else None
-            if img is not None:
-                return True, img
-            self.skipped.append(str(path))
+            try:
+                return True, read_bgr(path)
+            except (ImageError, OSError):
+                self.skipped.append(str(path))
         if len(self.skipped) == len(self.files):
             raise CmliteError(f"none of the {len(self.files)} images in {self.spec} could be decoded")
         return False, None

@@ -213,10 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_runtime_args(p)
     p.set_defaults(func=cmd_eval)
 
-    from . import camera, quantize
+    from . import bench, camera, quantize, report
 
     quantize.add_parser(sub)
     camera.add_parser(sub)
+    bench.add_parser(sub)
+    report.add_parser(sub)
 
     from .demo import cmd_demo
 
@@ -276,14 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        return args.func(args) or 0  # a command may return its exit code (bench: 1 when a row failed)
     except CmliteError as e:
         print(f"cmlite: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("cmlite: interrupted", file=sys.stderr)
         return 130
-    return 0
 
 
 if __name__ == "__main__":

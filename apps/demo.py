@@ -1,12 +1,11 @@
 """`cmlite demo`: the whole toolkit on the embedded default model, offline, in one command.
 
 Regenerates the default model's validation set (deterministic), converts the model to every target and
-precision, evaluates each (and the PyTorch model) with COCO AP, draws a few validation images, and
-prints one table: target, precision, mask AP, box AP, median latency.
+precision, measures each (and the PyTorch model) with `cmlite bench`'s code (COCO AP on the validation set,
+latency in a process of its own), draws a few validation images, prints one table and writes the report.
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -18,7 +17,8 @@ VAL_SEED, VAL_SIZE = 0, 320
 
 
 def run_demo(out: Path, val_images: int = 200, threads: int = 2, targets=("onnx", "openvino", "tflite"),
-             precisions=("fp32", "fp16"), log=print) -> list[dict]:
+             precisions=("fp32", "fp16"), runs: int = 10, log=print) -> dict:
+    """Returns the benchmark report (also written to OUT/report/: report.json, report.md, report.html)."""
     import cv2
 
     import lite
@@ -26,8 +26,10 @@ def run_demo(out: Path, val_images: int = 200, threads: int = 2, targets=("onnx"
     from calibration.synth import generate
     from converters.convert import convert
 
-    from .evaluate import evaluate
+    from .bench import bench_images, run_bench
+    from .bench_worker import RowSpec
     from .images import read_bgr
+    from .report import write_report
     from .table import format_table
     from .visualize import draw
 
@@ -41,25 +43,28 @@ def run_demo(out: Path, val_images: int = 200, threads: int = 2, targets=("onnx"
     log(f"converting the default model ({model.variant.name}, {len(model.class_names)} classes) ...")
     folders = convert(model, out / "models", list(targets), list(precisions), source=lite.DEFAULT_WEIGHTS,
                       log=lambda m: log(m))
-    rows, report = [], []
-    segs = [("pytorch", "fp32", lite.predictor(model, threads=threads))] + \
-           [(runtimes.read_manifest(f).target, runtimes.read_manifest(f).precision, runtimes.load(f, threads=threads))
-            for f in folders]
-    for target, precision, seg in segs:
-        log(f"evaluating {target} {precision} ...")
-        m, _ = evaluate(seg, ann, images)
-        rows.append([target, precision, m["mask_ap"], m["box_ap"], m["mask_ap50"], m["box_ap50"], m["median_ms"]])
-        report.append({"target": target, "precision": precision, "device": seg.device, **m})
+    # speed and AP through `cmlite bench`'s code: each model in its own process, interleaved, so no figure
+    # here disagrees with `cmlite bench` (models sharing one process distorted the PyTorch latency 10x)
+    warmup = 2
+    specs = [RowSpec("weights", "default", threads)] + [RowSpec("model", str(f), threads) for f in folders]
+    log(f"measuring {len(specs)} models: latency over {runs} rounds, AP on the validation set ...")
+    report = run_bench(specs, bench_images([str(images)], warmup + runs), runs, warmup,
+                       data=(str(ann), str(images), None), log=log, command="cmlite demo")
+    paths = write_report(report, out / "report", log=log)
     vis = out / "vis"
     vis.mkdir(parents=True, exist_ok=True)
-    seg = segs[-1][2]
+    seg = runtimes.load(folders[-1], threads=threads)
     for p in sorted(images.iterdir())[:6]:
         cv2.imwrite(str(vis / p.name), draw(read_bgr(p), seg.predict(read_bgr(p)), min_score=0.3))
-    (out / "report.json").write_text(json.dumps(report, indent=2))
-    print(format_table(["target", "precision", "mask AP", "box AP", "mask AP50", "box AP50", "median ms"], rows,
-                       floatfmt=".1f"))
-    print(f"{len(report[0:1]) and report[0]['images']} validation images, {threads} threads; pictures in {vis}/, "
-          f"converted models in {out / 'models'}/, report in {out / 'report.json'}")
+    rows = [[r["target"], r["precision"], r["mask_ap"], r["box_ap"], r["mask_ap50"], r["box_ap50"],
+             r["latency_ms"]["p50"] if not r["error"] else r["error"], r["fps"], r["size_mb"]]
+            for r in report["results"]]
+    print(format_table(["target", "precision", "mask AP", "box AP", "mask AP50", "box AP50", "p50 ms", "fps", "MB"],
+                       rows, floatfmt=".1f"))
+    n = report["settings"]["data"]["count"]
+    print(f"{n} validation images; latency: {runs} rounds, {threads} threads, one process per model "
+          f"(`cmlite bench`). Pictures in {vis}/, converted models in {out / 'models'}/, report in {paths[2]} "
+          f"(and {paths[1].name}, {paths[0].name})")
     return report
 
 

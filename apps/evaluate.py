@@ -69,8 +69,10 @@ def coco_metrics(coco_gt, results: list[dict], image_ids: list[int] | None = Non
 
 
 def evaluate(seg: Segmenter, ann_file: str | Path, images_dir: str | Path, limit: int | None = None,
-             progress: bool = True) -> tuple[dict, list[dict]]:
-    """Predict every image of a COCO file and score it. Returns (metrics, COCO results)."""
+             progress: bool = True, on_image=None) -> tuple[dict, list[dict]]:
+    """Predict every image of a COCO file and score it. Returns (metrics, COCO results).
+
+    on_image: called after each image (progress shown elsewhere, e.g. by `cmlite bench`'s parent process)."""
     from tqdm import tqdm
 
     coco_gt = load_coco(ann_file)
@@ -93,6 +95,8 @@ def evaluate(seg: Segmenter, ann_file: str | Path, images_dir: str | Path, limit
         inst = seg.predict(img)
         times.append((time.perf_counter() - t0) * 1e3)
         results += [r for r in to_coco_results(inst, image_id, seg.category_ids) if r["category_id"] in dataset_cats]
+        if on_image:
+            on_image()
     metrics = coco_metrics(coco_gt, results, ids)
     metrics.update(images=len(ids), detections=len(results), median_ms=statistics.median(times))
     return metrics, results

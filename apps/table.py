@@ -12,3 +12,18 @@ def format_table(headers: list[str], rows: list[list], floatfmt: str = ".3f") ->
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
     line = lambda vals: "  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(vals, widths)))  # noqa: E731
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+
+
+def markdown_table(headers: list[str], rows: list[list], floatfmt: str = ".1f") -> str:
+    """A GitHub-flavoured Markdown table; None and nan show as '–', numbers right-aligned."""
+    def cell(v) -> str:
+        if v is None or (isinstance(v, float) and v != v):
+            return "–"
+        if isinstance(v, float):
+            return format(v, floatfmt)
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    numeric = [bool(rows) and all(isinstance(r[i], (int, float)) or r[i] is None for r in rows)
+               for i in range(len(headers))]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows])

@@ -46,6 +46,13 @@ def test_demo_end_to_end(tmp_path, capsys):
     out = capsys.readouterr().out
     for row in ("pytorch", "onnx", "openvino", "tflite"):
         assert row in out
-    report = json.loads((tmp_path / "report.json").read_text())
-    assert len(report) == 7 and all(0 <= r["mask_ap"] <= 100 for r in report)
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    rows = {(r["target"], r["precision"]): r for r in report["results"]}
+    assert len(rows) == 7 and not any(r["error"] for r in rows.values())
+    assert all(r["latency_ms"]["p50"] > 0 and r["ap_images"] == 6 for r in rows.values())
+    torch_ap = rows["pytorch", "fp32"]["mask_ap"]
+    assert torch_ap > 20
+    for target in ("onnx", "openvino"):  # the same graphs in FP32: the same AP
+        assert abs(rows[target, "fp32"]["mask_ap"] - torch_ap) < 0.5, (target, rows[target, "fp32"]["mask_ap"])
+    assert (tmp_path / "report" / "report.html").is_file() and (tmp_path / "report" / "report.md").is_file()
     assert len(list((tmp_path / "vis").iterdir())) == 6

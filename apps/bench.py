@@ -1,0 +1,316 @@
+"""`cmlite bench`: speed, memory and accuracy of models on this device, as a report that merges across devices.
+
+Each row (model x threads x test size) runs in its own spawned process (thread pools of different runtimes in
+one process contend: on 2 cores that distorted figures by up to 2.5x, and the demo's PyTorch figure by 10x).
+Models load one at a time (load time and the first, cold inference are measured alone); then the parent runs
+the rows round by round, one inference per row per round on the same image, so all rows share the machine's
+noise. With --data, each (model, size) is evaluated once (COCO mask and box AP, `cmlite eval`'s code).
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from runtimes.errors import CmliteError
+
+from .bench_worker import RowSpec, worker
+from .latency_stats import summarize
+
+STAGES = ("preprocess", "graph1", "host", "graph2", "paste")
+
+
+def find_models(models_dir: str | Path) -> list[Path]:
+    """The converted model folders (those with a manifest.json) directly inside `models_dir`, sorted."""
+    d = Path(models_dir)
+    if not d.is_dir():
+        raise CmliteError(f"--models-dir {d}: no such folder (give the --out folder of `cmlite convert`)")
+    found = sorted(p for p in d.iterdir() if (p / "manifest.json").is_file())
+    if not found:
+        raise CmliteError(f"--models-dir {d}: no converted model folders in it (folders with a manifest.json, "
+                          f"as `cmlite convert --out {d}` writes)")
+    return found
+
+
+def parse_threads(text: str | None) -> list[int]:
+    if not text:
+        cores = os.cpu_count() or 1
+        return sorted({1, cores})
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise CmliteError(f"--threads {text!r}: give thread counts separated by commas, e.g. 1,2,4") from None
+    if not values or min(values) < 1:
+        raise CmliteError(f"--threads {text!r}: every thread count must be at least 1")
+    return list(dict.fromkeys(values))
+
+
+def parse_size(text: str) -> tuple[int, int | None]:
+    """'320/533' -> (320, 533); '600' -> (600, None: the model's long-side cap)."""
+    try:
+        parts = [int(v) for v in text.split("/")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2) or min(parts) < 32 or (len(parts) == 2 and parts[1] < parts[0]):
+        raise CmliteError(f"--size {text!r}: give SHORT/LONG test sizes in pixels, e.g. 320/533 or 600/1000 "
+                          f"(at least 32, long side not below short)")
+    return parts[0], (parts[1] if len(parts) == 2 else None)
+
+
+def plan_rows(models: list[str], weights: list[str], threads: list[int],
+              sizes: list[tuple[int, int | None]] | None) -> list[RowSpec]:
+    sources = [("weights", w) for w in weights] + [("model", m) for m in models]
+    if not sources:
+        raise CmliteError("no models to bench: give --model DIR (repeatable), --models-dir DIR or --weights CKPT")
+    return [RowSpec(kind, src, t, size) for kind, src in sources for size in (sizes or [None]) for t in threads]
+
+
+def _check_runs(runs: int, warmup: int) -> None:
+    if runs < 1 or warmup < 0:
+        raise CmliteError(f"--runs {runs} --warmup {warmup}: give at least 1 run and no negative warm-up")
+
+
+def bench_images(paths: list[str], count: int) -> list[Path]:
+    """The first `count` images (the rows cycle through them); each one is decoded here first, so a bad file
+    stops the run before any model loads."""
+    from .images import expand_images, read_bgr
+
+    images = expand_images(paths)[:count]
+    if not images:
+        raise CmliteError("no images: give --images FILE or FOLDER")
+    for p in images:
+        read_bgr(p)  # ImageError names the file and the cause
+    return images
+
+
+class _Row:
+    """The parent's end of one row's process."""
+
+    def __init__(self, ctx, spec: RowSpec, images: list[Path]):
+        self.spec, self.samples, self.info, self.error, self.metrics = spec, [], None, None, None
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=worker, args=(child, spec, [str(p) for p in images]), daemon=True)
+        self.proc.start()
+        child.close()  # so that a dead worker reads as EOF here
+
+    @property
+    def alive(self) -> bool:
+        return self.error is None
+
+    def ask(self, *msg, on_tick=None):
+        """Send a command and wait for its answer; ticks (progress) go to on_tick. Raises RuntimeError."""
+        try:
+            self.conn.send(msg)
+            while True:
+                reply = self.conn.recv()
+                if reply[0] == "tick":
+                    if on_tick:
+                        on_tick()
+                    continue
+                if reply[0] == "error":
+                    raise RuntimeError(reply[1])
+                return reply[1]
+        except (EOFError, BrokenPipeError, ConnectionResetError):
+            self.proc.join(timeout=5)
+            raise RuntimeError(f"the row's process died (exit code {self.proc.exitcode})") from None
+
+    def close(self) -> None:
+        try:
+            self.conn.send(("stop",))
+        except (BrokenPipeError, OSError):
+            pass
+        self.proc.join(timeout=10)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(timeout=5)
+        self.conn.close()
+
+
+def _labels(rows: list[_Row]) -> list[str]:
+    """Short unique names: 'onnx-fp32'; with several variants 'V-19-eSE onnx-fp32'; clashes add the folder.
+    A row that did not load is named by its path as given."""
+    variants = {r.info["variant"] for r in rows if r.info}
+    names = []
+    for r in rows:
+        base = f"{r.info['target']}-{r.info['precision']}" if r.info else r.spec.source
+        names.append(f"{r.info['variant']} {base}" if r.info and len(variants) > 1 else base)
+    for i, r in enumerate(rows):  # the same name for different loaded sources: add the folder
+        if r.info and any(n == names[i] and o.info and o.spec.source != r.spec.source for n, o in zip(names, rows)):
+            p = Path(r.info["path"])
+            names[i] = f"{names[i]} ({p.parent.name}/{p.name})"
+    return names
+
+
+def _result(row: _Row, label: str) -> dict:
+    spec, info = row.spec, row.info or {}
+    totals = [s["total"] for s in row.samples]
+    lat = summarize(totals)
+    m = row.metrics or {}
+    out = {"model": label, "path": info.get("path", spec.source), "kind": spec.kind,
+           "variant": info.get("variant"), "target": info.get("target"), "precision": info.get("precision"),
+           "backend_device": info.get("device"), "threads": spec.threads,
+           "size": info.get("size") or (list(spec.size) if spec.size else None), "input_hw": info.get("input_hw"),
+           "latency_ms": lat, "latency_samples_ms": [round(t, 3) for t in totals],
+           "fps": round(1e3 / lat["mean"], 3) if lat["mean"] else None,
+           "stages_ms": {s: summarize(x["stages"][s] for x in row.samples)["p50"] for s in STAGES
+                         if row.samples and s in row.samples[0]["stages"]},
+           "load_ms": info.get("load_ms"), "cold_ms": info.get("cold_ms"),
+           "peak_rss_mb": max((s["peak_rss_mb"] or 0 for s in row.samples), default=None) or None,
+           "rss_before_load_mb": info.get("rss_before_load_mb"), "size_mb": info.get("size_mb"),
+           "detections_per_image": round(sum(s["instances"] for s in row.samples) / len(row.samples), 3)
+           if row.samples else None}
+    for k in ("mask_ap", "box_ap", "mask_ap50", "box_ap50", "mask_ap75", "box_ap75"):
+        out[k] = None if m.get(k) is None else round(m[k], 3)
+    out["ap_images"] = m.get("images")
+    out["eval_error"] = m.get("eval_error")  # AP not measured (e.g. a model of other classes than the data's)
+    out["error"] = row.error
+    return out
+
+
+def run_bench(specs: list[RowSpec], images: list[Path], runs: int = 20, warmup: int = 3,
+              data: tuple[str, str, int | None] | None = None, device_name: str | None = None,
+              progress: bool = True, log=None, command: str | None = None) -> dict:
+    """Run the rows and return the report (the dict `report.json` holds). log: where a failing row is told
+    as it happens (default: above the progress bar)."""
+    from tqdm import tqdm
+
+    log = log or (lambda m: tqdm.write(m, file=sys.stderr))
+    from .device_info import fingerprint
+    from .report_schema import new_report
+
+    _check_runs(runs, warmup)
+    eval_images = 0
+    if data:
+        from .evaluate import load_coco
+
+        ann, image_dir, limit = data
+        coco = load_coco(ann)
+        if not Path(image_dir).is_dir():
+            raise CmliteError(f"--data-images {image_dir}: no such folder (the images {ann} names)")
+        eval_images = min(len(coco.getImgIds()), limit or sys.maxsize)
+    device = fingerprint(device_name)
+    ctx = mp.get_context("spawn")
+    rows = [_Row(ctx, s, images) for s in specs]
+    groups = {}  # (source, size) -> the row that evaluates it (the one with most threads)
+    for r in rows:
+        key = (r.spec.kind, r.spec.source, r.spec.size)
+        if key not in groups or r.spec.threads > groups[key].spec.threads:
+            groups[key] = r
+    total = len(rows) * (1 + warmup + runs) + (eval_images * len(groups) if data else 0)
+    bar = tqdm(total=total, desc="bench", unit="step", disable=not progress, file=sys.stderr)
+    try:
+        for r in rows:  # one at a time: load time and the cold inference are measured alone
+            bar.set_postfix_str(f"loading {Path(r.spec.source).name} ({r.spec.threads} thr)")
+            try:
+                r.info = r.ask("load")
+            except RuntimeError as e:
+                r.error = f"load failed: {e}"
+                log(f"{r.spec.source}: {r.error}")
+            bar.update(1 + (warmup + runs) * (not r.alive))
+        for i in range(warmup + runs):
+            bar.set_postfix_str(f"round {i + 1}/{warmup + runs}")
+            for r in rows:
+                if not r.alive:
+                    continue
+                try:
+                    sample = r.ask("run", i)
+                    if i >= warmup:
+                        r.samples.append(sample)
+                    bar.update(1)
+                except RuntimeError as e:
+                    r.error, r.samples = f"inference failed in round {i + 1}: {e}", []
+                    log(f"{r.spec.source} ({r.spec.threads} threads): {r.error}")
+                    bar.update(warmup + runs - i)
+        if data:
+            for key, r in groups.items():
+                if not r.alive:
+                    bar.update(eval_images)
+                    continue
+                bar.set_postfix_str(f"eval {Path(r.spec.source).name}")
+                done = [0]
+
+                def tick():
+                    done[0] += 1
+                    bar.update(1)
+                try:
+                    metrics = r.ask("eval", str(data[0]), str(data[1]), data[2], on_tick=tick)
+                except RuntimeError as e:
+                    metrics = {"eval_error": str(e)}
+                    log(f"{r.spec.source}: evaluation failed: {e}")
+                bar.update(eval_images - done[0])
+                for o in rows:  # the same model at the same size, other thread counts: same AP
+                    if (o.spec.kind, o.spec.source, o.spec.size) == key and o.alive:
+                        o.metrics = metrics
+    finally:
+        bar.close()
+        for r in rows:
+            r.close()
+    labels = _labels(rows)
+    settings = {"images": [p.name for p in images], "image_folder": str(Path(images[0]).parent),
+                "runs": runs, "warmup": warmup, "threads": sorted({s.threads for s in specs}),
+                "sizes": list(dict.fromkeys(f"{s.size[0]}/{s.size[1] or 'model'}" for s in specs if s.size))
+                or ["model default"],
+                "data": {"annotations": str(data[0]), "images": str(data[1]), "count": eval_images} if data else None,
+                "method": "one process per row; models loaded one at a time; rows interleaved round by round",
+                "command": command, "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return new_report(device, settings, [_result(r, n) for r, n in zip(rows, labels)])
+
+
+def cmd_bench(args) -> int:
+    from .report import write_report
+
+    threads = parse_threads(args.threads)
+    _check_runs(args.runs, args.warmup)
+    sizes = [parse_size(s) for s in args.size] if args.size else None
+    models = list(args.model or [])
+    if args.models_dir:
+        models += [str(p) for p in find_models(args.models_dir)]
+    specs = plan_rows(models, list(args.weights or []), threads, sizes)
+    if args.weights:
+        from .model_args import need_torch
+
+        need_torch("--weights")
+    if bool(args.data) != bool(args.data_images):
+        raise CmliteError("--data and --data-images go together: the COCO annotations and the folder of its images")
+    images = bench_images(args.images, args.warmup + args.runs)
+    data = (args.data, args.data_images, args.data_limit) if args.data else None
+    print(f"bench: {len(specs)} rows ({len(specs) // len(threads) // len(sizes or [None])} models x "
+          f"{len(threads)} thread counts x {len(sizes or [None])} sizes), {args.warmup} + {args.runs} rounds on "
+          f"{len(images)} images{', AP on ' + args.data if data else ''}", file=sys.stderr)
+    report = run_bench(specs, images, args.runs, args.warmup, data, args.device_name,
+                       command="cmlite " + " ".join(sys.argv[1:]))
+    paths = write_report(report, Path(args.out))
+    from .report_md import speed_table
+
+    print(speed_table(report))
+    print("wrote " + ", ".join(str(p) for p in paths))
+    failed = [r for r in report["results"] if r["error"]]
+    for r in failed:
+        print(f"cmlite: {r['model']} ({r['threads']} threads): {r['error']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("bench", help="speed, memory and accuracy of models on this device, as a report",
+                       description="Runs each model x thread count x test size in its own process, interleaved "
+                                   "round by round, and writes report.json, report.md and report.html to --out. "
+                                   "Merge reports of several devices with `cmlite report`.")
+    p.add_argument("--model", action="append", metavar="DIR", help="a converted model folder (repeat for more)")
+    p.add_argument("--models-dir", metavar="DIR", help="every converted model folder in DIR (`cmlite convert --out`)")
+    p.add_argument("--weights", action="append", metavar="CKPT",
+                   help="a checkpoint run in PyTorch ('default': the embedded default model; repeatable)")
+    p.add_argument("--images", nargs="+", required=True, metavar="PATH",
+                   help="image files or folders; the rows cycle through the first --warmup + --runs of them")
+    p.add_argument("--threads", help="comma list of thread counts (default: 1 and all cores)")
+    p.add_argument("--size", action="append", metavar="S/M",
+                   help="test size, short/long side, e.g. 320/533 (repeatable; default: each model's own)")
+    p.add_argument("--runs", type=int, default=20, help="measured inferences per row (default 20)")
+    p.add_argument("--warmup", type=int, default=3, help="inferences per row before measuring (default 3)")
+    p.add_argument("--data", metavar="ANN", help="COCO annotations: also measure mask and box AP")
+    p.add_argument("--data-images", metavar="DIR", help="the folder of the images --data names")
+    p.add_argument("--data-limit", type=int, metavar="N", help="evaluate only the first N images of --data")
+    p.add_argument("--device-name", help="the device's name in reports (default: the host name)")
+    p.add_argument("--out", required=True, metavar="DIR", help="report folder: report.json, report.md, report.html")
+    p.set_defaults(func=cmd_bench)

@@ -1,0 +1,142 @@
+"""One bench row's process: loads one model at one thread count and test size, then answers the parent's
+commands over a pipe (spawned, so each row has its own thread pools and its own peak memory).
+
+Commands: ("load",) -> ("ok", info) | ("error", line); ("run", image index) -> ("ok", sample);
+("eval", ann, images, limit) -> ("tick",)* then ("ok", metrics) | ("error", line); ("stop",).
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RowSpec:
+    """What one process runs: a converted folder (kind "model") or a checkpoint in PyTorch (kind "weights")."""
+    kind: str
+    source: str
+    threads: int
+    size: tuple[int, int | None] | None = None  # (min_size, max_size or None: the model's); None: the model's
+    overrides: dict = field(default_factory=dict)
+
+    def config_overrides(self) -> dict:
+        out = dict(self.overrides)
+        if self.size:
+            out["min_size"] = self.size[0]
+            if self.size[1]:
+                out["max_size"] = self.size[1]
+        return out
+
+
+def _proc_status_mb(key: str) -> float | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return round(int(line.split()[1]) / 1024, 1)  # kB
+    except OSError:
+        pass
+    return None
+
+
+def peak_rss_mb() -> float | None:
+    """This process's peak resident memory so far. Linux: VmHWM, which starts afresh at exec (ru_maxrss would
+    carry the parent's peak over into a spawned child); elsewhere ru_maxrss (macOS bytes)."""
+    hwm = _proc_status_mb("VmHWM")
+    if hwm is not None:
+        return hwm
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
+
+
+def rss_mb() -> float | None:
+    """Resident memory now (Linux); elsewhere the peak so far."""
+    now = _proc_status_mb("VmRSS")
+    return now if now is not None else peak_rss_mb()
+
+
+def _one_line(e: BaseException) -> str:
+    from runtimes.errors import CmliteError
+
+    text = str(e) if isinstance(e, CmliteError) else f"{type(e).__name__}: {e}"
+    return " ".join(text.split())
+
+
+def _load(spec: RowSpec):
+    """(segmenter, info about the model) for the spec."""
+    from pathlib import Path
+
+    if spec.kind == "weights":
+        import lite
+
+        model = lite.load_model(spec.source)
+        seg = lite.predictor(model, threads=spec.threads, **spec.config_overrides())
+        path = Path(lite.resolve_weights(spec.source))
+        info = {"variant": model.variant.name, "target": "pytorch", "precision": "fp32",
+                "size_mb": round(path.stat().st_size / 2**20, 2), "path": str(path)}
+    else:
+        import runtimes
+
+        seg = runtimes.load(spec.source, threads=spec.threads, **spec.config_overrides())
+        m, folder = seg.manifest, Path(spec.source)
+        info = {"variant": m.model.get("variant"), "target": m.target, "precision": m.precision,
+                "size_mb": round(m.size_bytes(folder) / 2**20, 2), "path": str(folder)}
+    cfg = seg.config
+    info.update(device=seg.device, size=[cfg.min_size, cfg.max_size],
+                input_hw=list(seg.fixed_hw) if seg.fixed_hw else None)
+    return seg, info
+
+
+def worker(conn, spec: RowSpec, image_paths: list[str]) -> None:
+    """The process body (multiprocessing spawn target)."""
+    import signal
+
+    from .images import read_bgr
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the rows
+
+    seg, images = None, []
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        cmd = msg[0]
+        if cmd == "stop":
+            conn.close()
+            return
+        try:
+            if cmd == "load":
+                rss_before = rss_mb()
+                images = [read_bgr(p) for p in image_paths]
+                t0 = time.perf_counter()
+                seg, info = _load(spec)
+                load_ms = (time.perf_counter() - t0) * 1e3
+                t0 = time.perf_counter()
+                seg.predict(images[0])
+                cold_ms = (time.perf_counter() - t0) * 1e3
+                conn.send(("ok", {**info, "load_ms": round(load_ms, 2), "cold_ms": round(cold_ms, 2),
+                                  "rss_before_load_mb": rss_before}))
+            elif cmd == "run":
+                image = images[msg[1] % len(images)]
+                t0 = time.perf_counter()
+                inst = seg.predict(image)
+                total = (time.perf_counter() - t0) * 1e3
+                conn.send(("ok", {"total": total, "stages": dict(seg.timings), "instances": len(inst),
+                                  "peak_rss_mb": peak_rss_mb()}))
+            elif cmd == "eval":
+                from .evaluate import evaluate
+
+                _, ann, image_dir, limit = msg
+                metrics, _ = evaluate(seg, ann, image_dir, limit=limit, progress=False,
+                                      on_image=lambda: conn.send(("tick",)))
+                conn.send(("ok", metrics))
+            else:
+                conn.send(("error", f"unknown command {cmd!r}"))
+        except Exception as e:  # the parent reports it in this row and goes on with the others
+            conn.send(("error", _one_line(e)))

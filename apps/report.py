@@ -1,0 +1,66 @@
+"""`cmlite report`: merge benchmark reports of several devices into one comparison; and the writer `cmlite bench`
+uses for its own report (report.json, report.md, report.html, each written whole or not at all)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .atomic import write_json_atomic, write_text_atomic
+from .report_schema import load_reports, merged
+
+PLOTS_MISSING = ("report.html has tables but no plots: matplotlib is not installed (pip install 'cmlite[report]', "
+                 "or run `cmlite report` on report.json where it is)")
+
+
+def _plots(reports: list[dict]):
+    try:
+        import matplotlib  # noqa: F401  (only whether it imports)
+    except ImportError:
+        return None
+    from .report_plots import all_plots
+
+    return all_plots(reports)
+
+
+def write_report(report: dict, out: Path, log=lambda m: print(m, file=sys.stderr)) -> list[Path]:
+    """report: one device's (`cmlite bench`) or a merged one. Writes report.json, report.md, report.html."""
+    from .report_html import html_report
+    from .report_md import markdown_report
+
+    reports = report["reports"] if "reports" in report else [report]
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        from runtimes.errors import CmliteError
+
+        raise CmliteError(f"--out {out} is a file: give a folder for report.json, report.md and report.html")
+    plots = _plots(reports)
+    if plots is None:
+        log(f"cmlite: {PLOTS_MISSING}")
+    paths = [out / "report.json", out / "report.md", out / "report.html"]
+    write_json_atomic(paths[0], report, indent=1)
+    write_text_atomic(paths[1], markdown_report(reports))
+    write_text_atomic(paths[2], html_report(reports, plots, PLOTS_MISSING))
+    return paths
+
+
+def cmd_report(args) -> None:
+    from runtimes.errors import CmliteError
+
+    reports = [r for path in args.reports for r in load_reports(path)]
+    if not reports:
+        raise CmliteError("no reports to merge")
+    report = merged(reports) if len(reports) > 1 else reports[0]
+    paths = write_report(report, Path(args.out))
+    names = ", ".join(r["device"]["name"] for r in (report["reports"] if len(reports) > 1 else reports))
+    print(f"{len(reports)} device report{'s' if len(reports) > 1 else ''} ({names}): wrote "
+          + ", ".join(map(str, paths)))
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("report", help="merge `cmlite bench` reports of several devices into one comparison",
+                       description="Reads report.json files (or their folders) from `cmlite bench` on several "
+                                   "devices and writes one report.json, report.md and report.html with the "
+                                   "devices side by side and the same plots across devices.")
+    p.add_argument("reports", nargs="+", metavar="REPORT", help="report.json files or the folders holding them")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the merged report")
+    p.set_defaults(func=cmd_report)

@@ -1,0 +1,38 @@
+"""The benchmark report as Markdown (report.md), and the table `cmlite bench` prints."""
+from __future__ import annotations
+
+from .report_tables import STAGES, Table, comparison_tables, device_tables, notes, ok_rows, size_text
+from .table import format_table, markdown_table
+
+
+def speed_table(report: dict) -> str:
+    """The plain-text table printed at the end of `cmlite bench`."""
+    rows = [[r["model"], r["threads"], size_text(r), r["latency_ms"]["p50"], r["latency_ms"]["p90"], r["fps"],
+             *(r["stages_ms"].get(k) for k, _ in STAGES), r["peak_rss_mb"],
+             "" if r.get("mask_ap") is None else f"{r['mask_ap']:.1f}"] for r in ok_rows(report)]
+    return format_table(["model", "threads", "size", "p50 ms", "p90 ms", "fps", *(n for _, n in STAGES),
+                         "peak MB", "mask AP"], rows, floatfmt=".1f")
+
+
+def _tables(tables: list[Table], level: str) -> list[str]:
+    out = []
+    for t in tables:
+        out += [f"{level} {t.title}", "", markdown_table(t.headers, t.rows), ""] + ([t.note, ""] if t.note else [])
+    return out
+
+
+def _device(report: dict, level: str) -> list[str]:
+    out = _tables(device_tables(report), level)
+    problems = notes(report)
+    if problems:
+        out += [f"{level} Rows that failed or were not evaluated", ""] + [f"- {n}" for n in problems] + [""]
+    return out
+
+
+def markdown_report(reports: list[dict]) -> str:
+    if len(reports) == 1:
+        return "\n".join([f"# cmlite bench: {reports[0]['device']['name']}", ""] + _device(reports[0], "##"))
+    parts = [f"# cmlite bench: {len(reports)} devices", ""] + _tables(comparison_tables(reports), "##")
+    for rep in reports:
+        parts += [f"## {rep['device']['name']}", ""] + _device(rep, "###")
+    return "\n".join(parts)

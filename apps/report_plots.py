@@ -1,0 +1,178 @@
+"""The plots of a benchmark report (matplotlib, as inline SVG): one column per device, axes shared, so a merged
+report shows the same plot across devices side by side.
+
+- stages: stacked per-stage latency (p50) per row
+- distribution: box plots of every measured latency per row
+- threads: fps against thread count, one line per model and size
+- front: mask AP against latency p50 (each model at its fastest thread count) with the speed/accuracy front
+"""
+from __future__ import annotations
+
+import io
+
+from .report_tables import STAGES, ok_rows, row_key
+
+STAGE_COLORS = ("#8c8c8c", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd")
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "cmlite", "font.size": 9,
+                         "axes.spines.top": False, "axes.spines.right": False})
+    return plt
+
+
+def _svg(fig) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    _plt().close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def _row_keys(reports: list[dict]) -> list[tuple]:
+    """The rows of every device in one order (first seen), so bars line up across the device columns."""
+    return list(dict.fromkeys(row_key(r) for rep in reports for r in ok_rows(rep)))
+
+
+def _label(key: tuple, keys: list[tuple]) -> str:
+    model, threads, size = key
+    parts = [model]
+    if len({k[1] for k in keys}) > 1:
+        parts.append(f"{threads} thr")
+    if len({k[2] for k in keys}) > 1:
+        parts.append(size)
+    return " · ".join(parts)
+
+
+def _columns(plt, reports, height, sharex=False, sharey=False):
+    n = len(reports)
+    fig, axes = plt.subplots(1, n, figsize=(min(5.5 * n, 18) if n > 1 else 8, height), squeeze=False,
+                             sharex=sharex, sharey=sharey)
+    for ax, rep in zip(axes[0], reports):
+        ax.set_title(rep["device"]["name"], fontsize=10)
+    return fig, axes[0]
+
+
+def stages_plot(reports: list[dict]) -> str:
+    plt = _plt()
+    keys = _row_keys(reports)
+    fig, axes = _columns(plt, reports, 1.2 + 0.32 * len(keys), sharex=True, sharey=True)
+    ys = range(len(keys))
+    for ax, rep in zip(axes, reports):
+        by_key = {row_key(r): r for r in ok_rows(rep)}
+        left = [0.0] * len(keys)
+        for (stage, name), color in zip(STAGES, STAGE_COLORS):
+            vals = [(by_key[k]["stages_ms"].get(stage) or 0.0) if k in by_key else 0.0 for k in keys]
+            ax.barh(ys, vals, left=left, color=color, label=name, height=0.7)
+            left = [a + b for a, b in zip(left, vals)]
+        ax.set_xlabel("ms (p50 per stage)")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(list(ys), [_label(k, keys) for k in keys])
+    axes[0].invert_yaxis()
+    axes[-1].legend(loc="lower right", fontsize=8, frameon=False)
+    fig.suptitle("Latency per stage", fontsize=11)
+    return _svg(fig)
+
+
+def distribution_plot(reports: list[dict]) -> str:
+    plt = _plt()
+    keys = _row_keys(reports)
+    fig, axes = _columns(plt, reports, 1.2 + 0.32 * len(keys), sharex=True, sharey=True)
+    for ax, rep in zip(axes, reports):
+        by_key = {row_key(r): r for r in ok_rows(rep)}
+        data = [by_key[k]["latency_samples_ms"] if k in by_key else [] for k in keys]
+        pos = [i for i, d in enumerate(data) if d]
+        ax.boxplot([data[i] for i in pos], positions=pos, orientation="horizontal", widths=0.6, whis=(1, 99),
+                   flierprops={"markersize": 3}, medianprops={"color": "#d62728"})
+        ax.set_xlabel("end-to-end latency, ms (box: p25-p75, whiskers: p1-p99)")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(range(len(keys)), [_label(k, keys) for k in keys])
+    axes[0].set_ylim(len(keys) - 0.5, -0.5)
+    fig.suptitle("Latency distribution", fontsize=11)
+    return _svg(fig)
+
+
+def threads_plot(reports: list[dict]) -> str:
+    plt = _plt()
+    fig, axes = _columns(plt, reports, 3.4, sharey=True)
+    lines = list(dict.fromkeys((r["model"], tuple(r["size"] or ())) for rep in reports for r in ok_rows(rep)))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    many_sizes = len({s for _, s in lines}) > 1
+    for ax, rep in zip(axes, reports):
+        for i, (model, size) in enumerate(lines):
+            pts = sorted((r["threads"], r["fps"]) for r in ok_rows(rep)
+                         if r["model"] == model and tuple(r["size"] or ()) == size)
+            if pts:
+                label = model + (f" {size[0]}/{size[1]}" if many_sizes and size else "")
+                ax.plot(*zip(*pts), marker="o", color=colors[i % len(colors)], label=label)
+        ts = sorted({r["threads"] for r in ok_rows(rep)})
+        ax.set_xticks(ts)
+        ax.set_xlabel("threads")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("fps (1000 / mean latency)")
+    axes[0].set_ylim(bottom=0)
+    axes[-1].legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.suptitle("Throughput against threads", fontsize=11)
+    return _svg(fig)
+
+
+def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The speed/accuracy front of (latency, AP) points: those no other point beats on both, by latency."""
+    front, best = [], float("-inf")
+    for lat, ap in sorted(points, key=lambda p: (p[0], -p[1])):
+        if ap > best:
+            front.append((lat, ap))
+            best = ap
+    return front
+
+
+def has_ap(reports: list[dict]) -> bool:
+    return any(r.get("mask_ap") is not None for rep in reports for r in ok_rows(rep))
+
+
+def front_plot(reports: list[dict]) -> str:
+    plt = _plt()
+    fig, axes = _columns(plt, reports, 3.6, sharex=True, sharey=True)
+    for ax, rep in zip(axes, reports):
+        best: dict[tuple, dict] = {}  # each model and size at its fastest thread count
+        for r in ok_rows(rep):
+            if r.get("mask_ap") is None:
+                continue
+            k = (r["model"], tuple(r["size"] or ()))
+            if k not in best or r["latency_ms"]["p50"] < best[k]["latency_ms"]["p50"]:
+                best[k] = r
+        pts = [(r["latency_ms"]["p50"], r["mask_ap"]) for r in best.values()]
+        if pts:
+            ax.scatter(*zip(*pts), color="#1f77b4", zorder=3)
+        for r in best.values():
+            ax.annotate(f"{r['model']} ({r['threads']} thr)", (r["latency_ms"]["p50"], r["mask_ap"]),
+                        fontsize=7, xytext=(4, 3), textcoords="offset points")
+        front = pareto(pts)
+        if len(front) > 1:
+            ax.step(*zip(*front), where="post", color="#d62728", alpha=0.7, label="front")
+            ax.legend(fontsize=8, frameon=False, loc="lower right")
+        ax.set_xlabel("latency p50, ms (fastest thread count)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("mask AP")
+    fig.suptitle("Speed / accuracy", fontsize=11)
+    return _svg(fig)
+
+
+def all_plots(reports: list[dict]) -> list[tuple[str, str, str]]:
+    """(id, caption, svg) of every plot the reports have data for."""
+    if not any(ok_rows(rep) for rep in reports):
+        return []
+    out = [("stages", "End-to-end latency split into its stages (p50 of each), per model, thread count and size.",
+            stages_plot(reports)),
+           ("distribution", "Every measured end-to-end latency per row: box p25-p75 with the median in red, "
+                            "whiskers p1-p99.", distribution_plot(reports)),
+           ("threads", "fps (1000 / mean latency) against the thread count.", threads_plot(reports))]
+    if has_ap(reports):
+        out.append(("front", "Mask AP against latency p50; the red steps join the models no other beats on both.",
+                    front_plot(reports)))
+    return out

@@ -1,0 +1,119 @@
+"""The tables of a benchmark report, as data: Markdown (report.md) and HTML (report.html) render the same ones."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STAGES = (("preprocess", "preprocess"), ("graph1", "graph 1"), ("host", "host"), ("graph2", "graph 2"),
+          ("paste", "paste"))
+
+
+@dataclass
+class Table:
+    title: str
+    headers: list[str]
+    rows: list[list]
+    note: str = ""
+
+
+def size_text(r: dict) -> str:
+    s = r.get("size")
+    text = f"{s[0]}/{s[1]}" if s else "default"
+    return text + (f" in {r['input_hw'][0]}x{r['input_hw'][1]}" if r.get("input_hw") else "")
+
+
+def ok_rows(report: dict) -> list[dict]:
+    return [r for r in report["results"] if not r.get("error")]
+
+
+def failed_rows(report: dict) -> list[dict]:
+    return [r for r in report["results"] if r.get("error")]
+
+
+def notes(report: dict) -> list[str]:
+    """One line per row that failed, and per model whose AP could not be measured."""
+    out = [f"{r['model']} ({r['threads']} threads): {r['error']}" for r in failed_rows(report)]
+    seen = set()
+    for r in ok_rows(report):
+        if r.get("eval_error") and r["model"] not in seen:
+            seen.add(r["model"])
+            out.append(f"{r['model']}: AP not measured: {r['eval_error']}")
+    return out
+
+
+def device_rows(device: dict) -> list[tuple[str, str]]:
+    """(field, value) pairs that say what the figures were measured on."""
+    c = device.get("cpu") or {}
+    cores = f"{c.get('usable_cores')} usable of {c.get('logical_cores')}"
+    if c.get("cgroup_cpu_limit"):
+        cores += f", container limit {c['cgroup_cpu_limit']}"
+    pk = device.get("packages") or {}
+    packages = ", ".join(f"{k} {v}" for k, v in pk.items() if k not in ("numpy", "pycocotools"))
+    rows = [("CPU", f"{c.get('model')} ({c.get('arch')})"), ("INT8/BF16 ISA", " ".join(c.get("isa") or []) or "none"),
+            ("cores", cores), ("memory", f"{device.get('memory_gb')} GB"), ("OS", device.get("os")),
+            ("Python", device.get("python")), ("packages", packages)]
+    j = device.get("jetson")
+    if j:
+        rows.append(("Jetson", f"{j.get('board')}, L4T {j.get('l4t')}, JetPack {j.get('jetpack')}, "
+                               f"power mode {j.get('power_mode')}"))
+    for g in device.get("nvidia_gpus") or []:
+        rows.append(("GPU", f"{g['name']}, driver {g['driver']}, {g['memory']}, compute {g['compute_capability']}"))
+    return rows
+
+
+def settings_text(report: dict) -> str:
+    s, data = report["settings"], report["settings"].get("data")
+    return (f"{len(s['images'])} images from {s.get('image_folder')}, {s['warmup']} warm-up + {s['runs']} measured "
+            f"rounds per row; {s.get('method')}. fps = 1000 / mean latency; load = from a fresh process to a ready "
+            f"model; cold = its first inference." + (f" AP on {data['count']} images of {data['annotations']}."
+                                                      if data else ""))
+
+
+def device_tables(report: dict) -> list[Table]:
+    ok = ok_rows(report)
+    lat = [[r["model"], r["target"], r["precision"], r["threads"], size_text(r), r["latency_ms"]["p50"],
+            r["latency_ms"]["p90"], r["latency_ms"]["p99"], r["latency_ms"]["mean"], r["latency_ms"]["std"], r["fps"],
+            r.get("cold_ms"), r.get("load_ms")] for r in ok]
+    stages = [[r["model"], r["threads"], size_text(r), *(r["stages_ms"].get(k) for k, _ in STAGES),
+               r["latency_ms"]["p50"]] for r in ok]
+    res = [[r["model"], r["threads"], size_text(r), r["peak_rss_mb"], r.get("rss_before_load_mb"), r["size_mb"],
+            r.get("detections_per_image"), r.get("mask_ap"), r.get("box_ap"), r.get("mask_ap50"), r.get("box_ap50")]
+           for r in ok]
+    return [Table("Device", ["", ""], [list(kv) for kv in device_rows(report["device"])], settings_text(report)),
+            Table("Latency (ms) and throughput", ["model", "target", "precision", "threads", "size", "p50", "p90",
+                                                  "p99", "mean", "std", "fps", "cold ms", "load ms"], lat),
+            Table("Per stage, p50 ms", ["model", "threads", "size", *(n for _, n in STAGES), "end to end"], stages),
+            Table("Memory, size and accuracy", ["model", "threads", "size", "peak RSS MB", "RSS before load MB",
+                                                "file MB", "detections / image", "mask AP", "box AP", "mask AP50",
+                                                "box AP50"], res)]
+
+
+def row_key(r: dict) -> tuple:
+    return r["model"], r["threads"], size_text(r)
+
+
+def _side_by_side(reports: list[dict], title: str, value) -> Table:
+    """Rows (model, threads, size) x one column per device of value(result)."""
+    keys: dict[tuple, dict] = {}
+    for rep in reports:
+        for r in ok_rows(rep):
+            keys.setdefault(row_key(r), r)
+    rows = []
+    for key, first in keys.items():
+        hits = [next((r for r in ok_rows(rep) if row_key(r) == key), None) for rep in reports]
+        rows.append([key[0], first["target"], first["precision"], key[1], key[2],
+                     *(value(h) if h else None for h in hits)])
+    return Table(title, ["model", "target", "precision", "threads", "size",
+                         *(rep["device"]["name"] for rep in reports)], rows)
+
+
+def comparison_tables(reports: list[dict]) -> list[Table]:
+    fields = list(dict.fromkeys(k for rep in reports for k, _ in device_rows(rep["device"])))
+    dev = [[f, *(dict(device_rows(rep["device"])).get(f) for rep in reports)] for f in fields]
+    out = [Table("Devices", ["", *(rep["device"]["name"] for rep in reports)], dev),
+           _side_by_side(reports, "Latency p50 and fps, side by side",
+                         lambda r: f"{r['latency_ms']['p50']:.1f} ms / {r['fps']:.1f} fps")]
+    if any(r.get("mask_ap") is not None for rep in reports for r in rep["results"]):
+        out.append(_side_by_side(reports, "Mask AP / box AP, side by side",
+                                 lambda r: None if r.get("mask_ap") is None else f"{r['mask_ap']:.1f} / {r['box_ap']:.1f}"))
+    out.append(_side_by_side(reports, "Peak memory (RSS MB), side by side", lambda r: r["peak_rss_mb"]))
+    return out

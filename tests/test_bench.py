@@ -1,0 +1,295 @@
+"""`cmlite bench` and `cmlite report`: real runs of converted models in their own processes, the three report
+files with every key, percentiles against the standard library, the HTML's plots in headless Chromium, merging
+across devices, and each bad input's one line."""
+from __future__ import annotations
+
+import json
+import math
+import re
+import statistics
+import subprocess
+
+import cv2
+import numpy as np
+import pytest
+
+from apps.cli import main
+from apps.latency_stats import summarize
+from apps.report_plots import pareto
+from tests.system_tools import need
+
+RESULT_KEYS = ("model", "target", "precision", "threads", "size", "latency_ms", "fps", "stages_ms", "peak_rss_mb",
+               "load_ms", "size_mb", "mask_ap", "box_ap", "cold_ms", "detections_per_image", "latency_samples_ms",
+               "error")
+STAGES = ("preprocess", "graph1", "host", "graph2", "paste")
+
+
+# -- statistics ---------------------------------------------------------------------------------------------
+
+def test_percentiles_of_known_samples():
+    s = summarize(range(1, 11))  # 1..10: rank p/100 * 9, linear between neighbours
+    assert s == {"p50": 5.5, "p90": 9.1, "p99": 9.91, "mean": 5.5, "std": round(math.sqrt(82.5 / 9), 3)}
+    skewed = [10.0, 10.0, 10.0, 100.0, 12.0, 11.0, 250.0]
+    ref = statistics.quantiles(skewed, n=100, method="inclusive")  # the same definition, independently computed
+    s = summarize(skewed, digits=6)
+    assert s["p50"] == pytest.approx(statistics.median(skewed)) and s["p90"] == pytest.approx(ref[89])
+    assert s["p99"] == pytest.approx(ref[98]) and s["std"] == pytest.approx(statistics.stdev(skewed))
+    assert s["mean"] == pytest.approx(statistics.fmean(skewed))
+    assert summarize([42.0]) == {"p50": 42.0, "p90": 42.0, "p99": 42.0, "mean": 42.0, "std": 0.0}
+    assert set(summarize([]).values()) == {None}
+
+
+def test_speed_accuracy_front():
+    pts = [(100, 30.0), (50, 28.0), (60, 27.0), (200, 31.0), (150, 29.0), (50, 26.0)]
+    assert pareto(pts) == [(50, 28.0), (100, 30.0), (200, 31.0)]
+
+
+def test_device_fingerprint_of_this_machine():
+    from apps.device_info import cpu, fingerprint
+
+    d = fingerprint("bench-box")
+    assert d["name"] == "bench-box" and d["cpu"]["model"] and d["cpu"]["usable_cores"] >= 1
+    flags = set(open("/proc/cpuinfo").read().split())
+    assert ("avx2" in d["cpu"]["isa"]) == ("avx2" in flags) and ("avx512_vnni" in d["cpu"]["isa"]) == (
+        "avx512_vnni" in flags)
+    assert d["memory_gb"] > 1 and d["python"].count(".") == 2
+    import numpy
+    import onnxruntime
+
+    assert d["packages"]["numpy"] == numpy.__version__ and d["packages"]["onnxruntime"] == onnxruntime.__version__
+    assert cpu() is cpu()  # read once
+
+
+def test_jetson_and_gpu_parsers():
+    """The formats L4T, nvpmodel and nvidia-smi print (as documented by NVIDIA)."""
+    from apps.device_info import parse_cpuinfo, parse_l4t, parse_nvidia_smi, parse_nvpmodel
+
+    assert parse_l4t("# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64") == "35.4.1"
+    assert parse_l4t("garbage") is None
+    assert parse_nvpmodel("NV Power Mode: MAXN\n0\n") == "MAXN"
+    assert parse_nvpmodel("NV Power Mode: 15W\n1") == "15W"
+    gpus = parse_nvidia_smi("NVIDIA H100 80GB HBM3, 550.54.15, 81559 MiB, 9.0\n")
+    assert gpus == [{"name": "NVIDIA H100 80GB HBM3", "driver": "550.54.15", "memory": "81559 MiB",
+                     "compute_capability": "9.0"}]
+    model, flags = parse_cpuinfo("processor\t: 0\nBogoMIPS\t: 62.50\nFeatures\t: fp asimd asimddp i8mm bf16\n"
+                                 "CPU part\t: 0xd4b\n")
+    assert model is None and {"asimddp", "i8mm", "bf16"} <= flags
+
+
+# -- a real run --------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def val_set(tmp_path_factory):
+    from calibration.synth import generate
+
+    d = tmp_path_factory.mktemp("bench_val") / "data"
+    generate(d, 0, 4, 320, 0, progress=False)
+    return d
+
+
+@pytest.fixture(scope="module")
+def default_openvino(tmp_path_factory):
+    import lite
+    from converters.convert import convert
+
+    out = tmp_path_factory.mktemp("default_openvino")
+    return convert(lite.load_model(), out, ["openvino"], ["fp32"], source=lite.DEFAULT_WEIGHTS, log=lambda m: None)[0]
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory, default_onnx, default_openvino, val_set):
+    """Two converted models and a folder that fails to load, 1 thread, 3 runs, AP on 4 images."""
+    out = tmp_path_factory.mktemp("bench") / "report"
+    broken = tmp_path_factory.mktemp("broken") / "onnx-fp32"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{not json")
+    rc = main(["bench", "--model", str(default_onnx), "--model", str(default_openvino), "--model", str(broken),
+               "--images", str(val_set / "val"), "--threads", "1", "--runs", "3", "--warmup", "1",
+               "--data", str(val_set / "annotations" / "instances_val.json"), "--data-images", str(val_set / "val"),
+               "--device-name", "box-a", "--out", str(out)])
+    return rc, out
+
+
+def test_bench_writes_the_three_files_with_every_key(bench_run, capsys):
+    rc, out = bench_run
+    assert rc == 1  # a row failed: the report is written and the exit code says so
+    report = json.loads((out / "report.json").read_text())
+    assert report["schema"] == "cmlite-bench" and report["schema_version"] == 1
+    assert report["device"]["name"] == "box-a" and report["device"]["cpu"]["isa"] is not None
+    s = report["settings"]
+    assert s["runs"] == 3 and s["warmup"] == 1 and s["threads"] == [1] and s["data"]["count"] == 4
+    rows = {r["target"]: r for r in report["results"] if not r["error"]}
+    assert set(rows) == {"onnx", "openvino"}
+    for r in rows.values():
+        assert all(k in r for k in RESULT_KEYS), set(RESULT_KEYS) - set(r)
+        lat = r["latency_ms"]
+        assert len(r["latency_samples_ms"]) == 3
+        assert lat == pytest.approx(summarize(r["latency_samples_ms"]), abs=2e-3)  # of the samples it keeps
+        assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] and r["fps"] == pytest.approx(1e3 / lat["mean"], rel=1e-3)
+        assert set(r["stages_ms"]) == set(STAGES) and sum(r["stages_ms"].values()) <= lat["p99"] * 1.05
+        assert r["threads"] == 1 and r["size"] == [320, 533] and r["precision"] == "fp32"
+        assert r["peak_rss_mb"] > 50 and r["load_ms"] > 0 and r["cold_ms"] > 0
+        assert r["size_mb"] > 10 and r["detections_per_image"] > 0
+        assert 10 < r["mask_ap"] <= 100 and 10 < r["box_ap"] <= 100 and r["ap_images"] == 4
+    # the same FP32 graphs on two backends: the same detections and AP
+    assert abs(rows["onnx"]["mask_ap"] - rows["openvino"]["mask_ap"]) < 0.5
+    failed = [r for r in report["results"] if r["error"]]
+    assert len(failed) == 1 and "load failed" in failed[0]["error"] and "manifest" in failed[0]["error"]
+    md = (out / "report.md").read_text()
+    for title in ("Latency (ms) and throughput", "Per stage, p50 ms", "Memory, size and accuracy",
+                  "Rows that failed or were not evaluated", "INT8/BF16 ISA"):
+        assert title in md
+    assert re.search(r"\| onnx-fp32 \| onnx \| fp32 \| 1 \| 320/533 \| \d+\.\d \|", md)
+
+
+def test_bench_html_has_its_plots(bench_run):
+    _, out = bench_run
+    page = (out / "report.html").read_text()
+    for pid in ("stages", "distribution", "threads", "front"):
+        m = re.search(rf'<figure id="plot-{pid}"><svg.*?</svg>', page, re.S)
+        assert m and m.group(0).count("<path") > 5, pid
+    assert "src=" not in page and "href=\"http" not in page  # self-contained
+    assert "onnx-fp32" in page and "openvino-fp32" in page
+
+
+def test_bench_html_in_chromium_shows_the_plots(bench_run, tmp_path):
+    chromium = need("chromium", "chromium")
+    _, out = bench_run
+    shot = tmp_path / "report.png"
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                    "--window-size=1400,2600", f"--screenshot={shot}", (out / "report.html").as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    img = cv2.imread(str(shot)).astype(int)
+
+    def pixels(rgb: str) -> int:
+        r, g, b = (int(rgb[i:i + 2], 16) for i in (1, 3, 5))
+        return int((np.abs(img - (b, g, r)).sum(axis=2) < 30).sum())
+
+    # the stacked bars' stage colours (graph 1 blue, host orange, graph 2 green) and the front's red
+    assert pixels("#1f77b4") > 2000 and pixels("#2ca02c") > 1000 and pixels("#ff7f0e") > 100, \
+        [pixels(c) for c in ("#1f77b4", "#2ca02c", "#ff7f0e")]
+    assert pixels("#d62728") > 30
+    rows_with_ink = (img.sum(axis=2) < 600).any(axis=1).sum()
+    assert rows_with_ink > 1200  # tables and four plots, not a blank or broken page
+
+
+def test_reports_merge_across_devices(bench_run, default_onnx, val_set, tmp_path):
+    _, out_a = bench_run
+    out_b = tmp_path / "b"
+    assert main(["bench", "--model", str(default_onnx), "--images", str(val_set / "val" / "000001.png"),
+                 "--threads", "1,2", "--runs", "2", "--warmup", "0", "--device-name", "box-b",
+                 "--out", str(out_b)]) == 0
+    merged = tmp_path / "merged"
+    assert main(["report", str(out_a / "report.json"), str(out_b), "--out", str(merged)]) == 0
+    m = json.loads((merged / "report.json").read_text())
+    assert m["schema"] == "cmlite-bench-merged" and [r["device"]["name"] for r in m["reports"]] == ["box-a", "box-b"]
+    b_rows = m["reports"][1]["results"]
+    assert [r["threads"] for r in b_rows] == [1, 2] and all(r["mask_ap"] is None for r in b_rows)
+    md = (merged / "report.md").read_text()
+    assert "| model | target | precision | threads | size | box-a | box-b |" in md
+    assert re.search(r"\| onnx-fp32 \| onnx \| fp32 \| 1 \| 320/533 \| [\d.]+ ms / [\d.]+ fps \| [\d.]+ ms", md)
+    assert re.search(r"\| onnx-fp32 \| onnx \| fp32 \| 2 \| 320/533 \| – \| [\d.]+ ms", md)  # only box-b ran 2
+    page = (merged / "report.html").read_text()
+    stages = re.search(r'<figure id="plot-stages">.*?</figure>', page, re.S).group(0)
+    assert "box-a" in stages and "box-b" in stages  # the same plot, a column per device
+    # a merged report merges again (flattened), and a device seen twice gets a distinct name
+    again = tmp_path / "again"
+    assert main(["report", str(merged), str(out_b), "--out", str(again)]) == 0
+    names = [r["device"]["name"] for r in json.loads((again / "report.json").read_text())["reports"]]
+    assert names == ["box-a", "box-b", "box-b #2"]
+
+
+def test_report_without_matplotlib_has_tables_and_says_how(bench_run, tmp_path):
+    from tests.conftest import run_torch_free
+
+    _, out = bench_run
+    res = run_torch_free(f"""
+        sys.modules['matplotlib'] = None
+        from apps.cli import main
+        sys.exit(main(['report', {str(out)!r}, '--out', {str(tmp_path)!r}]))
+    """)
+    assert res.returncode == 0, res.stderr
+    assert "matplotlib is not installed (pip install 'cmlite[report]'" in res.stderr
+    page = (tmp_path / "report.html").read_text()
+    assert "<svg" not in page and "Latency (ms) and throughput" in page and "pip install" in page
+
+
+# -- bad input ---------------------------------------------------------------------------------------------
+
+def _error(capsys, argv) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("cmlite: error: "), err
+    return err[0]
+
+
+def test_bench_bad_input(tmp_path, capsys, val_set, default_onnx):
+    images = str(val_set / "val")
+    assert "no models to bench" in _error(capsys, ["bench", "--images", images, "--out", str(tmp_path / "r")])
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG not really")
+    assert "cannot decode image" in _error(capsys, ["bench", "--model", str(default_onnx), "--images", str(bad),
+                                                    "--out", str(tmp_path / "r")])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "no converted model folders" in _error(capsys, ["bench", "--models-dir", str(empty), "--images", images,
+                                                           "--out", str(tmp_path / "r")])
+    for flag, value, words in (("--threads", "0", "at least 1"), ("--threads", "a,b", "separated by commas"),
+                               ("--size", "320x533", "SHORT/LONG"), ("--size", "600/300", "long side"),
+                               ("--runs", "0", "at least 1 run")):
+        assert words in _error(capsys, ["bench", "--model", str(default_onnx), "--images", images, flag, value,
+                                        "--out", str(tmp_path / "r")])
+    assert "go together" in _error(capsys, ["bench", "--model", str(default_onnx), "--images", images,
+                                            "--data", "x.json", "--out", str(tmp_path / "r")])
+    assert not (tmp_path / "r").exists()  # nothing written by a run that did not start
+
+
+def test_report_bad_input(tmp_path, capsys, bench_run):
+    _, out = bench_run
+    report = json.loads((out / "report.json").read_text())
+    newer = tmp_path / "newer.json"
+    newer.write_text(json.dumps({**report, "schema_version": 2}))
+    line = _error(capsys, ["report", str(newer), "--out", str(tmp_path / "m")])
+    assert "schema version 2" in line and "reads version 1" in line and "upgrade cmlite" in line
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps([{"model": "x"}]))  # e.g. the old demo's report.json
+    assert "is not a cmlite bench report" in _error(capsys, ["report", str(other), "--out", str(tmp_path / "m")])
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text("{oops")
+    assert "not JSON" in _error(capsys, ["report", str(garbage), "--out", str(tmp_path / "m")])
+    assert "report not found" in _error(capsys, ["report", str(tmp_path / "nope.json"), "--out", str(tmp_path / "m")])
+    damaged = tmp_path / "damaged.json"
+    damaged.write_text(json.dumps({**report, "results": [{"model": "x"}]}))
+    assert "lacks target" in _error(capsys, ["report", str(damaged), "--out", str(tmp_path / "m")])
+    assert not (tmp_path / "m").exists()
+
+
+def test_ctrl_c_stops_the_rows_and_writes_nothing(tmp_path, default_onnx, val_set):
+    """SIGINT to the whole process group (as a terminal's Ctrl-C): one line, status 130, no report, no traceback
+    from the row processes, none of them left running."""
+    import os
+    import signal
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    out = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "apps.cli", "bench", "--model", str(default_onnx), "--images",
+                             str(val_set / "val"), "--threads", "1,2", "--runs", "500", "--out", str(out)],
+                            cwd=REPO, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    time.sleep(12)  # loaded, running rounds
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "cmlite: interrupted" in err and "Traceback" not in err, err[-2000:]
+    assert not out.exists()
+    deadline = time.monotonic() + 10  # the group empties: no row process outlives the run
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("processes of the interrupted bench are still running")

@@ -20,3 +20,15 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def write_json_atomic(path: Path, obj, indent: int | None = None) -> None:
     write_text_atomic(path, json.dumps(obj, indent=indent))
+
+
+def check_file_path(text: str | None, flag: str, example: str = "out.json") -> Path | None:
+    """An output file named on the command line, checked before the work starts (not when it is written)."""
+    if not text:
+        return None
+    path = Path(text)
+    if path.is_dir():
+        from runtimes.errors import CmliteError
+
+        raise CmliteError(f"{flag} {path} is a folder: give a file name in it, e.g. {path / example}")
+    return path

@@ -67,9 +67,11 @@ def plan_rows(models: list[str], weights: list[str], threads: list[int],
     return [RowSpec(kind, src, t, size) for kind, src in sources for size in (sizes or [None]) for t in threads]
 
 
-def _check_runs(runs: int, warmup: int) -> None:
+def _check_runs(runs: int, warmup: int, max_procs: int | None = None) -> None:
     if runs < 1 or warmup < 0:
         raise CmliteError(f"--runs {runs} --warmup {warmup}: give at least 1 run and no negative warm-up")
+    if max_procs is not None and max_procs < 1:
+        raise CmliteError(f"--max-procs {max_procs}: give at least 1")
 
 
 def bench_images(paths: list[str], count: int) -> list[Path]:
@@ -169,18 +171,71 @@ def _result(row: _Row, label: str) -> dict:
     return out
 
 
+def _key(spec: RowSpec) -> tuple:
+    """Rows of one model at one size share their AP (thread counts do not change the detections)."""
+    return spec.kind, spec.source, spec.size
+
+
+def _run_batch(rows: list[_Row], bar, warmup: int, runs: int, data, eval_images: int, metrics: dict, log) -> None:
+    """Load the rows one at a time, run them round by round, evaluate the (model, size) pairs not yet evaluated
+    (in the row with the most threads); metrics: key -> metrics, filled in."""
+    for r in rows:  # one at a time: load time and the cold inference are measured alone
+        bar.set_postfix_str(f"loading {Path(r.spec.source).name} ({r.spec.threads} thr)")
+        try:
+            r.info = r.ask("load")
+        except RuntimeError as e:
+            r.error = f"load failed: {e}"
+            log(f"{r.spec.source}: {r.error}")
+        bar.update(1 + (warmup + runs) * (not r.alive))
+    for i in range(warmup + runs):
+        bar.set_postfix_str(f"round {i + 1}/{warmup + runs}")
+        for r in rows:
+            if not r.alive:
+                continue
+            try:
+                sample = r.ask("run", i)
+                if i >= warmup:
+                    r.samples.append(sample)
+                bar.update(1)
+            except RuntimeError as e:
+                r.error, r.samples = f"inference failed in round {i + 1}: {e}", []
+                log(f"{r.spec.source} ({r.spec.threads} threads): {r.error}")
+                bar.update(warmup + runs - i)
+    if not data:
+        return
+    evaluators: dict[tuple, _Row] = {}
+    for r in rows:
+        k = _key(r.spec)
+        if r.alive and k not in metrics and (k not in evaluators or r.spec.threads > evaluators[k].spec.threads):
+            evaluators[k] = r
+    for k, r in evaluators.items():
+        bar.set_postfix_str(f"eval {Path(r.spec.source).name}")
+        done = [0]
+
+        def tick():
+            done[0] += 1
+            bar.update(1)
+        try:
+            metrics[k] = r.ask("eval", str(data[0]), str(data[1]), data[2], on_tick=tick)
+        except RuntimeError as e:
+            metrics[k] = {"eval_error": str(e)}
+            log(f"{r.spec.source}: evaluation failed: {e}")
+        bar.update(eval_images - done[0])
+
+
 def run_bench(specs: list[RowSpec], images: list[Path], runs: int = 20, warmup: int = 3,
               data: tuple[str, str, int | None] | None = None, device_name: str | None = None,
-              progress: bool = True, log=None, command: str | None = None) -> dict:
+              progress: bool = True, log=None, command: str | None = None, max_procs: int | None = None) -> dict:
     """Run the rows and return the report (the dict `report.json` holds). log: where a failing row is told
-    as it happens (default: above the progress bar)."""
+    as it happens (default: above the progress bar). max_procs: at most this many row processes at once (the
+    rows run in consecutive batches, interleaved within each; for devices short of memory)."""
     from tqdm import tqdm
 
-    log = log or (lambda m: tqdm.write(m, file=sys.stderr))
     from .device_info import fingerprint
     from .report_schema import new_report
 
-    _check_runs(runs, warmup)
+    log = log or (lambda m: tqdm.write(m, file=sys.stderr))
+    _check_runs(runs, warmup, max_procs)
     eval_images = 0
     if data:
         from .evaluate import load_coco
@@ -192,86 +247,58 @@ def run_bench(specs: list[RowSpec], images: list[Path], runs: int = 20, warmup: 
         eval_images = min(len(coco.getImgIds()), limit or sys.maxsize)
     device = fingerprint(device_name)
     ctx = mp.get_context("spawn")
-    rows = [_Row(ctx, s, images) for s in specs]
-    groups = {}  # (source, size) -> the row that evaluates it (the one with most threads)
-    for r in rows:
-        key = (r.spec.kind, r.spec.source, r.spec.size)
-        if key not in groups or r.spec.threads > groups[key].spec.threads:
-            groups[key] = r
-    total = len(rows) * (1 + warmup + runs) + (eval_images * len(groups) if data else 0)
-    bar = tqdm(total=total, desc="bench", unit="step", disable=not progress, file=sys.stderr)
+    step = max_procs or len(specs)
+    n_keys = len({_key(s) for s in specs})
+    bar = tqdm(total=len(specs) * (1 + warmup + runs) + eval_images * n_keys, desc="bench", unit="step",
+               disable=not progress, file=sys.stderr)
+    done_rows: list[_Row] = []
+    metrics: dict[tuple, dict] = {}
     try:
-        for r in rows:  # one at a time: load time and the cold inference are measured alone
-            bar.set_postfix_str(f"loading {Path(r.spec.source).name} ({r.spec.threads} thr)")
+        for b in range(0, len(specs), step):
+            rows = []
             try:
-                r.info = r.ask("load")
-            except RuntimeError as e:
-                r.error = f"load failed: {e}"
-                log(f"{r.spec.source}: {r.error}")
-            bar.update(1 + (warmup + runs) * (not r.alive))
-        for i in range(warmup + runs):
-            bar.set_postfix_str(f"round {i + 1}/{warmup + runs}")
-            for r in rows:
-                if not r.alive:
-                    continue
-                try:
-                    sample = r.ask("run", i)
-                    if i >= warmup:
-                        r.samples.append(sample)
-                    bar.update(1)
-                except RuntimeError as e:
-                    r.error, r.samples = f"inference failed in round {i + 1}: {e}", []
-                    log(f"{r.spec.source} ({r.spec.threads} threads): {r.error}")
-                    bar.update(warmup + runs - i)
-        if data:
-            for key, r in groups.items():
-                if not r.alive:
-                    bar.update(eval_images)
-                    continue
-                bar.set_postfix_str(f"eval {Path(r.spec.source).name}")
-                done = [0]
-
-                def tick():
-                    done[0] += 1
-                    bar.update(1)
-                try:
-                    metrics = r.ask("eval", str(data[0]), str(data[1]), data[2], on_tick=tick)
-                except RuntimeError as e:
-                    metrics = {"eval_error": str(e)}
-                    log(f"{r.spec.source}: evaluation failed: {e}")
-                bar.update(eval_images - done[0])
-                for o in rows:  # the same model at the same size, other thread counts: same AP
-                    if (o.spec.kind, o.spec.source, o.spec.size) == key and o.alive:
-                        o.metrics = metrics
+                rows = [_Row(ctx, s, images) for s in specs[b:b + step]]
+                _run_batch(rows, bar, warmup, runs, data, eval_images, metrics, log)
+            finally:
+                for r in rows:
+                    r.close()
+            done_rows += rows
     finally:
         bar.close()
-        for r in rows:
-            r.close()
-    labels = _labels(rows)
+    for r in done_rows:
+        if r.alive:
+            r.metrics = metrics.get(_key(r.spec))
+    labels = _labels(done_rows)
     settings = {"images": [p.name for p in images], "image_folder": str(Path(images[0]).parent),
                 "runs": runs, "warmup": warmup, "threads": sorted({s.threads for s in specs}),
                 "sizes": list(dict.fromkeys(f"{s.size[0]}/{s.size[1] or 'model'}" for s in specs if s.size))
                 or ["model default"],
                 "data": {"annotations": str(data[0]), "images": str(data[1]), "count": eval_images} if data else None,
-                "method": "one process per row; models loaded one at a time; rows interleaved round by round",
+                "method": "one process per row; models loaded one at a time; rows interleaved round by round"
+                          + (f", in batches of {step} processes" if step < len(specs) else ""),
                 "command": command, "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    return new_report(device, settings, [_result(r, n) for r, n in zip(rows, labels)])
+    return new_report(device, settings, [_result(r, n) for r, n in zip(done_rows, labels)])
 
 
 def cmd_bench(args) -> int:
+    from converters.folders import check_dir_path
+
     from .report import write_report
 
+    check_dir_path(args.out)
+    if args.data_limit is not None and args.data_limit < 1:
+        raise CmliteError(f"--data-limit {args.data_limit}: give at least 1 image (or leave it out for all)")
     threads = parse_threads(args.threads)
-    _check_runs(args.runs, args.warmup)
+    _check_runs(args.runs, args.warmup, args.max_procs)
     sizes = [parse_size(s) for s in args.size] if args.size else None
     models = list(args.model or [])
-    if args.models_dir:
-        models += [str(p) for p in find_models(args.models_dir)]
+    for d in args.models_dir or []:
+        models += [str(p) for p in find_models(d)]
     specs = plan_rows(models, list(args.weights or []), threads, sizes)
     if args.weights:
         from .model_args import need_torch
 
-        need_torch("--weights")
+        need_torch("--weights", model_hint=True)
     if bool(args.data) != bool(args.data_images):
         raise CmliteError("--data and --data-images go together: the COCO annotations and the folder of its images")
     images = bench_images(args.images, args.warmup + args.runs)
@@ -280,7 +307,7 @@ def cmd_bench(args) -> int:
           f"{len(threads)} thread counts x {len(sizes or [None])} sizes), {args.warmup} + {args.runs} rounds on "
           f"{len(images)} images{', AP on ' + args.data if data else ''}", file=sys.stderr)
     report = run_bench(specs, images, args.runs, args.warmup, data, args.device_name,
-                       command="cmlite " + " ".join(sys.argv[1:]))
+                       command="cmlite " + " ".join(sys.argv[1:]), max_procs=args.max_procs)
     paths = write_report(report, Path(args.out))
     from .report_md import speed_table
 
@@ -298,7 +325,8 @@ def add_parser(sub) -> None:
                                    "round by round, and writes report.json, report.md and report.html to --out. "
                                    "Merge reports of several devices with `cmlite report`.")
     p.add_argument("--model", action="append", metavar="DIR", help="a converted model folder (repeat for more)")
-    p.add_argument("--models-dir", metavar="DIR", help="every converted model folder in DIR (`cmlite convert --out`)")
+    p.add_argument("--models-dir", action="append", metavar="DIR",
+                   help="every converted model folder in DIR (`cmlite convert --out`; repeatable)")
     p.add_argument("--weights", action="append", metavar="CKPT",
                    help="a checkpoint run in PyTorch ('default': the embedded default model; repeatable)")
     p.add_argument("--images", nargs="+", required=True, metavar="PATH",
@@ -311,6 +339,9 @@ def add_parser(sub) -> None:
     p.add_argument("--data", metavar="ANN", help="COCO annotations: also measure mask and box AP")
     p.add_argument("--data-images", metavar="DIR", help="the folder of the images --data names")
     p.add_argument("--data-limit", type=int, metavar="N", help="evaluate only the first N images of --data")
+    p.add_argument("--max-procs", type=int, metavar="N",
+                   help="at most N row processes at once (default: all rows, interleaved together); for devices "
+                        "short of memory")
     p.add_argument("--device-name", help="the device's name in reports (default: the host name)")
     p.add_argument("--out", required=True, metavar="DIR", help="report folder: report.json, report.md, report.html")
     p.set_defaults(func=cmd_bench)

@@ -213,6 +213,10 @@ def _check(args) -> None:
         raise CmliteError(f"--show-thresh {args.show_thresh}: give a score in [0, 1]")
     if args.snapshot_dir and not Path(args.snapshot_dir).is_dir():
         raise CmliteError(f"--snapshot-dir {args.snapshot_dir} is not a folder")
+    from .atomic import check_file_path
+
+    check_file_path(args.stats, "--stats")  # before the run, not when its numbers are written
+    check_file_path(args.record, "--record", "out.mp4")
 
 
 def _interrupt(*_) -> None:

@@ -8,62 +8,15 @@ from pathlib import Path
 
 from runtimes.errors import CmliteError
 
-from .atomic import write_json_atomic
+from .atomic import check_file_path, write_json_atomic
 from .model_args import add_runtime_args, load_model, need_torch, config_overrides, parse_hw, segmenter
 
 
-def _check_images(paths: list[str]):
-    from .images import expand_images
-
-    images = expand_images(paths)
-    for p in images:  # fail before loading a model on a missing file
-        if not p.is_file():
-            raise CmliteError(f"image not found: {p}")
-    return images
-
-
-def cmd_predict(args) -> None:
-    import cv2
-    from tqdm import tqdm
-
-    from .coco_results import image_ids, to_coco_results
-    from .images import read_bgr
-    from .visualize import draw
-
-    images = _check_images(args.images)
-    seg = segmenter(args, **config_overrides(args))
-    print(f"model: {seg.device}")
-    results, used = [], set()
-    vis_dir = Path(args.save_vis) if args.save_vis else None
-    if vis_dir:
-        vis_dir.mkdir(parents=True, exist_ok=True)
-    for path, image_id in tqdm(list(zip(images, image_ids(images))), desc="predict", unit="img",
-                               disable=len(images) < 2, file=sys.stderr):
-        img = read_bgr(path)
-        t0 = time.perf_counter()
-        inst = seg.predict(img)
-        ms = (time.perf_counter() - t0) * 1e3
-        results += to_coco_results(inst, image_id, seg.category_ids)
-        top = ", ".join(f"{inst.label(i)} {inst.scores[i]:.2f}" for i in range(min(3, len(inst))))
-        line = f"{path}: {len(inst)} instances in {ms:.0f} ms" + (f" ({top}{', ...' if len(inst) > 3 else ''})"
-                                                                  if len(inst) else "")
-        if vis_dir:
-            name = path.stem
-            while name in used:
-                name += "_"
-            used.add(name)
-            out = vis_dir / f"{name}.png"
-            if not cv2.imwrite(str(out), draw(img, inst, min_score=args.vis_thresh)):
-                raise CmliteError(f"cannot write {out}: check that the folder is writable")
-            line += f" -> {out}"
-        tqdm.write(line, file=sys.stdout)
-    if args.json:
-        write_json_atomic(Path(args.json), results)
-        print(f"wrote {len(results)} results for {len(images)} images to {args.json}")
-
-
 def cmd_convert(args) -> None:
-    need_torch("cmlite convert")
+    need_torch("cmlite convert", extra="convert")
+    from converters.folders import check_dir_path
+
+    check_dir_path(args.out)
     from converters.convert import convert, plan
 
     fixed = parse_hw(args.input_size)
@@ -94,22 +47,39 @@ def cmd_convert(args) -> None:
     print(f"converted {len(folders)} models in {time.perf_counter() - t0:.0f} s")
 
 
-def cmd_parity(args) -> None:
+def cmd_parity(args) -> int:
     import runtimes
 
     from .images import read_bgr
     from .parity import compare
+    from .predict import check_images
     from .table import format_table
 
-    images = _check_images(args.images)
+    images = check_images(args.images)
+    check_file_path(args.json, "--json")
+    need_torch("cmlite parity (the PyTorch model is its reference)")
     import lite
 
+    loaded, problems = [], []
+    for path in images:  # a bad image or model is reported and skipped; the others are compared
+        try:
+            loaded.append((path, read_bgr(path)))
+        except CmliteError as e:
+            problems.append(f"{path}: skipped: {e}")
+            print(f"cmlite: {problems[-1]}", file=sys.stderr)
+    if not loaded:
+        raise CmliteError(f"none of the {len(images)} images could be read")
     reference = lite.predictor(load_model(args.weights), threads=args.threads, **config_overrides(args))
     report, rows = [], []
     for folder in args.model:
-        seg = runtimes.load(folder, threads=args.threads, **config_overrides(args))
-        for path in images:
-            res = compare(reference, seg, read_bgr(path), seg.manifest.precision)
+        try:
+            seg = runtimes.load(folder, threads=args.threads, **config_overrides(args))
+        except CmliteError as e:
+            problems.append(f"{folder}: skipped: {e}")
+            print(f"cmlite: {problems[-1]}", file=sys.stderr)
+            continue
+        for path, img in loaded:
+            res = compare(reference, seg, img, seg.manifest.precision)
             s = res.summary()
             report.append({"model": str(folder), "image": str(path), **s,
                            "stages": [{"stage": n, "error": e, "ok": ok} for n, e, ok in res.stages],
@@ -122,15 +92,20 @@ def cmd_parity(args) -> None:
                                    floatfmt=".2e"))
     print(format_table(["model", "image", "matched (got)", "min box IoU", "min mask IoU", "median mask IoU",
                         "max |dscore|", "first divergence"], rows, floatfmt=".4f"))
-    if args.json:
+    if args.json and report:
         write_json_atomic(Path(args.json), report)
         print(f"wrote {args.json}")
+    if problems:
+        print(f"cmlite: {len(problems)} input(s) skipped (above); the others were compared", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_eval(args) -> None:
     from .evaluate import evaluate
     from .table import format_table
 
+    check_file_path(args.json, "--json")
     seg = segmenter(args, **config_overrides(args))
     print(f"model: {seg.device}")
     metrics, _ = evaluate(seg, args.data, args.images, limit=args.limit)
@@ -149,6 +124,9 @@ def cmd_train(args) -> None:
 
     from lite.train import TrainConfig, train
 
+    from converters.folders import check_dir_path
+
+    check_dir_path(args.out)
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = TrainConfig(variant=args.variant, min_size=args.min_size, max_size=args.max_size, iters=args.iters,
@@ -160,6 +138,9 @@ def cmd_train(args) -> None:
 
 def cmd_data_synth(args) -> None:
     from calibration.synth import generate
+    from converters.folders import check_dir_path
+
+    check_dir_path(args.out)
 
     try:
         summary = generate(args.out, args.train, args.val, args.size, args.seed, overwrite=args.overwrite)
@@ -172,27 +153,22 @@ def cmd_data_synth(args) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cmlite", description="CenterMask-Lite on the edge: convert, run, measure.")
+    from runtimes import __version__
+
+    parser.add_argument("--version", action="version", version=f"cmlite {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("predict", help="segment images with a checkpoint or a converted model",
-                       description="Segment images. Prints a line per image; writes pictures and COCO results.")
-    p.add_argument("images", nargs="+", help="image files or folders of images")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--weights", help="CenterMask2 / cmlite checkpoint (.pth), run in PyTorch; 'default' or "
-                                       "nothing: the embedded default model")
-    src.add_argument("--model", help="a converted model folder (from `cmlite convert`), run without PyTorch")
-    p.add_argument("--save-vis", metavar="DIR", help="write a picture with the instances drawn per image")
-    p.add_argument("--vis-thresh", type=float, default=0.3, help="score threshold for drawing (default 0.3)")
-    p.add_argument("--json", metavar="OUT", help="write COCO-format results (RLE masks, mask_score extra field)")
-    add_runtime_args(p)
-    p.set_defaults(func=cmd_predict)
+    from . import predict
+
+    predict.add_parser(sub)
 
     p = sub.add_parser("convert", help="convert a checkpoint for ONNX Runtime, OpenVINO and TFLite",
                        description="Writes OUT/<target>-<precision>/ with the graphs and manifest.json per pair.")
     p.add_argument("--weights", default="default", help="CenterMask2 / cmlite checkpoint (.pth); default: the "
                                                         "embedded default model")
-    p.add_argument("--targets", default="onnx,openvino,tflite", help="comma list of onnx, openvino, tflite")
-    p.add_argument("--precision", default="fp32,fp16", help="comma list of fp32, fp16 (bf16: OpenVINO only)")
+    p.add_argument("--targets", default="onnx,openvino,tflite", help="comma list of onnx, openvino, tflite (default: all three)")
+    p.add_argument("--precision", default="fp32,fp16", help="comma list of fp32, fp16, bf16 (OpenVINO only) (default fp32,fp16; int8: "
+                                                           "`cmlite quantize`)")
     p.add_argument("--input-size", metavar="HxW", help="fixed graph input size (TFLite always has one; "
                    "default for it: a 4:3 frame at the test size, e.g. 608x800)")
     p.add_argument("--min-size", type=int, help="test size written to the manifest: short side")
@@ -234,11 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
     data_sub = p.add_subparsers(dest="data_command", required=True)
     p = data_sub.add_parser("synth", help="a deterministic synthetic instance segmentation dataset (COCO format)",
                             description="Writes OUT/train/, OUT/val/ and OUT/annotations/instances_{train,val}.json.")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="output folder (train/, val/, annotations/)")
     p.add_argument("--train", type=int, default=2000, help="training images (default 2000)")
     p.add_argument("--val", type=int, default=200, help="validation images (default 200)")
     p.add_argument("--size", type=int, default=320, help="image side in pixels (default 320)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed; val images depend only on it (default 0)")
     p.add_argument("--overwrite", action="store_true", help="replace a dataset previously written there")
     p.set_defaults(func=cmd_data_synth)
 
@@ -251,12 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", default="V-19-slim-dw-eSE", help="model variant (default V-19-slim-dw-eSE)")
     p.add_argument("--min-size", type=int, default=320, help="train/test short side (default 320)")
     p.add_argument("--max-size", type=int, default=533, help="train/test long side cap (default 533)")
-    p.add_argument("--iters", type=int, default=3000)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--lr", type=float, default=2e-3, help="AdamW peak learning rate (cosine decay)")
-    p.add_argument("--warmup", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--ckpt-every", type=int, default=250)
+    p.add_argument("--iters", type=int, default=3000, help="training iterations (default 3000)")
+    p.add_argument("--batch", type=int, default=8, help="images per iteration (default 8)")
+    p.add_argument("--lr", type=float, default=2e-3, help="AdamW peak learning rate, cosine decay (default 2e-3)")
+    p.add_argument("--warmup", type=int, default=200, help="linear warm-up iterations (default 200)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of weights and data order (default 0)")
+    p.add_argument("--ckpt-every", type=int, default=250, help="write OUT/last.pth every N iterations (default 250)")
     p.add_argument("--no-maskiou", action="store_true", help="train without the MaskIoU head")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pth")
     p.add_argument("--threads", type=int, help="CPU threads")

@@ -10,11 +10,16 @@ from runtimes.instances import Instances
 
 
 def image_ids(paths: list[Path]) -> list[int]:
-    """The file name's stem when it is a number (COCO style), else the 0-based order."""
-    return [int(p.stem) if p.stem.isdigit() else i for i, p in enumerate(paths)]
+    """COCO style, the file name's stem (000123.png -> 123) when every stem is a number and no two are equal;
+    otherwise 1..N in the given order. Never two images with one id."""
+    stems = [p.stem for p in paths]
+    if all(s.isdigit() for s in stems) and len({int(s) for s in stems}) == len(stems):
+        return [int(s) for s in stems]
+    return list(range(1, len(paths) + 1))
 
 
-def to_coco_results(inst: Instances, image_id: int, category_ids) -> list[dict]:
+def to_coco_results(inst: Instances, image_id: int, category_ids, file_name: str | None = None) -> list[dict]:
+    """file_name: recorded in each result (an extra field, as mask_score) to tell the images apart."""
     results = []
     for i in range(len(inst)):
         x1, y1, x2, y2 = (float(v) for v in inst.boxes[i])
@@ -27,5 +32,6 @@ def to_coco_results(inst: Instances, image_id: int, category_ids) -> list[dict]:
             "score": float(inst.scores[i]),
             "segmentation": rle,
             "mask_score": float(inst.mask_scores[i]),
+            **({"file_name": file_name} if file_name is not None else {}),
         })
     return results

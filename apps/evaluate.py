@@ -68,6 +68,19 @@ def coco_metrics(coco_gt, results: list[dict], image_ids: list[int] | None = Non
     return out
 
 
+def _check_names(seg: Segmenter, coco_gt, shared: set[int]) -> None:
+    """Shared ids must mean the same classes: a COCO model (1 = person, ...) scored on a dataset whose 1..8 are
+    other things gives an AP near 0 that means nothing. Names are compared where the model has them."""
+    if not seg.class_names:
+        return
+    model_names = {c: n.lower() for c, n in zip(seg.category_ids, seg.class_names)}
+    data_names = {c: coco_gt.cats[c].get("name", "").lower() for c in shared}
+    if not any(model_names.get(c) == data_names[c] for c in shared):
+        pairs = ", ".join(f"{c}: {model_names.get(c)!r} vs {data_names[c]!r}" for c in sorted(shared)[:3])
+        raise CmliteError(f"the model's classes are not the dataset's: the same ids name other classes ({pairs}, "
+                          f"...): evaluate a model trained on this dataset")
+
+
 def evaluate(seg: Segmenter, ann_file: str | Path, images_dir: str | Path, limit: int | None = None,
              progress: bool = True, on_image=None) -> tuple[dict, list[dict]]:
     """Predict every image of a COCO file and score it. Returns (metrics, COCO results).
@@ -82,11 +95,16 @@ def evaluate(seg: Segmenter, ann_file: str | Path, images_dir: str | Path, limit
     ids = sorted(coco_gt.getImgIds())[:limit] if limit else sorted(coco_gt.getImgIds())
     if not ids:
         raise CmliteError(f"{ann_file} lists no images")
+    missing = [coco_gt.imgs[i]["file_name"] for i in ids if not (images_dir / coco_gt.imgs[i]["file_name"]).is_file()]
+    if missing:  # found before hours of work, not at the first missing file
+        raise CmliteError(f"{len(missing)} of the {len(ids)} images {Path(ann_file).name} names are not in "
+                          f"{images_dir} (e.g. {missing[0]}): give the folder that holds them (--images)")
     dataset_cats = set(coco_gt.getCatIds())
     model_cats = set(seg.category_ids)
     if not dataset_cats & model_cats:
         raise CmliteError(f"the model's categories {sorted(model_cats)[:8]}... share nothing with the dataset's "
                           f"{sorted(dataset_cats)[:8]}...: evaluate a model trained on this dataset")
+    _check_names(seg, coco_gt, dataset_cats & model_cats)
     results, times = [], []
     for image_id in tqdm(ids, desc="eval", unit="img", disable=not progress, file=sys.stderr):
         info = coco_gt.imgs[image_id]

@@ -4,16 +4,20 @@ from __future__ import annotations
 from runtimes.errors import CmliteError
 
 
-def need_torch(flag: str) -> None:
+def need_torch(what: str, extra: str = "torch", model_hint: bool = False) -> None:
+    """One line when PyTorch is missing: what needs it, what to install (the README's extras), and with
+    model_hint the torch-free alternative."""
     try:
         import torch  # noqa: F401  (only whether it imports)
     except ImportError:
-        raise CmliteError(f"{flag} needs PyTorch, which is not installed: pip install 'cmlite[torch]'"
-                          + (" (or run a converted model with --model DIR)" if flag == "--weights" else "")) from None
+        raise CmliteError(f"{what} needs PyTorch, which is not installed: pip install \"cmlite[{extra}]\""
+                          + (" (or run a converted model with --model DIR, which needs no PyTorch)"
+                             if model_hint else "")) from None
 
 
 def load_model(weights: str | None):
-    need_torch("--weights")
+    need_torch("--weights" if weights and weights != "default" else "the embedded default model (no --model given)",
+               model_hint=True)
     import lite
 
     return lite.load_model(weights or "default")
@@ -25,9 +29,10 @@ def segmenter(args, **overrides):
         import runtimes
 
         return runtimes.load(args.model, threads=args.threads, **overrides)
+    model = load_model(args.weights)  # says what to install before anything imports torch
     import lite
 
-    return lite.predictor(load_model(args.weights), threads=args.threads, **overrides)
+    return lite.predictor(model, threads=args.threads, **overrides)
 
 
 def config_overrides(args) -> dict:

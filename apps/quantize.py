@@ -21,7 +21,8 @@ def add_parser(sub) -> None:
     p.add_argument("--calib-count", type=int, default=32, metavar="N", help="frames to use (default 32)")
     p.add_argument("--calib-seed", type=int, default=0, help="seed of the frame pick (default 0)")
     p.add_argument("--camera-seconds", type=float, default=5.0, help="how long to grab camera frames (default 5)")
-    p.add_argument("--targets", default="onnx,openvino,tflite", help="comma list of onnx, openvino, tflite, tensorrt")
+    p.add_argument("--targets", default="onnx,openvino,tflite",
+                   help="comma list of onnx, openvino, tflite, tensorrt (default onnx,openvino,tflite)")
     p.add_argument("--method", default="minmax", choices=("minmax", "percentile", "entropy"),
                    help="activation range calibration (default minmax)")
     p.add_argument("--val", metavar="ANN", help="COCO annotations of a validation set: search the plan by mask AP "
@@ -54,7 +55,7 @@ def _keep_float(text: str | None) -> list[str] | None:
 def cmd_quantize(args) -> None:
     from .model_args import load_model, need_torch, parse_hw
 
-    need_torch("cmlite quantize")
+    need_torch("cmlite quantize", extra="convert")
     import lite
     from calibration.frames import read_frames
     from calibration.quantize import Validation, check_targets, quantize
@@ -64,6 +65,9 @@ def cmd_quantize(args) -> None:
 
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     check_targets(targets)  # before loading anything
+    from converters.folders import check_dir_path
+
+    check_dir_path(args.out)
     if (args.val is None) != (args.val_images is None):
         raise CmliteError("--val and --val-images go together: the annotations and the folder of their images")
     if args.max_ap_drop < 0:

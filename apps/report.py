@@ -28,11 +28,9 @@ def write_report(report: dict, out: Path, log=lambda m: print(m, file=sys.stderr
     from .report_md import markdown_report
 
     reports = report["reports"] if "reports" in report else [report]
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        from runtimes.errors import CmliteError
+    from converters.folders import check_dir_path
 
-        raise CmliteError(f"--out {out} is a file: give a folder for report.json, report.md and report.html")
+    out = check_dir_path(out)
     plots = _plots(reports)
     if plots is None:
         log(f"cmlite: {PLOTS_MISSING}")
@@ -46,6 +44,9 @@ def write_report(report: dict, out: Path, log=lambda m: print(m, file=sys.stderr
 def cmd_report(args) -> None:
     from runtimes.errors import CmliteError
 
+    from converters.folders import check_dir_path
+
+    check_dir_path(args.out)
     reports = [r for path in args.reports for r in load_reports(path)]
     if not reports:
         raise CmliteError("no reports to merge")

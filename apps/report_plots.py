@@ -52,7 +52,7 @@ def _label(key: tuple, keys: list[tuple]) -> str:
 def _columns(plt, reports, height, sharex=False, sharey=False):
     n = len(reports)
     fig, axes = plt.subplots(1, n, figsize=(min(5.5 * n, 18) if n > 1 else 8, height), squeeze=False,
-                             sharex=sharex, sharey=sharey)
+                             sharex=sharex, sharey=sharey, layout="constrained")
     for ax, rep in zip(axes[0], reports):
         ax.set_title(rep["device"]["name"], fontsize=10)
     return fig, axes[0]
@@ -99,9 +99,10 @@ def distribution_plot(reports: list[dict]) -> str:
 
 def threads_plot(reports: list[dict]) -> str:
     plt = _plt()
-    fig, axes = _columns(plt, reports, 3.4, sharey=True)
     lines = list(dict.fromkeys((r["model"], tuple(r["size"] or ())) for rep in reports for r in ok_rows(rep)))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, axes = _columns(plt, reports, max(3.4, 0.2 * len(lines)), sharey=True)
+    colors = plt.get_cmap("tab20").colors  # 20 distinct colours, then other line styles and markers
+    styles = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D")]
     many_sizes = len({s for _, s in lines}) > 1
     for ax, rep in zip(axes, reports):
         for i, (model, size) in enumerate(lines):
@@ -109,7 +110,8 @@ def threads_plot(reports: list[dict]) -> str:
                          if r["model"] == model and tuple(r["size"] or ()) == size)
             if pts:
                 label = model + (f" {size[0]}/{size[1]}" if many_sizes and size else "")
-                ax.plot(*zip(*pts), marker="o", color=colors[i % len(colors)], label=label)
+                ls, marker = styles[(i // len(colors)) % len(styles)]
+                ax.plot(*zip(*pts), marker=marker, linestyle=ls, color=colors[i % len(colors)], label=label)
         ts = sorted({r["threads"] for r in ok_rows(rep)})
         ax.set_xticks(ts)
         ax.set_xlabel("threads")
@@ -147,12 +149,13 @@ def front_plot(reports: list[dict]) -> str:
             if k not in best or r["latency_ms"]["p50"] < best[k]["latency_ms"]["p50"]:
                 best[k] = r
         pts = [(r["latency_ms"]["p50"], r["mask_ap"]) for r in best.values()]
-        if pts:
-            ax.scatter(*zip(*pts), color="#1f77b4", zorder=3)
-        for r in best.values():
-            ax.annotate(f"{r['model']} ({r['threads']} thr)", (r["latency_ms"]["p50"], r["mask_ap"]),
-                        fontsize=7, xytext=(4, 3), textcoords="offset points")
         front = pareto(pts)
+        if pts:
+            ax.scatter(*zip(*pts), color="#1f77b4", zorder=3, s=18)
+        for r in best.values():  # the front's models are named; the others are the dots behind it
+            if (r["latency_ms"]["p50"], r["mask_ap"]) in front:
+                ax.annotate(f"{r['model']} ({r['threads']} thr)", (r["latency_ms"]["p50"], r["mask_ap"]),
+                            fontsize=7, xytext=(4, -10), textcoords="offset points")
         if len(front) > 1:
             ax.step(*zip(*front), where="post", color="#d62728", alpha=0.7, label="front")
             ax.legend(fontsize=8, frameon=False, loc="lower right")

@@ -172,16 +172,16 @@ def quantize(model, out_dir: str | Path, targets: list[str], frames: CalibFrames
 
     keep_float: an explicit plan (module names or block names) instead of the search / the default."""
     from converters.convert import convert
+    from converters.folders import check_dir_path, output_dir
 
     check_targets(targets)
     if method not in ort_quant.METHODS:
         raise CmliteError(f"unknown --method {method!r}; choose from {', '.join(ort_quant.METHODS)}")
     if val is not None:
         _check_val_classes(model, val)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = check_dir_path(out_dir)
     written = []
-    with tempfile.TemporaryDirectory(prefix=".cmlite-quantize-", dir=out_dir) as work:
+    with output_dir(out_dir), tempfile.TemporaryDirectory(prefix=".cmlite-quantize-", dir=out_dir) as work:
         work = Path(work)
         twin_targets = sorted({TWIN[t] for t in targets} | {"onnx"})
         log(f"FP32 twins: {', '.join(twin_targets)}")

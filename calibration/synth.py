@@ -438,7 +438,8 @@ def generate(out_dir, n_train: int, n_val: int, size: int, seed: int, progress: 
             raise ValueError(f"{out} exists and is not a folder")
         if any(out.iterdir()):
             if not overwrite:
-                raise ValueError(f"{out} exists and is not empty: choose another folder or pass overwrite=True")
+                raise ValueError(f"{out} exists and is not empty: choose another folder or pass --overwrite "
+                                 "(overwrite=True from Python)")
             if not _is_dataset(out):
                 raise ValueError(f"{out} is not empty and does not hold a synthetic dataset (only train/, val/, "
                                  "annotations/): refusing to overwrite it, remove it yourself")

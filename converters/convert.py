@@ -18,6 +18,8 @@ from runtimes.config import PipelineConfig
 from runtimes.errors import CmliteError
 from runtimes.manifest import SCHEMA, GraphSpec, Manifest, sha256
 
+from .folders import check_dir_path, output_dir
+
 # target -> precisions it can be converted to here
 SUPPORTED = {"onnx": ("fp32", "fp16"), "openvino": ("fp32", "fp16", "bf16"), "tflite": ("fp32", "fp16")}
 
@@ -95,8 +97,7 @@ def convert(model: CenterMaskLite, out_dir: str | Path, targets: list[str], prec
             log=print) -> list[Path]:
     """Convert `model` for every target x precision; returns the written folders."""
     jobs = plan(targets, precisions)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = check_dir_path(out_dir)
     cfg = model.config
     provenance = {"source_checkpoint": source.name if source else None,
                   "source_sha256": sha256(source) if source else None,
@@ -105,7 +106,7 @@ def convert(model: CenterMaskLite, out_dir: str | Path, targets: list[str], prec
                   "tools": _versions("cmlite", "torch", "onnx", "onnxslim", "onnxruntime", "openvino",
                                      "litert-torch", "ai-edge-litert", "numpy")}
     written = []
-    with tempfile.TemporaryDirectory(prefix=".cmlite-convert-", dir=out_dir) as work:
+    with output_dir(out_dir), tempfile.TemporaryDirectory(prefix=".cmlite-convert-", dir=out_dir) as work:
         work = Path(work)
         exported: dict[str, Path] = {}
         tflite_files: dict[tuple[int, int], dict[str, Path]] = {}

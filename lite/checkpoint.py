@@ -49,7 +49,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
                                   f"({found.group(1) if found else 'a Python global'}), which could run code; only plain state_dict "
                                   "checkpoints are accepted") from None
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: the file is damaged, truncated or of "
-                              f"another format ({type(e).__name__}: {_first_line(e)[:120]})") from None
+                              f"another format ({type(e).__name__}: {_first_line(e)})") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a checkpoint dict")
     meta = obj.get("cmlite", {}) if isinstance(obj.get("cmlite", {}), dict) else {}
@@ -62,9 +62,12 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     return {k: v for k, v in sd.items() if k.split(".")[-1] not in TOLERATED_KEYS}, meta
 
 
-def _first_line(e: Exception) -> str:
+def _first_line(e: Exception, width: int = 120) -> str:
+    """The cause's first line, shortened at a word boundary ('...' marks the cut), never mid-word."""
+    import textwrap
+
     text = str(e).strip().splitlines()
-    return text[0][:200] if text else type(e).__name__
+    return textwrap.shorten(text[0], width, placeholder=" ...") if text else type(e).__name__
 
 
 @functools.lru_cache(maxsize=None)

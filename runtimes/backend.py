@@ -36,6 +36,21 @@ class ConvertedSegmenter(Segmenter):
         """Load the graphs (called once from __init__)."""
         raise NotImplementedError
 
+    def check_precision(self, kinds: dict[str, set[str]]) -> None:
+        """kinds: graph file -> the number formats its weights and ops hold ({"fp32", "fp16", "int8"}), as the
+        backend read them. The manifest's precision must be what the graphs are: a manifest edited to say fp16
+        over fp32 graphs (or the reverse) would label every figure wrongly."""
+        found = set().union(*kinds.values())
+        want = self.manifest.precision
+        if self.manifest.target == "tensorrt" and want == "fp16":
+            want = "fp32"  # TensorRT's FP16 is a build flag over FP32 ONNX graphs
+        ok = {"int8": "int8" in found, "fp16": "fp16" in found and "int8" not in found,
+              "fp32": found == {"fp32"}, "bf16": found == {"fp32"}}.get(want, True)
+        if not ok:
+            what = ", ".join(f"{f}: {'/'.join(sorted(k)) or 'no weights'}" for f, k in kinds.items())
+            raise CmliteError(f"{self.folder}: the manifest says {want} but the graphs hold {what}; restore "
+                              f"manifest.json or convert the model again")
+
     def graph_path(self, kind: str) -> Path:
         return self.folder / self.manifest.graphs[kind].file
 

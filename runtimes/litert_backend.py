@@ -26,10 +26,14 @@ def interpreter_class():
 class LiteRtSegmenter(ConvertedSegmenter):
     def open(self) -> None:
         interpreter = interpreter_class()
-        self.runners = {}
+        self.runners, kinds = {}, {}
         for kind in ("dense", "masks"):
             interp = interpreter(model_path=str(self.graph_path(kind)), num_threads=self.threads or None)
             self.runners[kind] = interp.get_signature_runner()
+            dtypes = {np.dtype(d["dtype"]) for d in interp.get_tensor_details()}
+            kinds[self.graph_path(kind).name] = {name for name, dt in (("int8", "int8"), ("fp16", "float16"),
+                                                                       ("fp32", "float32")) if np.dtype(dt) in dtypes}
+        self.check_precision(kinds)
 
     @property
     def device(self) -> str:

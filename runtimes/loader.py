@@ -34,4 +34,13 @@ def load(path: str | Path, threads: int | None = None, verify: bool = True, back
     if backend not in BACKENDS:
         raise CmliteError(f"{folder}: no runtime for target {backend!r}")
     module, cls = BACKENDS[backend]
-    return getattr(importlib.import_module(module), cls)(manifest, folder, threads, **overrides)
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name != module:
+            raise
+        alt = " or run its ONNX graphs in ONNX Runtime: runtimes.load(folder, backend='onnx')" if all(
+            g.file.endswith(".onnx") for g in manifest.graphs.values()) else ""
+        raise CmliteError(f"{folder}: this cmlite has no {backend} runtime (no {module}); upgrade cmlite{alt}") \
+            from None
+    return getattr(mod, cls)(manifest, folder, threads, **overrides)

@@ -32,6 +32,7 @@ SCHEMA = "cmlite.manifest/1"
 MANIFEST = "manifest.json"
 TARGETS = ("onnx", "openvino", "tflite", "tensorrt")  # onnx runs on ONNX Runtime
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+GRAPH_SUFFIXES = {".onnx", ".xml", ".bin", ".tflite", ".engine", ".plan", ".pth", ".pt"}
 
 
 class ManifestError(CmliteError):
@@ -108,9 +109,30 @@ class Manifest:
                                         "convert the model again")
 
 
+def _check_classes(path: Path, model: dict, graphs: dict[str, GraphSpec]) -> None:
+    """class_names, category_ids, num_classes and the graphs' class dimension must agree."""
+    counts = {"num_classes": model["num_classes"], "class_names": len(model["class_names"]),
+              "category_ids": len(model["category_ids"])}
+    onehot = next((i for i in graphs["masks"].inputs if i.get("name") == "classes_onehot"), None)
+    if onehot and isinstance(onehot.get("shape", [None])[-1], int):
+        counts["the mask graph's classes_onehot"] = onehot["shape"][-1]
+    logits = next((o for o in graphs["dense"].outputs if o.get("name") == "logits_0"), None)
+    if logits and len(logits.get("shape", [])) > 1 and isinstance(logits["shape"][1], int):
+        counts["graph 1's logits"] = logits["shape"][1]
+    if len(set(counts.values())) > 1:
+        raise ManifestError(f"{path}: the class counts disagree ({', '.join(f'{k} {v}' for k, v in counts.items())}):"
+                            f" class_names and category_ids need one entry per class the graphs were made for; "
+                            f"restore the file or convert the model again")
+
+
 def read_manifest(folder: str | Path) -> Manifest:
     folder = Path(folder)
     path = folder / MANIFEST if folder.is_dir() else folder
+    if path.is_file() and path.name != MANIFEST and path.suffix.lower() in GRAPH_SUFFIXES:
+        where = (f"{path.parent}" if (path.parent / MANIFEST).is_file() else
+                 "the folder `cmlite convert` wrote, e.g. out/onnx-fp32")
+        raise ManifestError(f"{path} is a graph file; a model is its folder with {MANIFEST} (the graphs' "
+                            f"preprocessing, classes and hashes): give {where}")
     if not path.is_file():
         hint = " (a folder written by `cmlite convert`, e.g. out/onnx-fp32)"
         raise ManifestError(f"no {MANIFEST} in {folder}{hint}" if folder.is_dir() else f"not found: {folder}{hint}")
@@ -123,10 +145,13 @@ def read_manifest(folder: str | Path) -> Manifest:
                             f" (this cmlite reads {SCHEMA}); convert the model again with this version")
     try:
         if d["target"] not in TARGETS or d["precision"] not in PRECISIONS:
-            raise ManifestError(f"{path}: unknown target/precision {d['target']}/{d['precision']}")
+            raise ManifestError(f"{path}: unknown target/precision {d['target']}/{d['precision']} (this cmlite runs "
+                                f"{', '.join(TARGETS)} in {', '.join(PRECISIONS)}); convert the model again with "
+                                f"`cmlite convert --targets ...` or upgrade cmlite")
         graphs = {k: GraphSpec(**g) for k, g in d["graphs"].items()}
         if set(graphs) != {"dense", "masks"}:
             raise ManifestError(f"{path}: expected graphs 'dense' and 'masks', found {sorted(graphs)}")
+        _check_classes(path, d["model"], graphs)
         return Manifest(target=d["target"], precision=d["precision"], model=d["model"], input=d["input"],
                         pipeline=PipelineConfig.from_dict(d["pipeline"]), graphs=graphs,
                         provenance=d.get("provenance", {}), schema=d["schema"], quantization=d.get("quantization"))

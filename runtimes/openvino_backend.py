@@ -30,10 +30,14 @@ class OpenVinoSegmenter(ConvertedSegmenter):
         config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1"}
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = str(self.threads)
-        self.requests = {}
+        self.requests, kinds = {}, {}
         for kind in ("dense", "masks"):
-            compiled = core.compile_model(str(self.graph_path(kind)), self.device_name, config)
+            model = core.read_model(str(self.graph_path(kind)))
+            kinds[self.graph_path(kind).name] = _formats(model)
+            compiled = core.compile_model(model, self.device_name, config)
             self.requests[kind] = (compiled.create_infer_request(), [o.get_any_name() for o in compiled.outputs])
+
+        self.check_precision(kinds)
 
     @property
     def device(self) -> str:
@@ -50,3 +54,16 @@ class OpenVinoSegmenter(ConvertedSegmenter):
 
     def infer_masks(self, rois: np.ndarray, onehot: np.ndarray) -> dict[str, np.ndarray]:
         return self._run("masks", {"rois": rois, "classes_onehot": onehot})
+
+
+def _formats(model) -> set[str]:
+    """int8: FakeQuantize ops (NNCF); fp16: f16 weight constants (compressed IR); fp32: f32 constants."""
+    out = set()
+    for op in model.get_ops():
+        kind = op.get_type_name()
+        if kind == "FakeQuantize":
+            out.add("int8")
+        elif kind == "Constant":
+            t = op.get_output_element_type(0).get_type_name()
+            out |= {"f16": {"fp16"}, "f32": {"fp32"}, "i8": {"int8"}, "u8": {"int8"}}.get(t, set())
+    return out

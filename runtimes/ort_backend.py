@@ -23,6 +23,12 @@ class OrtSegmenter(ConvertedSegmenter):
         self.sessions = {k: ort.InferenceSession(str(self.graph_path(k)), opts, providers=list(self.providers))
                          for k in ("dense", "masks")}
         self.output_names = {k: [o.name for o in s.get_outputs()] for k, s in self.sessions.items()}
+        try:  # the graphs' number formats, where the onnx package is at hand (a device may have only ORT)
+            import onnx
+        except ImportError:
+            return
+        self.check_precision({self.graph_path(k).name: _formats(onnx.load(str(self.graph_path(k))))
+                              for k in ("dense", "masks")})
 
     @property
     def simulates_qdq(self) -> bool:
@@ -45,3 +51,13 @@ class OrtSegmenter(ConvertedSegmenter):
 
     def infer_masks(self, rois: np.ndarray, onehot: np.ndarray) -> dict[str, np.ndarray]:
         return self._run("masks", {"rois": rois, "classes_onehot": onehot})
+
+
+def _formats(proto) -> set[str]:
+    """int8: QuantizeLinear/DequantizeLinear or 8-bit weights; fp16/fp32: the float weights' type."""
+    codes = {1: "fp32", 10: "fp16", 2: "int8", 3: "int8"}  # onnx.TensorProto: FLOAT, FLOAT16, UINT8, INT8
+    out = {codes[t.data_type] for t in proto.graph.initializer if t.data_type in codes}
+    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger", "MatMulInteger")
+           for n in proto.graph.node):
+        out.add("int8")
+    return out

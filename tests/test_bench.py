@@ -168,7 +168,7 @@ def test_bench_html_in_chromium_shows_the_plots(bench_run, tmp_path):
     # the stacked bars' stage colours (graph 1 blue, host orange, graph 2 green) and the front's red
     assert pixels("#1f77b4") > 2000 and pixels("#2ca02c") > 1000 and pixels("#ff7f0e") > 100, \
         [pixels(c) for c in ("#1f77b4", "#2ca02c", "#ff7f0e")]
-    assert pixels("#d62728") > 30
+    assert pixels("#d62728") > 15  # the medians and the front
     rows_with_ink = (img.sum(axis=2) < 600).any(axis=1).sum()
     assert rows_with_ink > 1200  # tables and four plots, not a blank or broken page
 
@@ -177,7 +177,7 @@ def test_reports_merge_across_devices(bench_run, default_onnx, val_set, tmp_path
     _, out_a = bench_run
     out_b = tmp_path / "b"
     assert main(["bench", "--model", str(default_onnx), "--images", str(val_set / "val" / "000001.png"),
-                 "--threads", "1,2", "--runs", "2", "--warmup", "0", "--device-name", "box-b",
+                 "--threads", "1,2", "--runs", "2", "--warmup", "0", "--device-name", "box-b", "--max-procs", "1",
                  "--out", str(out_b)]) == 0
     merged = tmp_path / "merged"
     assert main(["report", str(out_a / "report.json"), str(out_b), "--out", str(merged)]) == 0
@@ -185,6 +185,8 @@ def test_reports_merge_across_devices(bench_run, default_onnx, val_set, tmp_path
     assert m["schema"] == "cmlite-bench-merged" and [r["device"]["name"] for r in m["reports"]] == ["box-a", "box-b"]
     b_rows = m["reports"][1]["results"]
     assert [r["threads"] for r in b_rows] == [1, 2] and all(r["mask_ap"] is None for r in b_rows)
+    assert all(len(r["latency_samples_ms"]) == 2 and not r["error"] for r in b_rows)  # in two batches of one
+    assert "in batches of 1 processes" in m["reports"][1]["settings"]["method"]
     md = (merged / "report.md").read_text()
     assert "| model | target | precision | threads | size | box-a | box-b |" in md
     assert re.search(r"\| onnx-fp32 \| onnx \| fp32 \| 1 \| 320/533 \| [\d.]+ ms / [\d.]+ fps \| [\d.]+ ms", md)
@@ -236,7 +238,7 @@ def test_bench_bad_input(tmp_path, capsys, val_set, default_onnx):
                                                            "--out", str(tmp_path / "r")])
     for flag, value, words in (("--threads", "0", "at least 1"), ("--threads", "a,b", "separated by commas"),
                                ("--size", "320x533", "SHORT/LONG"), ("--size", "600/300", "long side"),
-                               ("--runs", "0", "at least 1 run")):
+                               ("--runs", "0", "at least 1 run"), ("--max-procs", "0", "at least 1")):
         assert words in _error(capsys, ["bench", "--model", str(default_onnx), "--images", images, flag, value,
                                         "--out", str(tmp_path / "r")])
     assert "go together" in _error(capsys, ["bench", "--model", str(default_onnx), "--images", images,

@@ -44,10 +44,15 @@ def test_predict_reproduces_official_instances(tmp_path, reference):
     assert vis is not None and vis.shape == (480, 640, 3)
 
 
-def test_image_ids_follow_order_for_non_numeric_names(tmp_path):
+def test_image_ids_never_collide(tmp_path):
     from apps.coco_results import image_ids
 
-    assert image_ids([Path("a/42.jpg"), Path("b/cat.jpg"), Path("c/dog.png"), Path("7.png")]) == [42, 1, 2, 7]
+    assert image_ids([Path("a/42.jpg"), Path("7.png")]) == [42, 7]  # all numeric and distinct: COCO ids
+    # a name that is not a number, or two equal numbers: 1..N in order for all (000001.png and zzz.png both
+    # got id 1, and a/000001.png and b/000001.png too)
+    assert image_ids([Path("000001.png"), Path("zzz.png")]) == [1, 2]
+    assert image_ids([Path("a/000001.png"), Path("b/000001.png")]) == [1, 2]
+    assert image_ids([Path("a/42.jpg"), Path("b/cat.jpg"), Path("c/dog.png"), Path("7.png")]) == [1, 2, 3, 4]
 
 
 def _one_line_error(capsys, argv) -> str:

@@ -52,7 +52,13 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert all(r["latency_ms"]["p50"] > 0 and r["ap_images"] == 6 for r in rows.values())
     torch_ap = rows["pytorch", "fp32"]["mask_ap"]
     assert torch_ap > 20
-    for target in ("onnx", "openvino"):  # the same graphs in FP32: the same AP
+    # the same graphs in FP32: the same AP; TFLite too, its fixed input made at the val images' 320x320 (at the
+    # default 4:3 frame these square images were padded into 320x448: -1.5 AP)
+    assert rows["tflite", "fp32"]["input_hw"] == [320, 320] and "tflite 320x320" in out
+    for target in ("onnx", "openvino", "tflite"):
         assert abs(rows[target, "fp32"]["mask_ap"] - torch_ap) < 0.5, (target, rows[target, "fp32"]["mask_ap"])
+    # the printed latency is the bench's (one process per model), not a figure of its own
+    p50 = {f"{r['target']}-{r['precision']}": r["latency_ms"]["p50"] for r in rows.values()}
+    assert f"{p50['pytorch-fp32']:.1f}" in out.split("pytorch", 1)[1].splitlines()[0]
     assert (tmp_path / "report" / "report.html").is_file() and (tmp_path / "report" / "report.md").is_file()
     assert len(list((tmp_path / "vis").iterdir())) == 6

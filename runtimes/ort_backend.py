@@ -20,10 +20,15 @@ class OrtSegmenter(ConvertedSegmenter):
         opts.log_severity_level = 3
         # idle pool threads must not spin: the host work between the graphs needs the cores
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._check_formats()
         self.sessions = {k: ort.InferenceSession(str(self.graph_path(k)), opts, providers=list(self.providers))
                          for k in ("dense", "masks")}
         self.output_names = {k: [o.name for o in s.get_outputs()] for k, s in self.sessions.items()}
-        try:  # the graphs' number formats, where the onnx package is at hand (a device may have only ORT)
+
+    def _check_formats(self) -> None:
+        """The graphs' number formats against the manifest, where the onnx package is at hand (a device may have
+        only ONNX Runtime). Before the sessions exist, so the parsed graph is freed before they take memory."""
+        try:
             import onnx
         except ImportError:
             return

@@ -13,8 +13,9 @@ import platform
 import re
 import shutil
 import subprocess
-from importlib import metadata
 from pathlib import Path
+
+from runtimes.versions import package_versions
 
 # the flags that decide INT8/BF16 speed, as /proc/cpuinfo names them (x86 "flags", ARM "Features")
 ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16",
@@ -94,16 +95,6 @@ def memory_gb() -> float | None:
         return None
 
 
-def package_versions() -> dict[str, str]:
-    out = {}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
 def parse_l4t(text: str) -> str | None:
     """'35.4.1' from /etc/nv_tegra_release ('# R35 (release), REVISION: 4.1, GCID: ...')."""
     m = re.search(r"R(\d+)\s*\(release\),\s*REVISION:\s*([\d.]+)", text)
@@ -146,5 +137,5 @@ def nvidia_gpus() -> list[dict] | None:
 def fingerprint(name: str | None = None) -> dict:
     """The device section of a benchmark report."""
     return {"name": name or platform.node() or "device", "cpu": cpu(), "memory_gb": memory_gb(),
-            "os": platform.platform(), "python": platform.python_version(), "packages": package_versions(),
+            "os": platform.platform(), "python": platform.python_version(), "packages": package_versions(*PACKAGES),
             "jetson": jetson(), "nvidia_gpus": nvidia_gpus()}

@@ -10,13 +10,13 @@ import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 from lite.model import CenterMaskLite
 from runtimes.config import PipelineConfig
 from runtimes.errors import CmliteError
 from runtimes.manifest import SCHEMA, GraphSpec, Manifest, sha256
+from runtimes.versions import package_versions
 
 from .folders import check_dir_path, output_dir
 
@@ -59,16 +59,6 @@ def default_fixed_hw(cfg: PipelineConfig) -> tuple[int, int]:
     return -(-short // d) * d, -(-long // d) * d
 
 
-def _versions(*packages: str) -> dict[str, str]:
-    out = {}
-    for p in packages:
-        try:
-            out[p] = metadata.version(p)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
 def _manifest(model: CenterMaskLite, job: Job, cfg: PipelineConfig, graphs: dict[str, GraphSpec],
               fixed_hw, provenance: dict) -> Manifest:
     model_info = {"variant": model.variant.name, "num_classes": model.variant.num_classes,
@@ -103,7 +93,7 @@ def convert(model: CenterMaskLite, out_dir: str | Path, targets: list[str], prec
                   "source_sha256": sha256(source) if source else None,
                   "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                   "command": " ".join(["cmlite", *sys.argv[1:]]) if sys.argv[0].endswith("cmlite") else None,
-                  "tools": _versions("cmlite", "torch", "onnx", "onnxslim", "onnxruntime", "openvino",
+                  "tools": package_versions("cmlite", "torch", "onnx", "onnxslim", "onnxruntime", "openvino",
                                      "litert-torch", "ai-edge-litert", "numpy")}
     written = []
     with output_dir(out_dir), tempfile.TemporaryDirectory(prefix=".cmlite-convert-", dir=out_dir) as work:

@@ -165,10 +165,10 @@ def test_bench_html_in_chromium_shows_the_plots(bench_run, tmp_path):
         r, g, b = (int(rgb[i:i + 2], 16) for i in (1, 3, 5))
         return int((np.abs(img - (b, g, r)).sum(axis=2) < 30).sum())
 
-    # the stacked bars' stage colours (graph 1 blue, host orange, graph 2 green) and the front's red
+    # the stacked bars' stage colours (graph 1 blue, host orange, graph 2 green; the dots of the AP plot are blue
+    # too): drawn, not only present in the file
     assert pixels("#1f77b4") > 2000 and pixels("#2ca02c") > 1000 and pixels("#ff7f0e") > 100, \
         [pixels(c) for c in ("#1f77b4", "#2ca02c", "#ff7f0e")]
-    assert pixels("#d62728") > 15  # the medians and the front
     rows_with_ink = (img.sum(axis=2) < 600).any(axis=1).sum()
     assert rows_with_ink > 1200  # tables and four plots, not a blank or broken page
 

@@ -11,7 +11,7 @@ from collections import deque
 
 import numpy as np
 
-from .latency_stats import percentile
+from .latency_stats import percentile, summarize
 
 STAGES = ("preprocess", "graph1", "host", "graph2", "paste", "draw", "output")
 SMOOTH_S = 2.0  # window of the smoothed fps
@@ -75,8 +75,6 @@ class FrameStats:
             "fps_mean": None if mean_fps is None else round(mean_fps, 2),
             "fps_p50": round(1.0 / float(np.median(intervals)), 2) if len(intervals) and np.median(intervals) > 0
             else None,
-            "latency_ms": {"p50": percentile(self.latency_ms, 50), "p90": percentile(self.latency_ms, 90),
-                           "p99": percentile(self.latency_ms, 99), "mean": round(float(np.mean(self.latency_ms)), 2)
-                           if self.latency_ms else None},
+            "latency_ms": {k: v for k, v in summarize(self.latency_ms, digits=2).items() if k != "std"},
             "stages_ms_p50": {s: percentile(v, 50) for s, v in self.stages.items() if len(v)},
         }

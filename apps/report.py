@@ -44,9 +44,6 @@ def write_report(report: dict, out: Path, log=lambda m: print(m, file=sys.stderr
 def cmd_report(args) -> None:
     from runtimes.errors import CmliteError
 
-    from converters.folders import check_dir_path
-
-    check_dir_path(args.out)
     reports = [r for path in args.reports for r in load_reports(path)]
     if not reports:
         raise CmliteError("no reports to merge")

@@ -15,6 +15,8 @@ from apps.parity import compare
 from lite.norms import freeze_norms, unfreeze_norms
 from lite.train import TrainConfig, train
 
+from .conftest import CKPT as REFERENCE_CKPT
+
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
@@ -135,3 +137,42 @@ def test_norms_fold_without_changing_outputs():
     torch.testing.assert_close(mid, before, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(after, before, rtol=1e-6, atol=1e-6)
     assert list(model.state_dict()) == list(lite.build_model("V-19-slim-eSE").state_dict())
+
+
+def test_init_starts_from_given_weights(trained, tiny_data, tmp_path):
+    """--init: every tensor of a same-class checkpoint is loaded; a checkpoint with other classes (the embedded
+    default: 8 shapes) gives all but the class-dependent layers, which start fresh; another variant is refused."""
+    import lite.train as lt
+    from lite.model import CenterMaskLite
+    from lite.variants import get_variant
+    from runtimes.errors import CmliteError
+
+    def fresh(classes=("disc", "square")):
+        torch.manual_seed(1)
+        v = get_variant("V-19-slim-dw-eSE").with_(num_classes=len(classes), maskiou=True)
+        m = CenterMaskLite(v, class_names=classes)
+        lt.init_heads(m)
+        return m
+
+    src = torch.load(trained, weights_only=True)["model"]
+    m, lines = fresh(), []
+    lt.init_from(m, trained, lines.append)
+    assert all(torch.equal(m.state_dict()[k], v) for k, v in src.items())
+    assert "(194 of 194 tensors)" in lines[0]
+    default = lite.load_model().state_dict()
+    m, before = fresh(), fresh().state_dict()
+    lt.init_from(m, lite.DEFAULT_WEIGHTS, lines.append)
+    after = m.state_dict()
+    changed = {k for k in after if not torch.equal(after[k], before[k])}
+    same_as_default = {k for k in after if after[k].shape == default[k].shape and torch.equal(after[k], default[k])}
+    cls_dep = {k for k in after if lt._class_dependent(k)}
+    assert cls_dep and not (changed & cls_dep) and same_as_default == set(after) - cls_dep
+    assert "class-dependent tensors fresh for 2 classes" in lines[-1]
+    with pytest.raises(CmliteError, match="holds a V-19-eSE model.*--variant V-19-eSE"):
+        lt.init_from(fresh(), REFERENCE_CKPT, lines.append)
+    # through train(): the run starts at the given weights (its first loss is the trained model's, far lower)
+    cfg = TrainConfig(**{**CFG.__dict__, "iters": 1, "init": str(trained)})
+    out = train(cfg, tiny_data / "ann.json", tiny_data / "img", tmp_path / "ft", progress=False, log=lambda m: None)
+    first = json.loads((out.parent / "train_log.jsonl").read_text().splitlines()[0])["loss"]
+    scratch = json.loads((trained.parent / "train_log.jsonl").read_text().splitlines()[0])["loss"]
+    assert first < 0.5 * scratch, (first, scratch)

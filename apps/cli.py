@@ -122,6 +122,7 @@ def cmd_train(args) -> None:
     need_torch("cmlite train")
     import torch
 
+    from lite.checkpoint import resolve_weights
     from lite.train import TrainConfig, train
 
     from converters.folders import check_dir_path
@@ -131,7 +132,8 @@ def cmd_train(args) -> None:
         torch.set_num_threads(args.threads)
     cfg = TrainConfig(variant=args.variant, min_size=args.min_size, max_size=args.max_size, iters=args.iters,
                       batch=args.batch, lr=args.lr, seed=args.seed, maskiou=not args.no_maskiou,
-                      warmup=min(args.warmup, args.iters), ckpt_every=args.ckpt_every)
+                      warmup=min(args.warmup, args.iters), ckpt_every=args.ckpt_every,
+                      init=None if args.init is None else str(resolve_weights(args.init)))
     final = train(cfg, args.data, args.images, args.out, resume=args.resume)
     print(f"trained model: {final}")
 
@@ -158,15 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cmlite {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    from . import predict
+    from . import build_engine, predict
 
     predict.add_parser(sub)
 
-    p = sub.add_parser("convert", help="convert a checkpoint for ONNX Runtime, OpenVINO and TFLite",
+    p = sub.add_parser("convert", help="convert a checkpoint for ONNX Runtime, OpenVINO, TFLite and TensorRT",
                        description="Writes OUT/<target>-<precision>/ with the graphs and manifest.json per pair.")
     p.add_argument("--weights", default="default", help="CenterMask2 / cmlite checkpoint (.pth); default: the "
                                                         "embedded default model")
-    p.add_argument("--targets", default="onnx,openvino,tflite", help="comma list of onnx, openvino, tflite (default: all three)")
+    p.add_argument("--targets", default="onnx,openvino,tflite", help="comma list of onnx, openvino, tflite, tensorrt (TensorRT: ONNX graphs and profiles; the engines are "
+                   "built on the device with `cmlite build-engine`) (default: onnx,openvino,tflite)")
     p.add_argument("--precision", default="fp32,fp16", help="comma list of fp32, fp16, bf16 (OpenVINO only) (default fp32,fp16; int8: "
                                                            "`cmlite quantize`)")
     p.add_argument("--input-size", metavar="HxW", help="fixed graph input size (TFLite always has one; "
@@ -234,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed of weights and data order (default 0)")
     p.add_argument("--ckpt-every", type=int, default=250, help="write OUT/last.pth every N iterations (default 250)")
     p.add_argument("--no-maskiou", action="store_true", help="train without the MaskIoU head")
+    p.add_argument("--init", metavar="WEIGHTS", help="start from these weights ('default': the embedded model; "
+                   "an official CenterMask2 checkpoint; layers that depend on the classes start fresh when the "
+                   "dataset's classes differ) instead of random ones (default: random)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pth")
     p.add_argument("--threads", type=int, help="CPU threads")
     p.set_defaults(func=cmd_train)
@@ -248,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="print the stage table per image")
     add_runtime_args(p)
     p.set_defaults(func=cmd_parity)
+    build_engine.add_parser(sub)
     return parser
 
 

@@ -63,6 +63,10 @@ class _Int8Folder:
     def finish(self, graphs: dict[str, GraphSpec], quantization: dict) -> Path:
         m = self.manifest
         m.target, m.precision, m.graphs, m.quantization = self.target, "int8", graphs, quantization
+        if self.target == "tensorrt":
+            from converters import tensorrt_export
+
+            m.tensorrt = tensorrt_export.section(m)
         m.write(self.folder)
         return self.folder
 
@@ -122,6 +126,10 @@ class Quantizer:
                 settings[kind] = ort_quant.quantize(self.pre[kind], self.cache[kind], folder / f"{kind}.onnx",
                                                     self.method, keep_float, form=target,
                                                     reduce_range=self.reduce_range and target == "onnx")
+                if target == "tensorrt":  # checked against TensorRT's parser and Q/DQ rules
+                    from converters import tensorrt_export
+
+                    tensorrt_export.write(folder / f"{kind}.onnx", folder / f"{kind}.onnx")
                 graphs[kind] = _spec(folder, f"{kind}.onnx", onnx_export.io_spec, old)
             elif target == "openvino":
                 from converters import openvino_export

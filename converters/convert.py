@@ -21,7 +21,8 @@ from runtimes.versions import package_versions
 from .folders import check_dir_path, output_dir
 
 # target -> precisions it can be converted to here
-SUPPORTED = {"onnx": ("fp32", "fp16"), "openvino": ("fp32", "fp16", "bf16"), "tflite": ("fp32", "fp16")}
+SUPPORTED = {"onnx": ("fp32", "fp16"), "openvino": ("fp32", "fp16", "bf16"), "tflite": ("fp32", "fp16"),
+             "tensorrt": ("fp32", "fp16")}
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,13 @@ def _manifest(model: CenterMaskLite, job: Job, cfg: PipelineConfig, graphs: dict
                   "fixed_hw": list(fixed_hw) if fixed_hw else None,
                   "fit": "images whose resize exceeds fixed_hw are scaled down to fit, aspect kept" if fixed_hw
                          else None}
-    return Manifest(target=job.target, precision=job.precision, model=model_info, input=input_info, pipeline=cfg,
-                    graphs=graphs, provenance=provenance, schema=SCHEMA)
+    m = Manifest(target=job.target, precision=job.precision, model=model_info, input=input_info, pipeline=cfg,
+                 graphs=graphs, provenance=provenance, schema=SCHEMA)
+    if job.target == "tensorrt":
+        from . import tensorrt_export
+
+        m.tensorrt = tensorrt_export.section(m)
+    return m
 
 
 def _graph_spec(folder: Path, file: str, io, batch: int | None = None) -> GraphSpec:
@@ -117,7 +123,7 @@ def convert(model: CenterMaskLite, out_dir: str | Path, targets: list[str], prec
             final = out_dir / job.name
             partial = work / job.name
             partial.mkdir()
-            if job.target == "onnx":
+            if job.target in ("onnx", "tensorrt"):
                 graphs = _build_onnx(job, partial, onnx_fp32)
                 hw = fixed_hw
             elif job.target == "openvino":
@@ -150,6 +156,10 @@ def _build_onnx(job: Job, folder: Path, onnx_fp32) -> dict[str, GraphSpec]:
             shutil.copyfile(onnx_fp32(kind), dst)
         else:
             onnx_export.to_fp16(onnx_fp32(kind), dst)
+        if job.target == "tensorrt":  # the same graphs, checked against TensorRT's parser
+            from . import tensorrt_export
+
+            tensorrt_export.write(dst, dst)
         graphs[kind] = _graph_spec(folder, dst.name, onnx_export.io_spec)
     return graphs
 

@@ -42,8 +42,6 @@ class ConvertedSegmenter(Segmenter):
         over fp32 graphs (or the reverse) would label every figure wrongly."""
         found = set().union(*kinds.values())
         want = self.manifest.precision
-        if self.manifest.target == "tensorrt" and want == "fp16":
-            want = "fp32"  # TensorRT's FP16 is a build flag over FP32 ONNX graphs
         ok = {"int8": "int8" in found, "fp16": "fp16" in found and "int8" not in found,
               "fp32": found == {"fp32"}, "bf16": found == {"fp32"}}.get(want, True)
         if not ok:

@@ -14,6 +14,10 @@ A runtime reads only this file and the graph files it lists. Schema (version 1):
                   outputs [{name, shape, layout}], batch (fixed RoI count for masks, or null),
                   aux_files {name: sha256} (e.g. an IR's .bin)
     provenance    source checkpoint name and sha256, tool versions, date, command
+    tensorrt      (target tensorrt only) min_version, typing, graph_precision, profiles {graph: {input: {min,
+                  opt, max}}}, engines (null until `cmlite build-engine` ran on the device: then files {graph:
+                  {file, sha256, bytes}}, tensorrt_version, device {gpu, compute_capability, jetson_model},
+                  settings {workspace_mb, dla_core, timing_cache}, layer_precisions {graph: {type: count}})
     quantization  (int8 only) calibration source, frame count and hash of the frame list, method, the plan
                   (module names kept float, how it was chosen), per-backend settings, and FP32/INT8 mask and
                   box AP when a validation set was given
@@ -72,6 +76,7 @@ class Manifest:
     provenance: dict
     schema: str = SCHEMA
     quantization: dict | None = None
+    tensorrt: dict | None = None
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -86,19 +91,30 @@ class Manifest:
         return {"schema": self.schema, "target": self.target, "precision": self.precision, "model": self.model,
                 "input": self.input, "pipeline": self.pipeline.to_dict(),
                 "graphs": {k: vars(g) for k, g in self.graphs.items()},
-                "provenance": self.provenance, **({"quantization": self.quantization} if self.quantization else {})}
+                "provenance": self.provenance, **({"quantization": self.quantization} if self.quantization else {}),
+                **({"tensorrt": self.tensorrt} if self.tensorrt else {})}
 
     def write(self, folder: Path) -> Path:
+        """Written beside under another name and renamed: a manifest is never half-written."""
         path = Path(folder) / MANIFEST
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        tmp = path.with_name(f".{MANIFEST}.partial")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        tmp.replace(path)
         return path
+
+    @property
+    def engines(self) -> dict | None:
+        """TensorRT engines built on the device (`cmlite build-engine`), or None."""
+        return (self.tensorrt or {}).get("engines")
 
     def size_bytes(self, folder: Path) -> int:
         """Bytes on disk of every file the graphs need (an IR's weights are its .bin, not the .xml)."""
-        return sum((Path(folder) / f).stat().st_size for g in self.graphs.values() for f in (g.file, *g.aux_files))
+        engines = [e["file"] for e in ((self.engines or {}).get("files") or {}).values()]
+        return sum((Path(folder) / f).stat().st_size
+                   for f in [*(f for g in self.graphs.values() for f in (g.file, *g.aux_files)), *engines])
 
-    def verify_files(self, folder: Path) -> None:
-        """Every graph file is present and has the recorded hash."""
+    def verify_files(self, folder: Path, engines: bool = True) -> None:
+        """Every graph file (and TensorRT engine, when built) is present and has the recorded hash."""
         for name, g in self.graphs.items():
             for file, digest in {g.file: g.sha256, **g.aux_files}.items():
                 path = Path(folder) / file
@@ -107,6 +123,11 @@ class Manifest:
                 if sha256(path) != digest:
                     raise ManifestError(f"{path}: sha256 differs from the manifest (file damaged or replaced); "
                                         "convert the model again")
+        for name, e in ((self.engines or {}).get("files") or {}).items() if engines else ():
+            path = Path(folder) / e["file"]
+            if not path.is_file() or sha256(path) != e["sha256"]:
+                raise ManifestError(f"{path}: engine {'missing' if not path.is_file() else 'damaged or replaced'} "
+                                    f"(sha256 differs from the manifest); build it again: cmlite build-engine {folder}")
 
 
 def _check_classes(path: Path, model: dict, graphs: dict[str, GraphSpec]) -> None:
@@ -154,7 +175,8 @@ def read_manifest(folder: str | Path) -> Manifest:
         _check_classes(path, d["model"], graphs)
         return Manifest(target=d["target"], precision=d["precision"], model=d["model"], input=d["input"],
                         pipeline=PipelineConfig.from_dict(d["pipeline"]), graphs=graphs,
-                        provenance=d.get("provenance", {}), schema=d["schema"], quantization=d.get("quantization"))
+                        provenance=d.get("provenance", {}), schema=d["schema"], quantization=d.get("quantization"),
+                        tensorrt=d.get("tensorrt"))
     except (KeyError, TypeError, ValueError) as e:
         raise ManifestError(f"{path} is incomplete or malformed ({type(e).__name__}: {e}); "
                             "convert the model again") from None

@@ -87,7 +87,8 @@ def converted(tmp_path_factory, ref_model):
     from converters.convert import convert
 
     out = tmp_path_factory.mktemp("converted")
-    folders = convert(ref_model, out, ["onnx", "openvino", "tflite"], ["fp32", "fp16"], source=CKPT, log=lambda m: None)
+    folders = convert(ref_model, out, ["onnx", "openvino", "tflite", "tensorrt"], ["fp32", "fp16"], source=CKPT,
+                      log=lambda m: None)
     return {f.name: f for f in folders}
 
 

@@ -131,9 +131,18 @@ def test_the_plan_is_applied_identically_on_every_backend(quantized):
 
 def test_tensorrt_form_node_by_node(quantized):
     """int8 symmetric Q/DQ, zero points 0, per-channel weight scales on axis 0, bias float (TensorRT's form);
-    the CPU form beside it has uint8 activations."""
+    the CPU form beside it has uint8 activations. The graphs pass TensorRT's parser check with only the default
+    domain imported, and the manifest carries the profiles build-engine uses."""
+    from converters.tensorrt_export import check_graph
+
+    m = runtimes.read_manifest(quantized["tensorrt"])
+    image = m.tensorrt["profiles"]["dense"]["image"]  # quantized at a fixed 320x320: one shape
+    assert image["min"] == image["opt"] == image["max"] == [1, 3, 320, 320] and m.tensorrt["engines"] is None
+    assert m.tensorrt["profiles"]["masks"]["rois"]["max"][0] == m.pipeline.post_nms_topk
     for kind in ("dense", "masks"):
-        g = onnx.load(str(quantized["tensorrt"] / f"{kind}.onnx")).graph
+        proto = onnx.load(str(quantized["tensorrt"] / f"{kind}.onnx"))
+        assert check_graph(proto) == [] and [o.domain for o in proto.opset_import] == [""]
+        g = proto.graph
         init = {t.name: onnx.numpy_helper.to_array(t) for t in g.initializer}
         producer = {o: n for n in g.node for o in n.output}
         qdq = [n for n in g.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]

@@ -155,28 +155,6 @@ def test_precision_that_does_not_match_the_graphs(converted, tmp_path, name, cla
     runtimes.load(converted[name])  # the true claim loads
 
 
-def test_a_target_without_a_runtime_gives_one_line(default_onnx, tmp_path, capsys):
-    """Before: ModuleNotFoundError: No module named 'runtimes.tensorrt_backend'."""
-    import runtimes.loader as loader
-
-    if importlib_util_find("runtimes.tensorrt_backend"):
-        pytest.skip("this cmlite has a TensorRT runtime: the missing-package path is tested with it")
-    folder = _edited(default_onnx, tmp_path, lambda m: m.update(target="tensorrt"))
-    line = _one_line(capsys, ["predict", str(IMAGE), "--model", str(folder)])
-    assert "no tensorrt runtime" in line and "backend='onnx'" in line
-    import cv2
-
-    img = cv2.imread(str(IMAGE))
-    inst = loader.load(folder, backend="onnx").predict(img)  # its ONNX graphs still run, in ONNX Runtime
-    assert inst.masks.shape[1:] == img.shape[:2]
-
-
-def importlib_util_find(name: str):
-    import importlib.util
-
-    return importlib.util.find_spec(name)
-
-
 def test_model_pointing_at_a_graph_file(default_onnx, capsys):
     line = _one_line(capsys, ["predict", str(IMAGE), "--model", str(default_onnx / "dense.onnx")])
     assert "is a graph file" in line and f"give {default_onnx}" in line  # before: "is not valid JSON"

@@ -88,12 +88,17 @@ class ParityResult:
                 "first_divergence": self.first_divergence or "none"}
 
 
-def compare(reference: Segmenter, converted: Segmenter, image: np.ndarray, precision: str = "fp32") -> ParityResult:
-    """Run both on `image` and compare stage by stage; tolerance from the converted model's precision."""
+def compare(reference: Segmenter | tuple, converted: Segmenter, image: np.ndarray,
+            precision: str = "fp32") -> ParityResult:
+    """Run both on `image` and compare stage by stage; tolerance from the converted model's precision.
+    reference: a Segmenter, or its (instances, trace) already computed for this image (run once, compare many)."""
     tol = TOLERANCE.get(precision, 1e-3)
-    rt: dict = {}
     ct: dict = {}
-    ref = reference.predict(image, rt)
+    if isinstance(reference, tuple):
+        ref, rt = reference
+    else:
+        rt = {}
+        ref = reference.predict(image, rt)
     got = converted.predict(image, ct)
     stages: list[tuple[str, float, bool]] = []
     details: dict = {}

@@ -179,6 +179,9 @@ def quantize(model, out_dir: str | Path, targets: list[str], frames: CalibFrames
     """Write out_dir/<target>-int8/ for every target; returns the folders.
 
     keep_float: an explicit plan (module names or block names) instead of the search / the default."""
+    from converters import spawn_helper_processes
+
+    spawn_helper_processes()
     from converters.convert import convert
     from converters.folders import check_dir_path, output_dir
 

@@ -1,7 +1,7 @@
 """`cmlite convert`: one folder per target and precision, each with its graphs and manifest.json.
 
-Every folder is built under a hidden temporary name and renamed into place only when complete, so a
-failed or interrupted conversion leaves nothing half-written.
+Every folder is built under a hidden temporary folder and renamed into place only when all of them are
+complete, so a failed or interrupted conversion leaves the output folder as it was, byte for byte.
 """
 from __future__ import annotations
 
@@ -92,6 +92,9 @@ def convert(model: CenterMaskLite, out_dir: str | Path, targets: list[str], prec
             fixed_hw: tuple[int, int] | None = None, source: Path | None = None, mask_batch: int = 10,
             log=print) -> list[Path]:
     """Convert `model` for every target x precision; returns the written folders."""
+    from . import spawn_helper_processes
+
+    spawn_helper_processes()
     jobs = plan(targets, precisions)
     out_dir = check_dir_path(out_dir)
     cfg = model.config
@@ -118,6 +121,7 @@ def convert(model: CenterMaskLite, out_dir: str | Path, targets: list[str], prec
                 exported[kind] = path
             return exported[kind]
 
+        staged = []
         for i, job in enumerate(jobs, 1):
             log(f"[{i}/{len(jobs)}] {job.name}")
             final = out_dir / job.name
@@ -137,9 +141,10 @@ def convert(model: CenterMaskLite, out_dir: str | Path, targets: list[str], prec
                     tflite_files[hw] = tflite_export.convert_fp32(model, work, hw, mask_batch, log)
                 graphs = tflite_export.build(job.precision, partial, tflite_files[hw], mask_batch)
             _manifest(model, job, cfg, graphs, hw, provenance).write(partial)
+            staged.append((partial, final))
+        for partial, final in staged:  # only when every folder is complete: a failure changes nothing
             if final.exists():
-                old = work / f"{job.name}.old"
-                final.rename(old)
+                final.rename(work / f"{final.name}.old")
             partial.rename(final)
             written.append(final)
             log(f"  -> {final}")

@@ -24,13 +24,14 @@ class Preprocessed:
 
 
 def resized_size(h: int, w: int, min_size: int, max_size: int) -> tuple[int, int]:
-    """detectron2's ResizeShortestEdge: short side to min_size, long side capped at max_size."""
+    """detectron2's ResizeShortestEdge: short side to min_size, long side capped at max_size; a side that would
+    round to 0 pixels (a 1x3000 strip: 0.18 px) is kept at 1 (detectron2 would fail on it)."""
     scale = min_size / min(h, w)
     new_h, new_w = (min_size, scale * w) if h < w else (scale * h, min_size)
     if max(new_h, new_w) > max_size:
         s = max_size / max(new_h, new_w)
         new_h, new_w = new_h * s, new_w * s
-    return int(new_h + 0.5), int(new_w + 0.5)
+    return max(int(new_h + 0.5), 1), max(int(new_w + 0.5), 1)
 
 
 def _pil_coeffs(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -118,7 +119,7 @@ def preprocess(img: np.ndarray, min_size: int, max_size: int, pixel_mean, size_d
         ph, pw = fixed_hw
         if rh > ph or rw > pw:
             s = min(ph / rh, pw / rw)
-            rh, rw = min(int(rh * s + 0.5), ph), min(int(rw * s + 0.5), pw)
+            rh, rw = max(min(int(rh * s + 0.5), ph), 1), max(min(int(rw * s + 0.5), pw), 1)
     resized = resize_bilinear_pil(img, rh, rw)
     out = np.empty((1, 3, ph, pw), np.float32)
     out[0] = np.asarray(pixel_mean, np.float32)[:, None, None]

@@ -101,3 +101,75 @@ def test_usage_errors_exit_2(argv, capsys):
 ])
 def test_nonsense_runtime_flags_refused(flags, message, capsys):
     assert message in _one_line_error(capsys, ["predict", "--weights", str(CKPT), str(IMAGE), *flags])
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_data_train_convert_parity_commands_end_to_end(tmp_path, capsys):
+    """The four commands chained as a user runs them; each option reaches its output."""
+    data = tmp_path / "data"
+    assert main(["data", "synth", "--out", str(data), "--train", "4", "--val", "2", "--size", "128",
+                 "--seed", "3"]) == 0
+    ann = json.loads((data / "annotations" / "instances_train.json").read_text())
+    assert len(ann["images"]) == 4 and {(i["height"], i["width"]) for i in ann["images"]} == {(128, 128)}
+    assert len(json.loads((data / "annotations" / "instances_val.json").read_text())["images"]) == 2
+    first = _tree(data)
+    assert main(["data", "synth", "--out", str(data), "--train", "4", "--val", "2", "--size", "128",
+                 "--seed", "3"]) == 2  # an existing dataset is not replaced without --overwrite
+    assert main(["data", "synth", "--out", str(data), "--train", "4", "--val", "2", "--size", "128", "--seed", "3",
+                 "--overwrite"]) == 0
+    assert _tree(data) == first  # the same command gives the same bytes
+    capsys.readouterr()
+
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(data / "annotations" / "instances_train.json"), "--images", str(data / "train"),
+            "--out", str(run), "--variant", "V-19-slim-eSE", "--min-size", "128", "--max-size", "160",
+            "--iters", "2", "--batch", "2", "--warmup", "1", "--ckpt-every", "1", "--no-maskiou", "--threads", "2"]
+    assert main(argv) == 0
+    ckpt = run / "model_final.pth"
+    import lite
+    import torch
+
+    raw = torch.load(ckpt, weights_only=True)
+    assert raw["train"]["config"] == {**raw["train"]["config"], "variant": "V-19-slim-eSE", "min_size": 128,
+                                      "max_size": 160, "iters": 2, "batch": 2, "maskiou": False, "warmup": 1}
+    model = lite.load_model(ckpt)
+    assert model.variant.name == "V-19-slim-eSE" and not model.variant.maskiou
+    assert (model.config.min_size, model.config.max_size) == (128, 160) and len(model.class_names) == 8
+    assert len((run / "train_log.jsonl").read_text().splitlines()) == 2
+    assert main(argv[:-2] + ["--batch", "4", "--resume"]) == 2  # other settings: refused, not mixed
+    assert "other settings" in capsys.readouterr().err
+
+    models = tmp_path / "models"
+    assert main(["convert", "--weights", str(ckpt), "--targets", "onnx,openvino", "--precision", "fp32",
+                 "--input-size", "128x128", "--out", str(models)]) == 0
+    import runtimes
+    from runtimes.manifest import sha256
+
+    for name in ("onnx-fp32", "openvino-fp32"):
+        m = runtimes.read_manifest(models / name)
+        assert m.fixed_hw == (128, 128) and m.graphs["dense"].inputs[0]["shape"] == [1, 3, 128, 128]
+        assert m.graphs["masks"].output_names() == ["mask_prob"] and not m.model["maskiou"]
+        assert m.provenance["source_sha256"] == sha256(ckpt) and m.pipeline.min_size == 128
+    report = tmp_path / "parity.json"
+    image = data / "val" / sorted(p.name for p in (data / "val").iterdir())[0]
+    assert main(["parity", "--weights", str(ckpt), "--model", str(models / "onnx-fp32"),
+                 "--model", str(models / "openvino-fp32"), str(image), "--score-thresh", "0.0",
+                 "--json", str(report)]) == 0
+    rows = json.loads(report.read_text())
+    assert [Path(r["model"]).name for r in rows] == ["onnx-fp32", "openvino-fp32"]
+    for r in rows:  # a 2-iteration model: its instances exist (threshold 0) and the converted graphs agree
+        assert r["ref_instances"] > 0 and r["matched"] == r["ref_instances"] == r["instances"], r
+        assert r["first_divergence"] == "none" and r["max_abs_score_diff"] < 1e-4
+    # without a MaskIoU head the mask score is the score, in predict and in eval's ranking
+    seg = runtimes.load(models / "onnx-fp32", score_thresh=0.0)
+    inst = seg.predict(cv2.imread(str(image)))
+    assert len(inst) and np.array_equal(inst.mask_scores, inst.scores)
+    metrics = tmp_path / "m.json"
+    assert main(["eval", "--model", str(models / "onnx-fp32"), "--data", str(data / "annotations" /
+                 "instances_val.json"), "--images", str(data / "val"), "--score-thresh", "0.0",
+                 "--json", str(metrics)]) == 0
+    m = json.loads(metrics.read_text())
+    assert m["images"] == 2 and 0 <= m["mask_ap"] <= 100 and m["detections"] > 0

@@ -1,6 +1,8 @@
 """`cmlite convert`: planning, atomic folders, argument errors."""
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from apps.cli import main
@@ -26,21 +28,41 @@ def test_default_fixed_size_is_a_padded_4_3_frame():
     assert conv.default_fixed_hw(PipelineConfig(min_size=320, max_size=533)) == (320, 448)
 
 
-def test_failed_conversion_leaves_nothing_half_written(tmp_path, ref_model, monkeypatch):
+def _tree(root):
+    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else None for p in sorted(root.rglob("*"))}
+
+
+def test_failed_conversion_leaves_nothing_half_written(tmp_path, ref_model, converted, monkeypatch):
+    """Interrupted in its second folder, a conversion leaves the output tree exactly as it was, bytes included:
+    the first folder (complete by then) does not replace the previous one either."""
     out = tmp_path / "out"
     (out / "onnx-fp32").mkdir(parents=True)
     (out / "onnx-fp32" / "manifest.json").write_text("previous good model")
+    (out / "onnx-fp32" / "dense.onnx").write_bytes(b"previous graph")
+    (out / "notes.txt").write_text("the user's own file")
+    before = _tree(out)
 
     def boom(*args, **kwargs):
-        raise KeyboardInterrupt  # as if the user pressed Ctrl-C mid-export
+        raise KeyboardInterrupt  # as if the user pressed Ctrl-C mid-conversion
+
+    from converters import tensorrt_export
 
     from converters import onnx_export
 
-    monkeypatch.setattr(onnx_export, "export_masks", boom)
+    def exported(kind):  # the session's export of this model (the exporter's 30 s once is enough)
+        return lambda model, path, *a, **k: shutil.copyfile(converted["onnx-fp32"] / f"{kind}.onnx", path)
+
+    monkeypatch.setattr(onnx_export, "export_dense", exported("dense"))
+    monkeypatch.setattr(onnx_export, "export_masks", exported("masks"))
+    monkeypatch.setattr(tensorrt_export, "write", boom)
     with pytest.raises(KeyboardInterrupt):
-        conv.convert(ref_model, out, ["onnx"], ["fp32"], log=lambda m: None)
-    assert sorted(p.name for p in out.iterdir()) == ["onnx-fp32"]  # no temporary folder left
-    assert (out / "onnx-fp32" / "manifest.json").read_text() == "previous good model"
+        conv.convert(ref_model, out, ["onnx", "tensorrt"], ["fp32"], log=lambda m: None)
+    assert _tree(out) == before  # no temporary folder left, nothing replaced
+    import multiprocessing
+
+    # helper processes of the converters' libraries (OpenVINO's telemetry) are spawned: a fork while JAX's
+    # threads run can deadlock
+    assert multiprocessing.get_start_method() == "spawn"
 
 
 @pytest.mark.parametrize("argv,msg", [

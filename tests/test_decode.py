@@ -62,6 +62,23 @@ def _logit(p):
     return np.log(p / (1 - p)).astype(np.float32)
 
 
+def test_pre_nms_topk_ranks_by_score_times_centerness():
+    """FCOS keeps the top-k candidates by class score x centerness; the threshold is on the class score alone.
+    Ranking by the class score would keep the 0.9 and 0.5 candidates here, not the 0.5 and 0.3 ones."""
+    logits = np.full((2, 3, 3), -10, np.float32)
+    ctr = np.full((1, 3, 3), _logit(0.5), np.float32)
+    for (c, y, x), p, q in zip([(0, 0, 0), (1, 1, 1), (0, 2, 2)], (0.9, 0.5, 0.3), (0.04, 0.9, 0.8)):
+        logits[c, y, x], ctr[0, y, x] = _logit(p), _logit(q)  # products 0.036, 0.45, 0.24
+    reg = np.ones((4, 3, 3), np.float32)
+    top2 = decode_level(logits, reg, ctr, 8, 0.05, 2)
+    np.testing.assert_array_equal(top2.locations, [[12, 12], [20, 20]])
+    np.testing.assert_allclose(top2.scores, np.sqrt([0.45, 0.24]), rtol=1e-6)
+    every = decode_level(logits, reg, ctr, 8, 0.05, 1000)  # 0.9 x 0.04 = 0.036 < 0.05 still passes the threshold
+    np.testing.assert_allclose(every.scores, np.sqrt([0.036, 0.45, 0.24]), rtol=1e-6)
+    ranked = decode([(logits, reg, ctr)], (8,), 0.05, 2, 0.6, 10)
+    np.testing.assert_allclose(ranked.scores, np.sqrt([0.45, 0.24]), rtol=1e-6)
+
+
 def test_decode_level_threshold_topk_and_boxes():
     k, h, w, stride = 3, 4, 5, 8
     logits = np.full((k, h, w), -10, np.float32)

@@ -14,7 +14,7 @@ from pycocotools.cocoeval import COCOeval
 
 import lite
 from apps.cli import main
-from apps.evaluate import coco_metrics, evaluate, load_coco
+from apps.evaluate import STATS, coco_metrics, evaluate, load_coco
 from lite.classes import COCO_CATEGORY_IDS, COCO_CLASSES
 from runtimes.errors import CmliteError
 
@@ -39,12 +39,17 @@ def tiny_set(tmp_path_factory, reference):
     return d
 
 
-def _pycocotools_ap(gt_file, dets, iou_type) -> float:
+def _pycocotools_stats(gt_file, dets, iou_type) -> list[float]:
+    """AP, AP50, AP75, AP small/medium/large as pycocotools reports them (x100; -1: no ground truth of that size)."""
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(str(gt_file))
         ev = COCOeval(gt, gt.loadRes(dets), iou_type)
         ev.evaluate(), ev.accumulate(), ev.summarize()
-    return ev.stats[0] * 100
+    return [v * 100 if v >= 0 else -1.0 for v in ev.stats[:6]]
+
+
+def _pycocotools_ap(gt_file, dets, iou_type) -> float:
+    return _pycocotools_stats(gt_file, dets, iou_type)[0]
 
 
 def test_eval_equals_pycocotools_on_the_same_detections(tiny_set, ref_model, tmp_path):
@@ -54,11 +59,14 @@ def test_eval_equals_pycocotools_on_the_same_detections(tiny_set, ref_model, tmp
     out = tmp_path / "pred.json"
     assert main(["predict", "--weights", str(CKPT), str(tiny_set / "images" / "000001.png"), "--json", str(out)]) == 0
     dets = json.loads(out.read_text())
-    box = _pycocotools_ap(tiny_set / "gt.json", [{k: v for k, v in d.items() if k != "segmentation"} for d in dets],
-                          "bbox")
-    mask = _pycocotools_ap(tiny_set / "gt.json", [dict(d, score=d["mask_score"]) for d in dets], "segm")
-    assert metrics["box_ap"] == pytest.approx(box, abs=1e-9)
-    assert metrics["mask_ap"] == pytest.approx(mask, abs=1e-9)
+    box = _pycocotools_stats(tiny_set / "gt.json", [{k: v for k, v in d.items() if k != "segmentation"}
+                                                    for d in dets], "bbox")
+    masks = _pycocotools_stats(tiny_set / "gt.json", [dict(d, score=d["mask_score"]) for d in dets], "segm")
+    for prefix, want in (("box", box), ("mask", masks)):  # every figure, not only AP
+        got = [metrics[f"{prefix}_{s}"] for s in STATS]
+        assert [-1.0 if np.isnan(g) else g for g in got] == pytest.approx(want, abs=1e-9), prefix
+    assert sum(v > 0 for v in box) >= 3 and sum(v > 0 for v in masks) >= 3  # figures that can differ
+    mask = masks[0]
     # ranking masks by score instead of the MaskIoU mask score gives a different AP on this image
     by_score = _pycocotools_ap(tiny_set / "gt.json", dets, "segm")
     assert by_score != pytest.approx(mask, abs=1e-6)

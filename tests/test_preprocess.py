@@ -60,3 +60,21 @@ def test_odd_images_are_converted_or_refused():
         check_image(np.zeros((0, 5, 3), np.uint8))
     with pytest.raises(ValueError, match="numpy"):
         check_image([[1, 2]])
+
+
+@pytest.mark.parametrize("hw", [(1, 3000), (3000, 1), (2, 3000), (1, 1)])
+def test_extreme_aspect_ratios_keep_a_pixel(hw, default_onnx):
+    """A 1x3000 strip resizes to 0.18 x 533 px: the side is kept at 1 px (it crashed in resize before), and the
+    whole pipeline runs on it, dynamic and fixed-size, the masks in the original frame."""
+    import runtimes
+
+    h, w = resized_size(*hw, 320, 533)
+    assert min(h, w) >= 1 and max(h, w) <= 533
+    img = np.random.default_rng(0).integers(0, 255, (*hw, 3), dtype=np.uint8)
+    for fixed in (None, (320, 448)):
+        p = preprocess(img, 320, 533, (103.53, 116.28, 123.675), 32, fixed)
+        assert min(p.resized_hw) >= 1 and p.tensor.shape[2] % 32 == 0 and p.tensor.shape[3] % 32 == 0
+    inst = runtimes.load(default_onnx, threads=1).predict(img)
+    assert inst.masks.shape[1:] == hw and len(inst.boxes) == len(inst.masks)
+    if len(inst):
+        assert (inst.boxes[:, [0, 2]] <= hw[1]).all() and (inst.boxes[:, [1, 3]] <= hw[0]).all()

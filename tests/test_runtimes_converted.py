@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import cv2
@@ -19,21 +20,24 @@ FP32 = ["onnx-fp32", "openvino-fp32", "tflite-fp32"]
 
 @pytest.mark.parametrize("name", FP32)
 def test_fp32_backends_reproduce_official_instances(converted, reference, name):
+    """FP32 graphs agree with the official outputs to float rounding: measured here, scores within 1.3e-6,
+    boxes within 0.0006 px, at most 2 mask pixels differing per instance (on its 480x640 frame)."""
     seg = runtimes.load(converted[name], threads=2)
     inst = seg.predict(cv2.imread(str(IMAGE)))
     assert len(inst) == 50
     np.testing.assert_array_equal(inst.classes, reference["final.classes"])
-    assert box_iou(inst.boxes, reference["final.boxes"]).min() >= 0.99
+    np.testing.assert_allclose(inst.scores, reference["final.scores"], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(inst.mask_scores, reference["final.mask_scores"], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(inst.boxes, reference["final.boxes"], rtol=0, atol=0.01)
+    assert (inst.masks != reference["final.masks"]).sum(axis=(1, 2)).max() <= 20
     assert mask_iou(inst.masks, reference["final.masks"]).min() >= 0.99
-    np.testing.assert_allclose(inst.mask_scores, reference["final.mask_scores"], rtol=1e-3, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["onnx-fp16", "openvino-fp16", "tflite-fp16"])
-def test_fp16_parity_figures(converted, ref_model, name):
-    import lite
+def test_fp16_parity_figures(converted, ref_run, name):
     from apps.parity import compare
 
-    res = compare(lite.predictor(ref_model), runtimes.load(converted[name]), cv2.imread(str(IMAGE)), "fp16")
+    res = compare(ref_run[:2], runtimes.load(converted[name]), cv2.imread(str(IMAGE)), "fp16")
     s = res.summary()
     assert s["matched"] == s["ref_instances"] == 50 and s["instances"] == 50
     assert s["min_box_iou"] >= 0.99 and s["median_mask_iou"] >= 0.99 and s["min_mask_iou"] >= 0.8
@@ -103,17 +107,27 @@ def test_missing_backend_package_gives_one_line(converted):
     assert "pip install onnxruntime" in proc.stderr
 
 
+@pytest.mark.parametrize("name, file", [("onnx-fp32", "masks.onnx"), ("openvino-fp32", "dense.bin"),
+                                        ("openvino-fp32", "masks.xml"), ("tflite-fp16", "masks"),
+                                        ("tensorrt-fp16", "dense.onnx")])
+def test_damaged_and_missing_files_are_named(converted, tmp_path, name, file):
+    """Every file a folder needs is hashed: graphs, an IR's weights (.bin), TFLite and TensorRT graphs."""
+    broken = tmp_path / name
+    shutil.copytree(converted[name], broken)
+    path = next(p for p in sorted(broken.iterdir()) if p.name.startswith(file))
+    with open(path, "r+b") as f:
+        f.seek(path.stat().st_size // 2)
+        f.write(b"\x00\x01\x02")
+    with pytest.raises(CmliteError, match=f"{re.escape(path.name)}: sha256 differs"):
+        runtimes.load(broken)
+    path.unlink()
+    with pytest.raises(CmliteError, match=f"{re.escape(path.name)} .*missing"):
+        runtimes.load(broken)
+
+
 def test_damaged_and_incomplete_folders(converted, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(converted["onnx-fp32"], broken)
-    with open(broken / "masks.onnx", "r+b") as f:
-        f.seek(100)
-        f.write(b"\x00\x01\x02")
-    with pytest.raises(CmliteError, match="sha256 differs"):
-        runtimes.load(broken)
-    (broken / "masks.onnx").unlink()
-    with pytest.raises(CmliteError, match="masks.onnx .*missing"):
-        runtimes.load(broken)
     (broken / "manifest.json").write_text("{not json")
     with pytest.raises(CmliteError, match="not valid JSON"):
         runtimes.load(broken)

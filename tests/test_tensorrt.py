@@ -87,14 +87,13 @@ def test_the_parser_check_refuses_what_tensorrt_cannot_parse():
 
 
 @pytest.mark.parametrize("name", TRT)
-def test_tensorrt_graphs_in_onnxruntime_reproduce_pytorch(converted, ref_model, name):
+def test_tensorrt_graphs_in_onnxruntime_reproduce_pytorch(converted, ref_run, name):
     """The exact graphs TensorRT builds from, through the project's pipeline, against the FP32 model."""
-    import lite
     from apps.parity import compare
 
     precision = name.split("-")[1]
     seg = runtimes.load(converted[name], threads=2, backend="onnx")
-    res = compare(lite.predictor(ref_model), seg, cv2.imread(str(IMAGE)), precision)
+    res = compare(ref_run[:2], seg, cv2.imread(str(IMAGE)), precision)
     s = res.summary()
     assert s["ref_instances"] == 50 and s["matched"] == 50 and s["instances"] == 50
     if precision == "fp32":

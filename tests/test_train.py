@@ -66,9 +66,14 @@ def trained(tiny_data, tmp_path_factory):
 def test_training_lowers_the_loss(trained):
     rows = [json.loads(line) for line in (trained.parent / "train_log.jsonl").read_text().splitlines()]
     assert [r["iter"] for r in rows] == list(range(1, 41))
-    first, last = np.mean([r["loss"] for r in rows[:5]]), np.mean([r["loss"] for r in rows[-5:]])
-    assert last < 0.7 * first, (first, last)
     assert {"loss_cls", "loss_box", "loss_ctr", "loss_mask", "loss_maskiou"} <= set(rows[0])
+    # each loss on its own (the MaskIoU loss alone falls 2.6 -> 0.014 and would carry the total): measured ratios
+    # of the last five iterations' mean to the first five's: total 0.33, cls 0.23, box 0.55, ctr 0.93 (its floor
+    # is the targets' entropy), mask 0.72, maskiou 0.006
+    bounds = {"loss": 0.5, "loss_cls": 0.4, "loss_box": 0.75, "loss_ctr": 0.97, "loss_mask": 0.85, "loss_maskiou": 0.1}
+    for key, bound in bounds.items():
+        first, last = np.mean([r[key] for r in rows[:5]]), np.mean([r[key] for r in rows[-5:]])
+        assert last < bound * first, (key, first, last)
 
 
 def test_trained_checkpoint_is_official_and_round_trips(trained, tiny_data, tmp_path):
@@ -85,7 +90,9 @@ def test_trained_checkpoint_is_official_and_round_trips(trained, tiny_data, tmp_
     assert seg.class_names == ("disc", "square") and seg.config.min_size == 128
     img = cv2.imread(str(tiny_data / "img" / "000001.png"))
     res = compare(lite.predictor(model), seg, img)
-    assert res.first_divergence is None, res.stages
+    s = res.summary()  # "no divergence" says nothing without instances: graph 2 would not even run
+    assert res.first_divergence is None and s["ref_instances"] > 0, (res.stages, s)
+    assert s["matched"] == s["ref_instances"] == s["instances"] and s["min_mask_iou"] > 0.99, s
 
 
 def test_resume_continues_exactly(tiny_data, tmp_path):

@@ -99,3 +99,21 @@ def test_variant_names_are_forgiving():
     assert lite.get_variant("lite_V19_slim_dw_eSE").name == "V-19-slim-dw-eSE"
     with pytest.raises(KeyError, match="known: V-19-eSE"):
         lite.get_variant("V-99")
+
+
+def test_compute_and_parameters_match_the_spec():
+    """benchmarks/count_macs.py against the spec's figures for Lite V-19-eSE at 608x800: 49.2 GMACs dense
+    (backbone 39.9, stage 2 ~17.4, FPN 2.2, FCOS head 7.0), 0.079 + 0.044 GMACs per RoI, 20.1M parameters."""
+    import importlib.util
+
+    from .conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("count_macs", REPO / "benchmarks" / "count_macs.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    c = mod.count("V-19-eSE", (608, 800))
+    assert c["dense"] == pytest.approx(49.2, abs=0.15)  # 49.1: the spec's parts sum to 49.1 too
+    for part, want in (("backbone", 39.9), ("stage2", 17.4), ("fpn", 2.2), ("head", 7.0)):
+        assert c[part] == pytest.approx(want, abs=0.06), part
+    assert c["mask"] == pytest.approx(0.079, abs=5e-4) and c["maskiou"] == pytest.approx(0.044, abs=5e-4)
+    assert c["params_m"] == pytest.approx(20.1, abs=0.05)

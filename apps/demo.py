@@ -1,7 +1,7 @@
 """`cmlite demo`: the whole toolkit on the embedded default model, offline, in one command.
 
 Regenerates the default model's validation set (deterministic), converts the model to every target and
-precision, measures each (and the PyTorch model) with `cmlite bench`'s code (COCO AP on the validation set,
+precision (a second run in the same folder reuses the folders converted from this model by this cmlite), measures each (and the PyTorch model) with `cmlite bench`'s code (COCO AP on the validation set,
 latency in a process of its own), draws a few validation images, prints one table and writes the report.
 """
 from __future__ import annotations
@@ -16,6 +16,46 @@ from runtimes.errors import CmliteError
 VAL_SEED, VAL_SIZE = 0, 320
 
 
+def _up_to_date(folder: Path, fixed_hw) -> bool:
+    """A folder converted from the embedded default by this cmlite, with its input size, files intact."""
+    import lite
+    import runtimes
+    from runtimes import __version__
+    from runtimes.manifest import sha256
+
+    try:
+        m = runtimes.read_manifest(folder)
+        m.verify_files(folder)
+    except CmliteError:
+        return False
+    p = m.provenance
+    return (m.fixed_hw == (tuple(fixed_hw) if fixed_hw else None) and p.get("source_sha256") == sha256(
+        lite.DEFAULT_WEIGHTS) and (p.get("tools") or {}).get("cmlite") == __version__)
+
+
+def convert_default(model, models_dir: Path, targets=("onnx", "openvino", "tflite"), precisions=("fp32", "fp16"),
+                    log=print) -> list[Path]:
+    """The demo's folders: dynamic ONNX Runtime / OpenVINO, TFLite at the val frame; up-to-date ones reused."""
+    import lite
+    from converters.convert import convert
+
+    # TFLite graphs have a fixed input: made at the val images' frame size (320x320), as one converts for a
+    # camera's frame size; at the default 4:3 frame (320x448) these square images would be padded (-1.5 AP)
+    dynamic = [t for t in targets if t != "tflite"]
+    folders = []
+    for group, hw in ((dynamic, None), (["tflite"] if "tflite" in targets else [], (VAL_SIZE, VAL_SIZE))):
+        if not group:
+            continue
+        kept = [models_dir / f"{t}-{p}" for t in group for p in precisions]
+        if all(_up_to_date(f, hw) for f in kept):  # a second `cmlite demo` in the same folder
+            log(f"  reusing {', '.join(f.name for f in kept)} (converted from this model by this cmlite)")
+            folders += kept
+        else:
+            folders += convert(model, models_dir, group, list(precisions), fixed_hw=hw,
+                               source=lite.DEFAULT_WEIGHTS, log=lambda m: log(m))
+    return folders
+
+
 def run_demo(out: Path, val_images: int = 200, threads: int = 2, targets=("onnx", "openvino", "tflite"),
              precisions=("fp32", "fp16"), runs: int = 10, log=print) -> dict:
     """Returns the benchmark report (also written to OUT/report/: report.json, report.md, report.html)."""
@@ -24,7 +64,6 @@ def run_demo(out: Path, val_images: int = 200, threads: int = 2, targets=("onnx"
     import lite
     import runtimes
     from calibration.synth import generate
-    from converters.convert import convert
 
     from .bench import bench_images, run_bench
     from .bench_worker import RowSpec
@@ -41,13 +80,7 @@ def run_demo(out: Path, val_images: int = 200, threads: int = 2, targets=("onnx"
     ann, images = data / "annotations" / "instances_val.json", data / "val"
     model = lite.load_model("default")
     log(f"converting the default model ({model.variant.name}, {len(model.class_names)} classes) ...")
-    # TFLite graphs have a fixed input: made at the val images' frame size (320x320), as one converts for a
-    # camera's frame size; at the default 4:3 frame (320x448) these square images would be padded (-1.5 AP)
-    dynamic = [t for t in targets if t != "tflite"]
-    folders = (convert(model, out / "models", dynamic, list(precisions), source=lite.DEFAULT_WEIGHTS,
-                       log=lambda m: log(m)) if dynamic else []) + \
-        (convert(model, out / "models", ["tflite"], list(precisions), fixed_hw=(VAL_SIZE, VAL_SIZE),
-                 source=lite.DEFAULT_WEIGHTS, log=lambda m: log(m)) if "tflite" in targets else [])
+    folders = convert_default(model, out / "models", targets, precisions, log)
     # speed and AP through `cmlite bench`'s code: each model in its own process, interleaved, so no figure
     # here disagrees with `cmlite bench` (models sharing one process distorted the PyTorch latency 10x)
     warmup = 2

@@ -93,10 +93,17 @@ def converted(tmp_path_factory, ref_model):
 
 
 @pytest.fixture(scope="session")
-def default_onnx(tmp_path_factory):
-    """The embedded default model converted to ONNX Runtime FP32 (the apps' tests run it)."""
+def default_models(tmp_path_factory):
+    """The embedded default model converted once per session by `cmlite demo`'s own conversion: ONNX Runtime and
+    OpenVINO dynamic, TFLite at the val frame (320x320), FP32 and FP16: {folder name: path}."""
     import lite
-    from converters.convert import convert
+    from apps.demo import convert_default
 
-    out = tmp_path_factory.mktemp("default_onnx")
-    return convert(lite.load_model(), out, ["onnx"], ["fp32"], source=lite.DEFAULT_WEIGHTS, log=lambda m: None)[0]
+    folders = convert_default(lite.load_model(), tmp_path_factory.mktemp("default_models"), log=lambda m: None)
+    return {f.name: f for f in folders}
+
+
+@pytest.fixture(scope="session")
+def default_onnx(default_models):
+    """The embedded default model on ONNX Runtime FP32 (the apps' tests run it)."""
+    return default_models["onnx-fp32"]

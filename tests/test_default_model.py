@@ -44,9 +44,26 @@ def test_predict_without_a_model_uses_the_default(val_set, tmp_path, capsys):
     assert res and max(r["score"] for r in res) > 0.5 and {r["image_id"] for r in res} == {1}
 
 
-def test_demo_end_to_end(tmp_path, capsys):
+def test_demo_end_to_end(tmp_path, capsys, default_models):
+    import shutil
+
+    from apps.demo import _up_to_date
+
+    for name, folder in default_models.items():  # the session's conversion by the demo's code, left in its folder
+        shutil.copytree(folder, tmp_path / "models" / name)
     assert main(["demo", "--out", str(tmp_path), "--val-images", "6", "--threads", "1"]) == 0
-    out = capsys.readouterr().out
+    cap = capsys.readouterr()
+    out = cap.out
+    assert "reusing onnx-fp32, onnx-fp16, openvino-fp32, openvino-fp16" in cap.err and "reusing tflite" in cap.err
+    # what is not reused: another input size, a damaged file, another source model
+    tfl = tmp_path / "models" / "tflite-fp32"
+    assert _up_to_date(tfl, (320, 320)) and not _up_to_date(tfl, (320, 448))
+    m = json.loads((tfl / "manifest.json").read_text())
+    m["provenance"]["source_sha256"] = "0" * 64
+    (tfl / "manifest.json").write_text(json.dumps(m))
+    assert not _up_to_date(tfl, (320, 320))
+    (tmp_path / "models" / "onnx-fp16" / "masks.onnx").write_bytes(b"damaged")
+    assert not _up_to_date(tmp_path / "models" / "onnx-fp16", None)
     for row in ("pytorch", "onnx", "openvino", "tflite"):
         assert row in out
     report = json.loads((tmp_path / "report" / "report.json").read_text())

@@ -164,15 +164,19 @@ def test_tflite_folder_has_fixed_shapes(converted):
     assert trace["preprocessed"].resized_hw == (608, 456) and inst.masks.shape[1:] == (640, 480)
 
 
-def test_depthwise_variant_converts_at_a_small_size(tmp_path):
+def test_depthwise_variant_without_maskiou_converts_at_a_small_size(tmp_path):
+    """A depthwise variant without the MaskIoU head: graph 2 has one output on every target, and the mask
+    score is the score."""
     import torch
 
     import lite
     from apps.parity import compare
     from converters.convert import convert
+    from lite.model import CenterMaskLite
+    from lite.variants import get_variant
 
     torch.manual_seed(0)
-    model = lite.build_model("V-19-slim-dw-eSE")
+    model = CenterMaskLite(get_variant("V-19-slim-dw-eSE").with_(maskiou=False)).eval()
     head = model.proposal_generator.fcos_head
     with torch.no_grad():  # distinct scores (a class prior, as FCOS initialises it) and boxes of some size
         head.cls_logits.bias.normal_(-3.0, 0.5)
@@ -181,9 +185,13 @@ def test_depthwise_variant_converts_at_a_small_size(tmp_path):
     folders = convert(model, tmp_path, ["onnx", "tflite"], ["fp32"], fixed_hw=(128, 160), log=lambda m: None)
     img = cv2.resize(cv2.imread(str(IMAGE)), (160, 120))
     for folder in folders:
-        res = compare(lite.predictor(model), runtimes.load(folder), img, "fp32")
+        seg = runtimes.load(folder)
+        assert read_manifest(folder).graphs["masks"].output_names() == ["mask_prob"]
+        res = compare(lite.predictor(model), seg, img, "fp32")
         assert all(ok for name, _, ok in res.stages if name != "instances"), (folder.name, res.stages)
         assert res.summary()["matched"] == res.summary()["ref_instances"] > 0
+        inst = seg.predict(img)
+        np.testing.assert_array_equal(inst.mask_scores, inst.scores)
 
 
 def test_folder_size_counts_every_file(converted):

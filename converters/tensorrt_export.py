@@ -6,14 +6,15 @@ builds strongly typed (the precision is in the graph, not in builder flags, whic
 - fp32: the FP32 graphs; fp16: FP16 weights and compute with float32 inputs/outputs (`onnx_export.to_fp16`);
 - int8: explicit Q/DQ (`cmlite quantize --targets tensorrt`: int8 symmetric, zero points 0, per-channel
   weights), the float parts FP32.
-The engines themselves are built on the device (`cmlite build-engine`, converters/tensorrt_engine.py).
+The engines themselves are built on the device (`cmlite build-engine`, converters/tensorrt_engine.py), which uses
+the profiles and `trtexec_commands` from here: so `onnx` is imported only by the graph checks (no torch, no onnx
+on the device).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import onnx
 
 from runtimes.config import PipelineConfig
 
@@ -37,16 +38,18 @@ TopK Transpose Trilu Unsqueeze Upsample Where Xor""".split())
 RESIZE_COORDINATES = {"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric", "align_corners"}
 REDUCE_OPS = {"ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceMin",
               "ReduceProd", "ReduceSum", "ReduceSumSquare"}
-FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16}
 CAMERA_FRAME = (480, 640)  # the frame a webcam gives: graph 1's most common shape, TensorRT's opt profile
 
 
 def _attrs(node) -> dict:
+    import onnx
+
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
-def check_graph(proto: onnx.ModelProto) -> list[str]:
-    """What TensorRT's ONNX parser would refuse in this graph, one line each (empty: it parses)."""
+def check_graph(proto) -> list[str]:
+    """What TensorRT's ONNX parser would refuse in this graph (an onnx.ModelProto), one line each (empty: it
+    parses)."""
     problems = []
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     if opset is None or not OPSET_RANGE[0] <= opset <= OPSET_RANGE[1]:
@@ -84,6 +87,8 @@ def check_graph(proto: onnx.ModelProto) -> list[str]:
 
 def _qdq_problems(n, where: str, init: dict) -> list[str]:
     """TensorRT's explicit quantization: int8, zero points 0, constant positive scales, per-tensor or per-channel."""
+    import onnx
+
     out = []
     if len(n.input) < 3 or n.input[2] not in init:
         return [f"{where}: zero point missing or not an initializer (TensorRT wants int8 zeros)"]
@@ -102,7 +107,7 @@ def _qdq_problems(n, where: str, init: dict) -> list[str]:
     return out
 
 
-def finish(proto: onnx.ModelProto) -> onnx.ModelProto:
+def finish(proto):
     """The graph as TensorRT gets it: opset imports of domains no node uses dropped (ONNX Runtime's quantizer adds
     a dozen), then checked; a graph the parser would refuse is an error naming its nodes."""
     used = {n.domain for n in proto.graph.node} | {""}
@@ -116,6 +121,8 @@ def finish(proto: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def write(src: Path, dst: Path) -> Path:
+    import onnx
+
     proto = finish(onnx.load(str(src)))
     onnx.save(proto, str(dst))
     return dst

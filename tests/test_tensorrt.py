@@ -23,7 +23,7 @@ from runtimes.manifest import ManifestError, read_manifest, sha256
 from runtimes.preprocess import preprocess
 from runtimes.tensorrt_backend import check_engine_record, shape_problem
 
-from .conftest import IMAGE, REPO
+from .conftest import IMAGE, REPO, run_torch_free
 
 TRT = ["tensorrt-fp32", "tensorrt-fp16"]
 ORIN = {"gpu": "Orin (nvgpu)", "compute_capability": "8.7", "jetson_model": "NVIDIA Jetson Orin Nano Developer Kit"}
@@ -186,6 +186,28 @@ def test_missing_tensorrt_gives_one_line(converted, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and "python3-libnvinfer" in err, err
+
+
+def test_build_engine_and_the_runtime_need_neither_torch_nor_onnx(converted):
+    """On the device: `--trtexec` works and the missing-TensorRT line is TensorRT's, not an import of torch/onnx."""
+    folder = converted["tensorrt-fp16"]
+    proc = run_torch_free(f"""
+        import sys
+        sys.modules["onnx"] = None
+        from apps.cli import main
+        assert main(["build-engine", {str(folder)!r}, "--trtexec"]) == 0
+        code = main(["build-engine", {str(folder)!r}])
+        import runtimes
+        try:
+            runtimes.load({str(folder)!r})
+        except Exception as e:
+            print("LOAD:", type(e).__name__, e)
+        sys.exit(code)
+    """)
+    assert "--saveEngine=" in proc.stdout and "--adopt" in proc.stdout, proc.stderr
+    if not _tensorrt_installed():
+        assert proc.returncode == 2 and "python3-libnvinfer" in proc.stderr and "LOAD: CmliteError" in proc.stdout
+        assert "torch" not in proc.stderr.split("python3-libnvinfer")[0], proc.stderr
 
 
 def _line(capsys, argv) -> str:

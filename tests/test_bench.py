@@ -88,12 +88,8 @@ def val_set(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def default_openvino(tmp_path_factory):
-    import lite
-    from converters.convert import convert
-
-    out = tmp_path_factory.mktemp("default_openvino")
-    return convert(lite.load_model(), out, ["openvino"], ["fp32"], source=lite.DEFAULT_WEIGHTS, log=lambda m: None)[0]
+def default_openvino(default_models):
+    return default_models["openvino-fp32"]
 
 
 @pytest.fixture(scope="module")

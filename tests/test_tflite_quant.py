@@ -28,14 +28,15 @@ def default_model():
 
 
 @pytest.fixture(scope="module")
-def fp32(tmp_path_factory, default_model):
-    """The embedded default converted to TFLite FP32 at 320x320, plus a few synthetic images."""
+def fp32(tmp_path_factory, default_models):
+    """The embedded default converted to TFLite FP32 at 320x320 (the session's), plus a few synthetic images."""
     from calibration.synth import generate
-    from converters.convert import convert
+    from runtimes.manifest import read_manifest
 
     root = tmp_path_factory.mktemp("tflite_quant")
     generate(root / "data", 6, 3, 320, 1, progress=False)
-    [folder] = convert(default_model, root / "models", ["tflite"], ["fp32"], fixed_hw=(320, 320), log=lambda m: None)
+    folder = default_models["tflite-fp32"]
+    assert read_manifest(folder).fixed_hw == (320, 320)
     images = {split: [cv2.imread(str(p)) for p in sorted((root / "data" / split).glob("*.png"))]
               for split in ("train", "val")}
     return root, folder, images

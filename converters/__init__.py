@@ -9,3 +9,8 @@ def spawn_helper_processes() -> None:
 
     if mp.get_start_method(allow_none=True) != "spawn":
         mp.set_start_method("spawn", force=True)
+
+
+def node_module(node_name: str) -> str:
+    """The PyTorch module path a node was named after (`onnx_export._name_by_module`), "" for wrapper ops."""
+    return node_name.rsplit("/", 1)[0] if "/" in node_name else ""

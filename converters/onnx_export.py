@@ -16,6 +16,8 @@ import torch
 
 from lite.model import CenterMaskLite
 
+from . import node_module  # noqa: F401 (the naming rule's inverse lives torch-free, for the device)
+
 from .graphs import DENSE_INPUTS, MASK_INPUTS, DenseGraph, MaskGraph, dense_output_names, mask_output_names, \
     sample_inputs
 
@@ -61,9 +63,6 @@ def _name_by_module(proto: onnx.ModelProto, scopes: dict[str, str]) -> None:
         node.name = f"{scope}/{node.op_type}_{i}" if scope else f"{node.op_type}_{i}"
 
 
-def node_module(node_name: str) -> str:
-    """The PyTorch module path a node was named after (`_name_by_module`), "" for wrapper ops."""
-    return node_name.rsplit("/", 1)[0] if "/" in node_name else ""
 
 
 def _finish(proto: onnx.ModelProto, path: Path) -> Path:

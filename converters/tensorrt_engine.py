@@ -18,7 +18,7 @@ from pathlib import Path
 from runtimes.errors import CmliteError
 from runtimes.manifest import Manifest, read_manifest, sha256
 
-# runs on the device: numpy, TensorRT and CUDA's bindings only (no torch, no onnx)
+from . import node_module  # runs on the device: numpy, TensorRT and CUDA's bindings only (no torch, no onnx)
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def parse_failure(file: str, errors: list[tuple[str, str, str]], trt_version: st
     if not errors:
         return f"TensorRT {trt_version} could not parse {file} (no detail given); convert the model again"
     name, op, desc = errors[0]
-    module = name.rsplit("/", 1)[0] if "/" in name else ""  # nodes are named "<module path>/<OpType>_<i>"
+    module = node_module(name)
     where = f"node {name or '?'} ({op or '?'}{', module ' + module if module else ''})"
     more = f" and {len(errors) - 1} more" if len(errors) > 1 else ""
     return (f"TensorRT {trt_version} cannot parse {file}: {where}: {desc}{more}. The folder's graphs are made for "

@@ -22,10 +22,6 @@ class Buffer:
     def __init__(self, host: np.ndarray, device: int, release):
         self.host, self.device, self._release = host, device, release
 
-    @property
-    def nbytes(self) -> int:
-        return self.host.nbytes
-
     def free(self) -> None:
         if self._release:
             self._release()

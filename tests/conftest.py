@@ -81,6 +81,16 @@ def run_torch_free(code: str, timeout: int = 300):
                           text=True, timeout=timeout)
 
 
+def one_line_error(capsys, argv) -> str:
+    """Run `cmlite ARGV`: it must exit 2 with one line on stderr (cmlite's error prefix, no traceback); returns it."""
+    from apps.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cmlite: error: ") and err.count("\n") == 0 and "Traceback" not in err, err
+    return err
+
+
 @pytest.fixture(scope="session")
 def converted(tmp_path_factory, ref_model):
     """The reference checkpoint converted once per session: {folder name: path}."""

@@ -14,7 +14,7 @@ from pycocotools import mask as mask_util
 
 from apps.cli import main
 
-from .conftest import CKPT, IMAGE, box_iou, mask_iou
+from .conftest import CKPT, IMAGE, box_iou, mask_iou, one_line_error
 
 CMLITE = [str(Path(sys.executable).with_name("cmlite"))]
 
@@ -55,34 +55,27 @@ def test_image_ids_never_collide(tmp_path):
     assert image_ids([Path("a/42.jpg"), Path("b/cat.jpg"), Path("c/dog.png"), Path("7.png")]) == [1, 2, 3, 4]
 
 
-def _one_line_error(capsys, argv) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("cmlite: error: ") and err.count("\n") == 1 and "Traceback" not in err
-    return err
-
-
 def test_missing_image(capsys, tmp_path):
-    assert "image not found" in _one_line_error(capsys, ["predict", "--weights", str(CKPT), str(tmp_path / "x.jpg")])
+    assert "image not found" in one_line_error(capsys, ["predict", "--weights", str(CKPT), str(tmp_path / "x.jpg")])
 
 
 def test_unreadable_image(capsys, tmp_path):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8 definitely not a jpeg")
-    assert "cannot decode image" in _one_line_error(capsys, ["predict", "--weights", str(CKPT), str(bad)])
+    assert "cannot decode image" in one_line_error(capsys, ["predict", "--weights", str(CKPT), str(bad)])
 
 
 def test_missing_and_bad_checkpoints(capsys, tmp_path):
-    err = _one_line_error(capsys, ["predict", "--weights", str(tmp_path / "w.pth"), str(IMAGE)])
+    err = one_line_error(capsys, ["predict", "--weights", str(tmp_path / "w.pth"), str(IMAGE)])
     assert "checkpoint not found" in err
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"garbage")
-    assert "not a readable PyTorch checkpoint" in _one_line_error(capsys, ["predict", "--weights", str(bad), str(IMAGE)])
+    assert "not a readable PyTorch checkpoint" in one_line_error(capsys, ["predict", "--weights", str(bad), str(IMAGE)])
 
 
 def test_folder_of_images_and_empty_folder(capsys, tmp_path):
     (tmp_path / "empty").mkdir()
-    assert "no images in folder" in _one_line_error(capsys, ["predict", "--weights", str(CKPT),
+    assert "no images in folder" in one_line_error(capsys, ["predict", "--weights", str(CKPT),
                                                              str(tmp_path / "empty")])
 
 
@@ -100,7 +93,7 @@ def test_usage_errors_exit_2(argv, capsys):
     (["--score-thresh", "2"], "--score-thresh 2.0: give a score in [0, 1)"),
 ])
 def test_nonsense_runtime_flags_refused(flags, message, capsys):
-    assert message in _one_line_error(capsys, ["predict", "--weights", str(CKPT), str(IMAGE), *flags])
+    assert message in one_line_error(capsys, ["predict", "--weights", str(CKPT), str(IMAGE), *flags])
 
 
 def _tree(root: Path) -> dict[str, bytes]:

@@ -23,7 +23,7 @@ from runtimes.manifest import ManifestError, read_manifest, sha256
 from runtimes.preprocess import preprocess
 from runtimes.tensorrt_backend import check_engine_record, shape_problem
 
-from .conftest import IMAGE, REPO, run_torch_free
+from .conftest import IMAGE, REPO, one_line_error, run_torch_free
 
 TRT = ["tensorrt-fp32", "tensorrt-fp16"]
 ORIN = {"gpu": "Orin (nvgpu)", "compute_capability": "8.7", "jetson_model": "NVIDIA Jetson Orin Nano Developer Kit"}
@@ -210,21 +210,14 @@ def test_build_engine_and_the_runtime_need_neither_torch_nor_onnx(converted):
         assert "torch" not in proc.stderr.split("python3-libnvinfer")[0], proc.stderr
 
 
-def _line(capsys, argv) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "Traceback" not in err, err
-    return err
-
-
 def test_build_engine_arguments(converted, tmp_path, capsys):
     fp16, fp32 = str(converted["tensorrt-fp16"]), str(converted["tensorrt-fp32"])
-    assert "not a TensorRT folder" in _line(capsys, ["build-engine", str(converted["onnx-fp32"])])
-    assert "--workspace 0" in _line(capsys, ["build-engine", fp16, "--workspace", "0"])
-    assert "numbered from 0" in _line(capsys, ["build-engine", fp16, "--dla", "-1"])
-    assert "FP16 and INT8 only" in _line(capsys, ["build-engine", fp32, "--dla", "0"])
-    assert "is a folder" in _line(capsys, ["build-engine", fp16, "--timing-cache", str(tmp_path)])
-    assert "no manifest.json" in _line(capsys, ["build-engine", str(tmp_path)])
+    assert "not a TensorRT folder" in one_line_error(capsys, ["build-engine", str(converted["onnx-fp32"])])
+    assert "--workspace 0" in one_line_error(capsys, ["build-engine", fp16, "--workspace", "0"])
+    assert "numbered from 0" in one_line_error(capsys, ["build-engine", fp16, "--dla", "-1"])
+    assert "FP16 and INT8 only" in one_line_error(capsys, ["build-engine", fp32, "--dla", "0"])
+    assert "is a folder" in one_line_error(capsys, ["build-engine", fp16, "--timing-cache", str(tmp_path)])
+    assert "no manifest.json" in one_line_error(capsys, ["build-engine", str(tmp_path)])
     with pytest.raises(SystemExit):
         main(["build-engine", fp16, "--dla", "zero"])
     capsys.readouterr()

@@ -11,14 +11,7 @@ import pytest
 
 from apps.cli import main
 
-from .conftest import CKPT, IMAGE, run_torch_free
-
-
-def _one_line(capsys, argv, code: int = 2) -> str:
-    assert main(argv) == code
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "Traceback" not in err, err
-    return err
+from .conftest import CKPT, IMAGE, one_line_error, run_torch_free
 
 
 @pytest.fixture(scope="module")
@@ -101,15 +94,15 @@ def test_interrupted_convert_leaves_no_folder(tmp_path):
 def test_outputs_that_name_an_existing_file(tmp_path, capsys):
     f = tmp_path / "file.txt"
     f.write_text("x")
-    line = _one_line(capsys, ["predict", str(IMAGE), "--save-vis", str(f)])
+    line = one_line_error(capsys, ["predict", str(IMAGE), "--save-vis", str(f)])
     assert "--save-vis" in line and "is a file" in line  # before: FileExistsError
-    assert "is a file" in _one_line(capsys, ["convert", "--out", str(f)])
-    assert "is a file" in _one_line(capsys, ["data", "synth", "--out", str(f), "--train", "1", "--val", "0"])
-    assert "is a folder" in _one_line(capsys, ["predict", str(IMAGE), "--json", str(tmp_path)])
+    assert "is a file" in one_line_error(capsys, ["convert", "--out", str(f)])
+    assert "is a file" in one_line_error(capsys, ["data", "synth", "--out", str(f), "--train", "1", "--val", "0"])
+    assert "is a folder" in one_line_error(capsys, ["predict", str(IMAGE), "--json", str(tmp_path)])
 
 
 def test_vis_thresh_out_of_range(capsys):
-    assert "--vis-thresh 5.0: give a score in [0, 1]" in _one_line(capsys, ["predict", str(IMAGE), "--vis-thresh",
+    assert "--vis-thresh 5.0: give a score in [0, 1]" in one_line_error(capsys, ["predict", str(IMAGE), "--vis-thresh",
                                                                             "5"])
 
 
@@ -132,7 +125,7 @@ def _edited(default_onnx, tmp_path, edit) -> Path:
 ])
 def test_bad_manifests_give_one_line(default_onnx, tmp_path, capsys, edit, words):
     folder = _edited(default_onnx, tmp_path, edit)
-    assert words in _one_line(capsys, ["predict", str(IMAGE), "--model", str(folder)])
+    assert words in one_line_error(capsys, ["predict", str(IMAGE), "--model", str(folder)])
 
 
 @pytest.mark.parametrize("name, claim", [("onnx-fp32", "fp16"), ("onnx-fp16", "fp32"), ("openvino-fp32", "fp16"),
@@ -156,7 +149,7 @@ def test_precision_that_does_not_match_the_graphs(converted, tmp_path, name, cla
 
 
 def test_model_pointing_at_a_graph_file(default_onnx, capsys):
-    line = _one_line(capsys, ["predict", str(IMAGE), "--model", str(default_onnx / "dense.onnx")])
+    line = one_line_error(capsys, ["predict", str(IMAGE), "--model", str(default_onnx / "dense.onnx")])
     assert "is a graph file" in line and f"give {default_onnx}" in line  # before: "is not valid JSON"
 
 
@@ -167,7 +160,7 @@ def test_damaged_checkpoint_message_is_not_cut_mid_word(tmp_path, capsys):
 
     bad = tmp_path / "random.pth"
     bad.write_bytes(bytes(range(256)) * 40)
-    line = _one_line(capsys, ["predict", str(IMAGE), "--weights", str(bad)])
+    line = one_line_error(capsys, ["predict", str(IMAGE), "--weights", str(bad)])
     cause = re.search(r"\((\w+): (.*)\)$", line).group(2)
     try:
         torch.load(bad, weights_only=True)
@@ -182,7 +175,7 @@ def test_damaged_checkpoint_message_is_not_cut_mid_word(tmp_path, capsys):
 def test_synth_hint_names_the_flag(tmp_path, capsys):
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "x").write_text("x")
-    assert "--overwrite" in _one_line(capsys, ["data", "synth", "--out", str(tmp_path / "d"), "--train", "1",
+    assert "--overwrite" in one_line_error(capsys, ["data", "synth", "--out", str(tmp_path / "d"), "--train", "1",
                                                "--val", "0"])
 
 
@@ -248,7 +241,7 @@ def test_parity_finishes_the_good_inputs(three_images, default_onnx, tmp_path, c
 
 def test_eval_names_missing_images_before_it_starts(three_images, default_onnx, tmp_path, capsys):
     ann = three_images.parent / "annotations" / "instances_val.json"
-    line = _one_line(capsys, ["eval", "--model", str(default_onnx), "--data", str(ann), "--images",
+    line = one_line_error(capsys, ["eval", "--model", str(default_onnx), "--data", str(ann), "--images",
                               str(three_images)])
     assert "1 of the 2 images instances_val.json names are not in" in line and "000002.png" in line
 
@@ -260,6 +253,6 @@ def test_eval_refuses_a_dataset_whose_ids_name_other_classes(three_images, defau
     ann["categories"] = [{**c, "name": names[i]} for i, c in enumerate(ann["categories"])]
     other = tmp_path / "coco_names.json"
     other.write_text(json.dumps(ann))
-    line = _one_line(capsys, ["eval", "--model", str(default_onnx), "--data", str(other), "--images",
+    line = one_line_error(capsys, ["eval", "--model", str(default_onnx), "--data", str(other), "--images",
                               str(three_images.parent / "val")])
     assert "the model's classes are not the dataset's" in line and "1: 'disc' vs 'person'" in line

@@ -30,7 +30,7 @@ reported as unmatched, as are entries for modules of the other graph).
 TFLite-specific: every GroupNorm stays float (TFLITE_KEEP_FLOAT, by class, so any tower depth). litert-torch
 decomposes it into RESHAPE/MEAN/SUB/MUL/RSQRT ops; in int8 the variance and its RSQRT lose precision and XNNPACK
 has no int8 RSQRT (graph 1 splits into 7 delegate partitions, 40 ops on the reference kernels). Float GroupNorm
-keeps 3 partitions, as FP32, at no measurable cost. Measured on the embedded default (320x320, 200 val images,
+keeps 3 partitions, as FP32, at no measurable cost. Measured on the previous embedded default (320x320, 200 val images,
 32 calibration frames, AMD EPYC AVX2 without VNNI): mask AP FP32 28.27, all int8 27.99, GroupNorm float 28.05;
 graph 1 78 -> 71 ms (1 thread), 42 -> 39 ms (2 threads): int8 gains little without VNNI.
 """

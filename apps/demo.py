@@ -93,7 +93,7 @@ def run_demo(out: Path, val_images: int = 200, threads: int = 2, targets=("onnx"
     vis.mkdir(parents=True, exist_ok=True)
     seg = runtimes.load(folders[-1], threads=threads)
     for p in sorted(images.iterdir())[:6]:
-        cv2.imwrite(str(vis / p.name), draw(read_bgr(p), seg.predict(read_bgr(p)), min_score=0.3))
+        cv2.imwrite(str(vis / p.name), draw(read_bgr(p), seg.predict(read_bgr(p)), min_score=0.5))  # as the camera
     rows = [[r["target"] + (f" {r['input_hw'][0]}x{r['input_hw'][1]}" if r.get("input_hw") else ""),
              r["precision"], r["mask_ap"], r["box_ap"], r["mask_ap50"], r["box_ap50"],
              r["latency_ms"]["p50"] if not r["error"] else r["error"], r["fps"], r["size_mb"]]

@@ -71,7 +71,7 @@ def test_demo_end_to_end(tmp_path, capsys, default_models):
     assert len(rows) == 7 and not any(r["error"] for r in rows.values())
     assert all(r["latency_ms"]["p50"] > 0 and r["ap_images"] == 6 for r in rows.values())
     torch_ap = rows["pytorch", "fp32"]["mask_ap"]
-    assert torch_ap > 20
+    assert torch_ap > 50  # 56.7 on these 6 images (pinned precisely in test_default_detects_on_its_val_set)
     # the same graphs in FP32: the same AP; TFLite too, its fixed input made at the val images' 320x320 (at the
     # default 4:3 frame these square images were padded into 320x448: -1.5 AP)
     assert rows["tflite", "fp32"]["input_hw"] == [320, 320] and "tflite 320x320" in out

@@ -76,7 +76,7 @@ def test_missing_and_bad_checkpoints(capsys, tmp_path):
 def test_folder_of_images_and_empty_folder(capsys, tmp_path):
     (tmp_path / "empty").mkdir()
     assert "no images in folder" in one_line_error(capsys, ["predict", "--weights", str(CKPT),
-                                                             str(tmp_path / "empty")])
+                                                            str(tmp_path / "empty")])
 
 
 @pytest.mark.parametrize("argv", [["predict"], ["nope"]])

@@ -102,8 +102,8 @@ def test_outputs_that_name_an_existing_file(tmp_path, capsys):
 
 
 def test_vis_thresh_out_of_range(capsys):
-    assert "--vis-thresh 5.0: give a score in [0, 1]" in one_line_error(capsys, ["predict", str(IMAGE), "--vis-thresh",
-                                                                            "5"])
+    line = one_line_error(capsys, ["predict", str(IMAGE), "--vis-thresh", "5"])
+    assert "--vis-thresh 5.0: give a score in [0, 1]" in line
 
 
 # -- manifests -----------------------------------------------------------------------------------------------
@@ -176,7 +176,7 @@ def test_synth_hint_names_the_flag(tmp_path, capsys):
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "x").write_text("x")
     assert "--overwrite" in one_line_error(capsys, ["data", "synth", "--out", str(tmp_path / "d"), "--train", "1",
-                                               "--val", "0"])
+                                                    "--val", "0"])
 
 
 def test_version(capsys):
@@ -242,7 +242,7 @@ def test_parity_finishes_the_good_inputs(three_images, default_onnx, tmp_path, c
 def test_eval_names_missing_images_before_it_starts(three_images, default_onnx, tmp_path, capsys):
     ann = three_images.parent / "annotations" / "instances_val.json"
     line = one_line_error(capsys, ["eval", "--model", str(default_onnx), "--data", str(ann), "--images",
-                              str(three_images)])
+                                   str(three_images)])
     assert "1 of the 2 images instances_val.json names are not in" in line and "000002.png" in line
 
 
@@ -254,5 +254,5 @@ def test_eval_refuses_a_dataset_whose_ids_name_other_classes(three_images, defau
     other = tmp_path / "coco_names.json"
     other.write_text(json.dumps(ann))
     line = one_line_error(capsys, ["eval", "--model", str(default_onnx), "--data", str(other), "--images",
-                              str(three_images.parent / "val")])
+                                   str(three_images.parent / "val")])
     assert "the model's classes are not the dataset's" in line and "1: 'disc' vs 'person'" in line

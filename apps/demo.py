@@ -40,7 +40,7 @@ def convert_default(model, models_dir: Path, targets=("onnx", "openvino", "tflit
     from converters.convert import convert
 
     # TFLite graphs have a fixed input: made at the val images' frame size (320x320), as one converts for a
-    # camera's frame size; at the default 4:3 frame (320x448) these square images would be padded (-1.5 AP)
+    # camera's frame size; at the default 4:3 frame (320x448) these square images would be padded (-1.0 AP)
     dynamic = [t for t in targets if t != "tflite"]
     folders = []
     for group, hw in ((dynamic, None), (["tflite"] if "tflite" in targets else [], (VAL_SIZE, VAL_SIZE))):

@@ -73,7 +73,7 @@ def test_demo_end_to_end(tmp_path, capsys, default_models):
     torch_ap = rows["pytorch", "fp32"]["mask_ap"]
     assert torch_ap > 50  # 56.7 on these 6 images (pinned precisely in test_default_detects_on_its_val_set)
     # the same graphs in FP32: the same AP; TFLite too, its fixed input made at the val images' 320x320 (at the
-    # default 4:3 frame these square images were padded into 320x448: -1.5 AP)
+    # default 4:3 frame these square images were padded into 320x448: -1.0 AP)
     assert rows["tflite", "fp32"]["input_hw"] == [320, 320] and "tflite 320x320" in out
     for target in ("onnx", "openvino", "tflite"):  # each converted row against the PyTorch row
         assert abs(rows[target, "fp32"]["mask_ap"] - torch_ap) < 0.5, (target, rows[target, "fp32"]["mask_ap"])

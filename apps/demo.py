@@ -1,8 +1,9 @@
 """`cmlite demo`: the whole toolkit on the embedded default model, offline, in one command.
 
 Regenerates the default model's validation set (deterministic), converts the model to every target and
-precision (a second run in the same folder reuses the folders converted from this model by this cmlite), measures each (and the PyTorch model) with `cmlite bench`'s code (COCO AP on the validation set,
-latency in a process of its own), draws a few validation images, prints one table and writes the report.
+precision (a second run in the same folder reuses the folders converted from this model by this cmlite),
+measures each (and the PyTorch model) with `cmlite bench`'s code (COCO AP on the validation set, latency in a
+process of its own), draws a few validation images, prints one table and writes the report.
 """
 from __future__ import annotations
 

@@ -16,8 +16,6 @@ import torch
 
 from lite.model import CenterMaskLite
 
-from . import node_module  # noqa: F401 (the naming rule's inverse lives torch-free, for the device)
-
 from .graphs import DENSE_INPUTS, MASK_INPUTS, DenseGraph, MaskGraph, dense_output_names, mask_output_names, \
     sample_inputs
 
@@ -61,8 +59,6 @@ def _name_by_module(proto: onnx.ModelProto, scopes: dict[str, str]) -> None:
     for i, node in enumerate(proto.graph.node):
         scope = next((scopes[o] for o in node.output if o in scopes), "")
         node.name = f"{scope}/{node.op_type}_{i}" if scope else f"{node.op_type}_{i}"
-
-
 
 
 def _finish(proto: onnx.ModelProto, path: Path) -> Path:

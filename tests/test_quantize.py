@@ -16,7 +16,7 @@ from calibration import plan as plans
 from calibration.frames import read_frames
 from calibration.quantize import Validation, quantize
 from calibration.synth import generate
-from converters.onnx_export import node_module
+from converters import node_module
 
 from .conftest import run_torch_free
 

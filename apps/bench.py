@@ -60,11 +60,12 @@ def parse_size(text: str) -> tuple[int, int | None]:
 
 
 def plan_rows(models: list[str], weights: list[str], threads: list[int],
-              sizes: list[tuple[int, int | None]] | None) -> list[RowSpec]:
+              sizes: list[tuple[int, int | None]] | None, maskiou: tuple[bool, ...] = (True,)) -> list[RowSpec]:
     sources = [("weights", w) for w in weights] + [("model", m) for m in models]
     if not sources:
         raise CmliteError("no models to bench: give --model DIR (repeatable), --models-dir DIR or --weights CKPT")
-    return [RowSpec(kind, src, t, size) for kind, src in sources for size in (sizes or [None]) for t in threads]
+    return [RowSpec(kind, src, t, size, maskiou=iou) for kind, src in sources for iou in maskiou
+            for size in (sizes or [None]) for t in threads]
 
 
 def _check_runs(runs: int, warmup: int, max_procs: int | None = None) -> None:
@@ -92,6 +93,7 @@ class _Row:
 
     def __init__(self, ctx, spec: RowSpec, images: list[Path]):
         self.spec, self.samples, self.info, self.error, self.metrics = spec, [], None, None, None
+        self.throughput: dict | None = None
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=worker, args=(child, spec, [str(p) for p in images]), daemon=True)
         self.proc.start()
@@ -137,6 +139,7 @@ def _labels(rows: list[_Row]) -> list[str]:
     names = []
     for r in rows:
         base = f"{r.info['target']}-{r.info['precision']}" if r.info else r.spec.source
+        base += "" if r.spec.maskiou else " -maskiou"
         names.append(f"{r.info['variant']} {base}" if r.info and len(variants) > 1 else base)
     for i, r in enumerate(rows):  # the same name for different loaded sources: add the folder
         if r.info and any(n == names[i] and o.info and o.spec.source != r.spec.source for n, o in zip(names, rows)):
@@ -150,7 +153,7 @@ def _result(row: _Row, label: str) -> dict:
     totals = [s["total"] for s in row.samples]
     lat = summarize(totals)
     m = row.metrics or {}
-    out = {"model": label, "path": info.get("path", spec.source), "kind": spec.kind,
+    out = {"model": label, "path": info.get("path", spec.source), "kind": spec.kind, "maskiou": spec.maskiou,
            "variant": info.get("variant"), "target": info.get("target"), "precision": info.get("precision"),
            "backend_device": info.get("device"), "threads": spec.threads,
            "size": info.get("size") or (list(spec.size) if spec.size else None), "input_hw": info.get("input_hw"),
@@ -166,6 +169,10 @@ def _result(row: _Row, label: str) -> dict:
     for k in ("mask_ap", "box_ap", "mask_ap50", "box_ap50", "mask_ap75", "box_ap75"):
         out[k] = None if m.get(k) is None else round(m[k], 3)
     out["ap_images"] = m.get("images")
+    st = out["stages_ms"]
+    out["graph_bound_fps"] = round(1e3 / (st["graph1"] + st["graph2"]), 3) if "graph1" in st and "graph2" in st \
+        else None
+    out["throughput"] = row.throughput
     out["eval_error"] = m.get("eval_error")  # AP not measured (e.g. a model of other classes than the data's)
     out["error"] = row.error
     return out
@@ -173,12 +180,41 @@ def _result(row: _Row, label: str) -> dict:
 
 def _key(spec: RowSpec) -> tuple:
     """Rows of one model at one size share their AP (thread counts do not change the detections)."""
-    return spec.kind, spec.source, spec.size
+    return spec.kind, spec.source, spec.size, spec.maskiou
 
 
-def _run_batch(rows: list[_Row], bar, warmup: int, runs: int, data, eval_images: int, metrics: dict, log) -> None:
-    """Load the rows one at a time, run them round by round, evaluate the (model, size) pairs not yet evaluated
-    (in the row with the most threads); metrics: key -> metrics, filled in."""
+THROUGHPUT_MODES = ("sequential", "overlap")
+THROUGHPUT_ROUNDS = 2
+
+
+def _throughput(rows: list[_Row], bar, count: int, log) -> None:
+    """Each row streams `count` images in each mode, rows and modes interleaved, THROUGHPUT_ROUNDS times; the
+    median of the rounds is kept (row.throughput: mode -> {images_per_s, latency_ms})."""
+    import statistics
+
+    got: dict[int, dict[str, list[dict]]] = {}
+    for i in range(THROUGHPUT_ROUNDS):
+        bar.set_postfix_str(f"throughput {i + 1}/{THROUGHPUT_ROUNDS}")
+        for k, r in enumerate(rows):
+            for mode in THROUGHPUT_MODES:
+                if not r.alive:
+                    continue
+                try:
+                    got.setdefault(k, {}).setdefault(mode, []).append(r.ask("throughput", mode, count))
+                except RuntimeError as e:
+                    r.error = f"throughput ({mode}) failed: {e}"
+                    log(f"{r.spec.source} ({r.spec.threads} threads): {r.error}")
+                bar.update(1)
+    for k, r in enumerate(rows):
+        if r.alive and k in got:
+            r.throughput = {m: {f: statistics.median(x[f] for x in v) for f in ("images_per_s", "latency_ms")}
+                            for m, v in got[k].items()}
+
+
+def _run_batch(rows: list[_Row], bar, warmup: int, runs: int, data, eval_images: int, metrics: dict, log,
+               throughput: int = 0) -> None:
+    """Load the rows one at a time, run them round by round, stream them for throughput, evaluate the (model,
+    size) pairs not yet evaluated (in the row with the most threads); metrics: key -> metrics, filled in."""
     for r in rows:  # one at a time: load time and the cold inference are measured alone
         bar.set_postfix_str(f"loading {Path(r.spec.source).name} ({r.spec.threads} thr)")
         try:
@@ -201,6 +237,8 @@ def _run_batch(rows: list[_Row], bar, warmup: int, runs: int, data, eval_images:
                 r.error, r.samples = f"inference failed in round {i + 1}: {e}", []
                 log(f"{r.spec.source} ({r.spec.threads} threads): {r.error}")
                 bar.update(warmup + runs - i)
+    if throughput:
+        _throughput(rows, bar, throughput, log)
     if not data:
         return
     evaluators: dict[tuple, _Row] = {}
@@ -225,10 +263,12 @@ def _run_batch(rows: list[_Row], bar, warmup: int, runs: int, data, eval_images:
 
 def run_bench(specs: list[RowSpec], images: list[Path], runs: int = 20, warmup: int = 3,
               data: tuple[str, str, int | None] | None = None, device_name: str | None = None,
-              progress: bool = True, log=None, command: str | None = None, max_procs: int | None = None) -> dict:
+              progress: bool = True, log=None, command: str | None = None, max_procs: int | None = None,
+              throughput: int = 0) -> dict:
     """Run the rows and return the report (the dict `report.json` holds). log: where a failing row is told
     as it happens (default: above the progress bar). max_procs: at most this many row processes at once (the
-    rows run in consecutive batches, interleaved within each; for devices short of memory)."""
+    rows run in consecutive batches, interleaved within each; for devices short of memory). throughput: images
+    per stream when measuring each row's images per second, sequential and overlapped (0: not measured)."""
     from tqdm import tqdm
 
     from .device_info import fingerprint
@@ -249,7 +289,8 @@ def run_bench(specs: list[RowSpec], images: list[Path], runs: int = 20, warmup: 
     ctx = mp.get_context("spawn")
     step = max_procs or len(specs)
     n_keys = len({_key(s) for s in specs})
-    bar = tqdm(total=len(specs) * (1 + warmup + runs) + eval_images * n_keys, desc="bench", unit="step",
+    passes = THROUGHPUT_ROUNDS * len(THROUGHPUT_MODES) if throughput else 0
+    bar = tqdm(total=len(specs) * (1 + warmup + runs + passes) + eval_images * n_keys, desc="bench", unit="step",
                disable=not progress, file=sys.stderr)
     done_rows: list[_Row] = []
     metrics: dict[tuple, dict] = {}
@@ -258,7 +299,7 @@ def run_bench(specs: list[RowSpec], images: list[Path], runs: int = 20, warmup: 
             rows = []
             try:
                 rows = [_Row(ctx, s, images) for s in specs[b:b + step]]
-                _run_batch(rows, bar, warmup, runs, data, eval_images, metrics, log)
+                _run_batch(rows, bar, warmup, runs, data, eval_images, metrics, log, throughput)
             finally:
                 for r in rows:
                     r.close()
@@ -271,6 +312,7 @@ def run_bench(specs: list[RowSpec], images: list[Path], runs: int = 20, warmup: 
     labels = _labels(done_rows)
     settings = {"images": [p.name for p in images], "image_folder": str(Path(images[0]).parent),
                 "runs": runs, "warmup": warmup, "threads": sorted({s.threads for s in specs}),
+                "throughput_images": throughput,
                 "sizes": list(dict.fromkeys(f"{s.size[0]}/{s.size[1] or 'model'}" for s in specs if s.size))
                 or ["model default"],
                 "data": {"annotations": str(data[0]), "images": str(data[1]), "count": eval_images} if data else None,
@@ -286,6 +328,8 @@ def cmd_bench(args) -> int:
     from .report import write_report
 
     check_dir_path(args.out)
+    if args.throughput < 0:
+        raise CmliteError(f"--throughput {args.throughput}: give a number of images (0 to leave it out)")
     if args.data_limit is not None and args.data_limit < 1:
         raise CmliteError(f"--data-limit {args.data_limit}: give at least 1 image (or leave it out for all)")
     threads = parse_threads(args.threads)
@@ -294,7 +338,8 @@ def cmd_bench(args) -> int:
     models = list(args.model or [])
     for d in args.models_dir or []:
         models += [str(p) for p in find_models(d)]
-    specs = plan_rows(models, list(args.weights or []), threads, sizes)
+    specs = plan_rows(models, list(args.weights or []), threads, sizes,
+                      {"on": (True,), "off": (False,), "both": (True, False)}[args.maskiou])
     if args.weights:
         from .model_args import need_torch
 
@@ -307,7 +352,8 @@ def cmd_bench(args) -> int:
           f"{len(threads)} thread counts x {len(sizes or [None])} sizes), {args.warmup} + {args.runs} rounds on "
           f"{len(images)} images{', AP on ' + args.data if data else ''}", file=sys.stderr)
     report = run_bench(specs, images, args.runs, args.warmup, data, args.device_name,
-                       command="cmlite " + " ".join(sys.argv[1:]), max_procs=args.max_procs)
+                       command="cmlite " + " ".join(sys.argv[1:]), max_procs=args.max_procs,
+                       throughput=args.throughput)
     paths = write_report(report, Path(args.out))
     from .report_md import speed_table
 
@@ -332,10 +378,16 @@ def add_parser(sub) -> None:
     p.add_argument("--images", nargs="+", required=True, metavar="PATH",
                    help="image files or folders; the rows cycle through the first --warmup + --runs of them")
     p.add_argument("--threads", help="comma list of thread counts (default: 1 and all cores)")
+    p.add_argument("--maskiou", choices=("on", "off", "both"), default="on",
+                   help="run graph 2 with the MaskIoU head, without it (mask score = box score), or rows of each "
+                        "(default on)")
     p.add_argument("--size", action="append", metavar="S/M",
                    help="test size, short/long side, e.g. 320/533 (repeatable; default: each model's own)")
     p.add_argument("--runs", type=int, default=20, help="measured inferences per row (default 20)")
     p.add_argument("--warmup", type=int, default=3, help="inferences per row before measuring (default 3)")
+    p.add_argument("--throughput", type=int, default=48, metavar="N",
+                   help="also stream N images per row, sequentially and overlapped (`--mode` of predict/camera), "
+                        "for images per second against the graphs' bound (default 48; 0: not measured)")
     p.add_argument("--data", metavar="ANN", help="COCO annotations: also measure mask and box AP")
     p.add_argument("--data-images", metavar="DIR", help="the folder of the images --data names")
     p.add_argument("--data-limit", type=int, metavar="N", help="evaluate only the first N images of --data")

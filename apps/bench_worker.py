@@ -2,7 +2,8 @@
 commands over a pipe (spawned, so each row has its own thread pools and its own peak memory).
 
 Commands: ("load",) -> ("ok", info) | ("error", line); ("run", image index) -> ("ok", sample);
-("eval", ann, images, limit) -> ("tick",)* then ("ok", metrics) | ("error", line); ("stop",).
+("throughput", mode, count) -> ("ok", {images_per_s, latency_ms}); ("eval", ann, images, limit) -> ("tick",)*
+then ("ok", metrics) | ("error", line); ("stop",).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ class RowSpec:
     threads: int
     size: tuple[int, int | None] | None = None  # (min_size, max_size or None: the model's); None: the model's
     overrides: dict = field(default_factory=dict)
+    maskiou: bool = True  # False: graph 2 without the MaskIoU head
 
     def config_overrides(self) -> dict:
         out = dict(self.overrides)
@@ -75,21 +77,35 @@ def _load(spec: RowSpec):
         import lite
 
         model = lite.load_model(spec.source)
-        seg = lite.predictor(model, threads=spec.threads, **spec.config_overrides())
+        seg = lite.predictor(model, threads=spec.threads, maskiou=spec.maskiou, **spec.config_overrides())
         path = Path(lite.resolve_weights(spec.source))
         info = {"variant": model.variant.name, "target": "pytorch", "precision": "fp32",
                 "size_mb": round(path.stat().st_size / 2**20, 2), "path": str(path)}
     else:
         import runtimes
 
-        seg = runtimes.load(spec.source, threads=spec.threads, **spec.config_overrides())
+        seg = runtimes.load(spec.source, threads=spec.threads, maskiou=spec.maskiou, **spec.config_overrides())
         m, folder = seg.manifest, Path(spec.source)
         info = {"variant": m.model.get("variant"), "target": m.target, "precision": m.precision,
                 "size_mb": round(m.size_bytes(folder) / 2**20, 2), "path": str(folder)}
     cfg = seg.config
-    info.update(device=seg.device, size=[cfg.min_size, cfg.max_size],
+    info.update(device=seg.device, size=[cfg.min_size, cfg.max_size], maskiou=getattr(seg, "maskiou", True),
                 input_hw=list(seg.fixed_hw) if seg.fixed_hw else None)
     return seg, info
+
+
+def throughput(seg, images: list, mode: str, count: int) -> dict:
+    """A stream of `count` images (cycling through `images`) in one runtimes/overlap.py mode: images per second from
+    the first result to the last (the pipeline's filling left out), and the median latency from take to result."""
+    from runtimes.overlap import stream
+
+    done, latency = [], []
+    for _, job in stream(seg, ((i, images[i % len(images)]) for i in range(count)), mode):
+        done.append(time.perf_counter())
+        latency.append((done[-1] - job.t_taken) * 1e3)
+    span = done[-1] - done[0]
+    return {"images_per_s": round((len(done) - 1) / span, 3) if span > 0 else None,
+            "latency_ms": round(sorted(latency)[len(latency) // 2], 3)}
 
 
 def worker(conn, spec: RowSpec, image_paths: list[str]) -> None:
@@ -129,6 +145,8 @@ def worker(conn, spec: RowSpec, image_paths: list[str]) -> None:
                 total = (time.perf_counter() - t0) * 1e3
                 conn.send(("ok", {"total": total, "stages": dict(seg.timings), "instances": len(inst),
                                   "peak_rss_mb": peak_rss_mb()}))
+            elif cmd == "throughput":
+                conn.send(("ok", throughput(seg, images, msg[1], msg[2])))
             elif cmd == "eval":
                 from .evaluate import evaluate
 

@@ -9,7 +9,6 @@ Torch-free with --model DIR; the embedded default (or --weights) runs in PyTorch
 """
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
@@ -18,12 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtimes.errors import CmliteError
+from runtimes.overlap import runner
 from runtimes.pipeline import Segmenter
 
 from .capture import Capture, EndOfSource
 from .frame_stats import FrameStats
 from .overlay import draw_banner, draw_panel, panel_lines
-from .pipelining import Pipelined, Sequential
 from .sources import SOURCES_HELP, Source, open_source
 from .visualize import draw
 
@@ -34,7 +33,7 @@ IDLE_S = 0.25  # how often the outputs refresh when no frame comes (source lost,
 class CameraOptions:
     loop: bool = False
     realtime: bool = False
-    pipeline: bool = False
+    mode: str = "auto"  # runtimes/overlap.py: auto, overlap (consecutive frames' stages at once) or sequential
     window: bool = True
     record: str | None = None
     serve: str | None = None
@@ -47,14 +46,15 @@ class CameraOptions:
     log: object = field(default=lambda message: print(message, file=sys.stderr))
 
 
-def model_info(seg: Segmenter, source: Source, threads: int | None, pipeline: bool) -> dict:
+def model_info(seg: Segmenter, source: Source, threads: int | None, mode: str) -> dict:
     from .device_info import cpu_line
 
     manifest = getattr(seg, "manifest", None)
     backend = manifest.target if manifest else "pytorch"
     precision = manifest.precision if manifest else "fp32"
     return {"backend": backend, "precision": precision, "device": seg.device, "cpu": cpu_line(),
-            "threads": threads or "all", "pipeline": pipeline, "source": source.describe(),
+            "threads": threads or "all", "mode": mode, "maskiou": getattr(seg, "maskiou", True),
+            "source": source.describe(),
             "min_size": seg.config.min_size, "max_size": seg.config.max_size, "input": "-"}
 
 
@@ -106,7 +106,7 @@ class _Outputs:
 def run_camera(seg: Segmenter, source: Source, opts: CameraOptions, threads: int | None = None) -> dict:
     """Run until the source ends, --frames/--seconds, q/Esc or Ctrl-C. -> the --stats summary."""
     stats = FrameStats()
-    info = model_info(seg, source, threads, opts.pipeline)
+    info = model_info(seg, source, threads, opts.mode)
     capture = Capture(source, loop=opts.loop, realtime=opts.realtime, log=opts.log)
     state = {"paused": False, "masks": True, "panel": True, "status": ""}
 
@@ -114,12 +114,22 @@ def run_camera(seg: Segmenter, source: Source, opts: CameraOptions, threads: int
         return {**stats.live(), **info, "dropped": capture.dropped, "captured": capture.captured,
                 "reopens": capture.reopens, "status": state["status"], "paused": state["paused"]}
 
+    def take(timeout: float):
+        frame = capture.get(timeout)
+        return None if frame is None else (frame, frame.image)
+
+    def overlay(frame, job) -> None:
+        """The instances drawn on the frame, where the runner finishes a frame (overlapped: a stage thread)."""
+        t0 = time.perf_counter()
+        draw(frame.image, job.instances, min_score=opts.show_thresh, masks=state["masks"], inplace=True)
+        job.timings["draw"] = (time.perf_counter() - t0) * 1e3
+
     outputs = _Outputs(opts, source, live_stats)
-    runner = None
+    run = None
     ended, reason = False, "done"
     try:
         capture.start()
-        runner = (Pipelined if opts.pipeline else Sequential)(seg, capture)
+        run = runner(seg, take, opts.mode, finish=overlay)
         deadline = None if opts.seconds is None else time.perf_counter() + opts.seconds
         last, resumed_at = None, 0.0
         while True:
@@ -133,17 +143,18 @@ def run_camera(seg: Segmenter, source: Source, opts: CameraOptions, threads: int
                 reason = "stopped"
                 break
             state["status"] = "paused (space to resume)" if state["paused"] else capture.status
-            if state["paused"] or (item := runner.next(IDLE_S)) is None:
+            if state["paused"] or (item := run.next(IDLE_S)) is None:
                 if state["paused"]:
                     time.sleep(0.03)
                 action = _refresh(outputs, last, state["status"])
             else:
-                frame, front, inst, timings = item
+                frame, job = item
                 if frame.t_capture < resumed_at:  # taken before the pause ended
                     continue
-                info["input"] = "x".join(map(str, front.pre.tensor.shape[2:]))
+                info["input"] = "x".join(map(str, job.pre.tensor.shape[2:]))
+                info["mode"], info["running"] = run.describe(), run.active
                 t0 = time.perf_counter()
-                image = draw(frame.image, inst, min_score=opts.show_thresh, masks=state["masks"], inplace=True)
+                image = frame.image
                 if state["panel"]:
                     draw_panel(image, panel_lines(live_stats()))
                 last = image.copy()
@@ -152,7 +163,8 @@ def run_camera(seg: Segmenter, source: Source, opts: CameraOptions, threads: int
                 t1 = time.perf_counter()
                 action = outputs.show(image)
                 t2 = time.perf_counter()
-                stats.add(frame.t_capture, t2, {**timings, "draw": (t1 - t0) * 1e3, "output": (t2 - t1) * 1e3})
+                job.timings["draw"] = job.timings.get("draw", 0.0) + (t1 - t0) * 1e3
+                stats.add(frame.t_capture, t2, {**job.timings, "output": (t2 - t1) * 1e3})
             if action == "quit":
                 reason = "quit key"
                 break
@@ -168,8 +180,8 @@ def run_camera(seg: Segmenter, source: Source, opts: CameraOptions, threads: int
     except KeyboardInterrupt:
         reason = "interrupted"
     finally:
-        if runner is not None:
-            runner.close()
+        if run is not None:
+            run.close()
         capture.stop()
         outputs.close()
     summary = {**stats.summary(), "captured": capture.captured, "dropped": capture.dropped, "taken": capture.taken,
@@ -227,10 +239,6 @@ def cmd_camera(args) -> None:
     from .model_args import config_overrides, segmenter
 
     _check(args)
-    if args.pipeline and args.threads is None:
-        # the two halves run at once: half the cores each (measured on 2 cores: the same fps as 2 threads
-        # each, with 35 ms less latency)
-        args.threads = max(1, (os.cpu_count() or 2) // 2)
     overrides = config_overrides(args)
     if args.serve:
         from .web import parse_address
@@ -242,10 +250,10 @@ def cmd_camera(args) -> None:
     except BaseException:
         source.close()
         raise
-    opts = CameraOptions(loop=args.loop, realtime=args.realtime, pipeline=args.pipeline, window=not args.headless,
+    opts = CameraOptions(loop=args.loop, realtime=args.realtime, mode=args.mode, window=not args.headless,
                          record=args.record, serve=args.serve, frames=args.frames, seconds=args.seconds,
                          stats=args.stats, show_thresh=args.show_thresh, snapshot_dir=args.snapshot_dir)
-    opts.log(f"{source.describe()} -> {seg.device}" + (" (pipelined)" if args.pipeline else ""))
+    opts.log(f"{source.describe()} -> {seg.device} ({args.mode})")
     if threading.current_thread() is threading.main_thread():  # `kill` stops as cleanly as Ctrl-C
         signal.signal(signal.SIGTERM, _interrupt)
     s = run_camera(seg, source, opts, threads=args.threads)
@@ -257,7 +265,7 @@ def cmd_camera(args) -> None:
 
 
 def add_parser(sub) -> None:
-    from .model_args import add_runtime_args
+    from .model_args import add_mode_arg, add_runtime_args
 
     p = sub.add_parser("camera", help="live segmentation from a camera, video, stream, folder or synth, with fps",
                        description="Live instance segmentation with an overlay of fps, per-stage ms and latency. "
@@ -267,11 +275,8 @@ def add_parser(sub) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--weights", help="checkpoint (.pth), run in PyTorch; default: the embedded default model")
     src.add_argument("--model", help="a converted model folder (`cmlite convert` / `quantize`), run without PyTorch")
-    add_runtime_args(p)
-    p.add_argument("--pipeline", action="store_true", help="overlap graph 1 of the next frame with graph 2, "
-                                                           "paste and drawing of the current one (more fps, a "
-                                                           "little more latency; --threads defaults to half the "
-                                                           "cores then)")
+    add_runtime_args(p, maskiou="off")
+    add_mode_arg(p, "frame")
     p.add_argument("--loop", action="store_true", help="replay video files and folders")
     p.add_argument("--realtime", action="store_true", help="play a video at its own frame rate, dropping frames "
                                                            "like a camera (default: every frame, in order)")

@@ -9,7 +9,7 @@ from pathlib import Path
 from runtimes.errors import CmliteError
 
 from .atomic import check_file_path, write_json_atomic
-from .model_args import add_runtime_args, load_model, need_torch, config_overrides, parse_hw, segmenter
+from .model_args import add_mode_arg, add_runtime_args, load_model, need_torch, config_overrides, parse_hw, segmenter
 
 
 def cmd_convert(args) -> None:
@@ -69,11 +69,13 @@ def cmd_parity(args) -> int:
             print(f"cmlite: {problems[-1]}", file=sys.stderr)
     if not loaded:
         raise CmliteError(f"none of the {len(images)} images could be read")
-    reference = lite.predictor(load_model(args.weights), threads=args.threads, **config_overrides(args))
+    maskiou = args.maskiou == "on"  # both sides alike: off compares graph 2 without the MaskIoU head
+    reference = lite.predictor(load_model(args.weights), threads=args.threads, maskiou=maskiou,
+                               **config_overrides(args))
     report, rows = [], []
     for folder in args.model:
         try:
-            seg = runtimes.load(folder, threads=args.threads, **config_overrides(args))
+            seg = runtimes.load(folder, threads=args.threads, maskiou=maskiou, **config_overrides(args))
         except CmliteError as e:
             problems.append(f"{folder}: skipped: {e}")
             print(f"cmlite: {problems[-1]}", file=sys.stderr)
@@ -108,10 +110,11 @@ def cmd_eval(args) -> None:
     check_file_path(args.json, "--json")
     seg = segmenter(args, **config_overrides(args))
     print(f"model: {seg.device}")
-    metrics, _ = evaluate(seg, args.data, args.images, limit=args.limit)
+    metrics, _ = evaluate(seg, args.data, args.images, limit=args.limit, mode=args.mode)
     keys = ["mask_ap", "mask_ap50", "mask_ap75", "box_ap", "box_ap50", "box_ap75"]
-    print(format_table([*keys, "images", "median ms"],
-                       [[*(metrics[k] for k in keys), metrics["images"], metrics["median_ms"]]], floatfmt=".1f"))
+    print(format_table([*keys, "images", "median ms", "images/s"],
+                       [[*(metrics[k] for k in keys), metrics["images"], metrics["median_ms"], metrics["images_per_s"]]],
+                       floatfmt=".1f"))
     if args.json:
         write_json_atomic(Path(args.json), {"model": args.model or args.weights or "default", "device": seg.device,
                                              **metrics})
@@ -189,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", required=True, help="folder of the images the annotations name")
     p.add_argument("--limit", type=int, help="evaluate only the first N images")
     p.add_argument("--json", metavar="OUT", help="write the metrics (0-100 scale) as JSON")
+    add_mode_arg(p)
     add_runtime_args(p)
     p.set_defaults(func=cmd_eval)
 

@@ -6,6 +6,7 @@ was handed to the outputs (window, recorder, server).
 """
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 
@@ -24,6 +25,7 @@ class FrameStats:
         self.stages: dict[str, deque[float]] = {s: deque(maxlen=keep) for s in STAGES}
         self.frames = 0
         self.t_start = time.perf_counter()
+        self.cpu_start = time.process_time()  # every thread of the process
         self._recent: deque[float] = deque()
         self.last: dict = {}
 
@@ -69,9 +71,13 @@ class FrameStats:
         t = np.asarray(self.t_display)
         intervals = np.diff(t)
         mean_fps = (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else None
+        seconds = time.perf_counter() - self.t_start
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         return {
             "frames": self.frames,
-            "seconds": round(time.perf_counter() - self.t_start, 3),
+            "seconds": round(seconds, 3),
+            # the share of the usable cores the process kept busy: near 1, the app is bound by the CPU
+            "cpu_load": round((time.process_time() - self.cpu_start) / (seconds * cores), 3) if seconds > 0 else None,
             "fps_mean": None if mean_fps is None else round(mean_fps, 2),
             "fps_p50": round(1.0 / float(np.median(intervals)), 2) if len(intervals) and np.median(intervals) > 0
             else None,

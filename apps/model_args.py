@@ -25,14 +25,15 @@ def load_model(weights: str | None):
 
 def segmenter(args, **overrides):
     """--weights CKPT (eager PyTorch) or --model DIR (converted, torch-free)."""
+    maskiou = getattr(args, "maskiou", "on") == "on"
     if getattr(args, "model", None):
         import runtimes
 
-        return runtimes.load(args.model, threads=args.threads, **overrides)
+        return runtimes.load(args.model, threads=args.threads, maskiou=maskiou, **overrides)
     model = load_model(args.weights)  # says what to install before anything imports torch
     import lite
 
-    return lite.predictor(model, threads=args.threads, **overrides)
+    return lite.predictor(model, threads=args.threads, maskiou=maskiou, **overrides)
 
 
 def config_overrides(args) -> dict:
@@ -65,8 +66,24 @@ def parse_hw(text: str | None) -> tuple[int, int] | None:
     return h, w
 
 
-def add_runtime_args(p, weights_required: bool = False) -> None:
+def add_runtime_args(p, weights_required: bool = False, maskiou: str = "on") -> None:
+    """maskiou: the --maskiou default (the camera shows no mask scores: off there)."""
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--maskiou", choices=("on", "off"), default=maskiou,
+                   help="the MaskIoU head, which only ranks masks (their mask_score): off skips it, a third of graph "
+                        "2, and the mask score is then the box score, as in models without the head (default "
+                        f"{maskiou}{'' if maskiou == 'off' else '; the camera defaults to off'})")
     p.add_argument("--min-size", type=int, help="test size: short side (default: the model's, 600 for Lite)")
     p.add_argument("--max-size", type=int, help="test size: long side cap (default: the model's, 1000 for Lite)")
     p.add_argument("--score-thresh", type=float, help="detection threshold (default 0.05, as the official model)")
+
+
+def add_mode_arg(p, what: str = "image") -> None:
+    """--mode: how consecutive images share the CPU (runtimes/overlap.py)."""
+    from runtimes.overlap import MODES
+
+    p.add_argument("--mode", choices=MODES, default="auto",
+                   help=f"overlap: the host work of one {what} (reading, resize, decode, RoIAlign, paste, drawing) "
+                        f"runs beside the graphs of the next, each graph with every thread (up to one {what} more "
+                        f"latency); sequential: one {what} at a time; auto: both are timed on the first {what}s and "
+                        f"the faster runs (default auto)")

@@ -21,7 +21,7 @@ def panel_lines(live: dict) -> list[str]:
         f"latency {_fmt(live.get('latency_ms'), '.0f')} ms",
         "  ".join(f"{short} {_fmt(st.get(key))}" for key, short in STAGE_LABELS) + " ms",
         f"{live['backend']} {live['precision']}  input {live['input']}  {live['threads']} threads"
-        + ("  pipelined" if live.get("pipeline") else ""),
+        + (f"  {live['running']}" if live.get("running") else ""),
         live["cpu"],
         f"frame {live.get('frames', 0)}  dropped {live['dropped']}  source {live['source']}",
     ]

@@ -1,11 +1,14 @@
-"""`cmlite predict`: segment images; a line per image, pictures (--save-vis) and COCO results (--json).
+"""`cmlite predict`: segment images and videos; a line per image, pictures or overlaid videos (--save-vis), COCO
+results (--json), and the images per second it ran at.
 
-A batch finishes: an image that cannot be read is reported and skipped, the others are drawn and written, and
-the command exits with status 1 naming the bad ones."""
+The images go through runtimes/overlap.py (--mode, default auto): reading, drawing and encoding run beside the
+graphs. A batch finishes: an image that cannot be read is reported and skipped, the others are drawn and written,
+and the command exits with status 1 naming the bad ones."""
 from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from runtimes.errors import CmliteError, ImageError
@@ -13,9 +16,22 @@ from runtimes.errors import CmliteError, ImageError
 from .atomic import check_file_path, write_json_atomic
 from .model_args import config_overrides, segmenter
 
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
+
+
+@dataclass(frozen=True)
+class Item:
+    path: Path
+    image_id: int
+    frame: int | None = None  # a video's frame index
+
+    @property
+    def file_name(self) -> str:
+        return str(self.path) if self.frame is None else f"{self.path}#{self.frame}"
+
 
 def check_images(paths: list[str]) -> list[Path]:
-    """Files and folders -> image paths; a path that does not exist stops before any model loads."""
+    """Files and folders -> image and video paths; a path that does not exist stops before any model loads."""
     from .images import expand_images
 
     images = expand_images(paths)
@@ -25,76 +41,173 @@ def check_images(paths: list[str]) -> list[Path]:
     return images
 
 
+def _is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def _open_video(path: Path):
+    from calibration.frames import open_capture
+
+    cap = open_capture(str(path))
+    if not cap.isOpened():
+        raise CmliteError(f"{path} is not a video OpenCV can read (corrupt, or not a video)")
+    return cap
+
+
+def _items(paths: list[Path], first=None):
+    """(Item, reader) in order: each image once, each video frame by frame (ids 1..N over everything, or the
+    images' numeric stems when all inputs are such images)."""
+    from .coco_results import image_ids
+    from .images import read_bgr
+
+    ids = image_ids(paths) if not any(map(_is_video, paths)) else None
+    next_id = 1
+    for k, path in enumerate(paths):
+        if not _is_video(path):
+            image_id = ids[k] if ids else next_id
+            next_id += 1
+            yield Item(path, image_id), (lambda p=path: first if first is not None else read_bgr(p))
+            continue
+        cap = _open_video(path)
+        try:
+            frame = 0
+            while True:
+                ok, image = cap.read()
+                if not ok:
+                    break
+                yield Item(path, next_id, frame), image
+                next_id, frame = next_id + 1, frame + 1
+        finally:
+            cap.release()
+
+
+class _Vis:
+    """--save-vis: a picture per image, an overlaid video per video (written whole, as the camera's --record)."""
+
+    def __init__(self, folder: Path, thresh: float):
+        self.folder, self.thresh = folder, thresh
+        self.names: dict[Path, str] = {}
+        self.videos: dict[Path, object] = {}
+
+    def name(self, path: Path) -> str:
+        if path not in self.names:
+            name = path.stem
+            while name in self.names.values():
+                name += "_"
+            self.names[path] = name
+        return self.names[path]
+
+    def write(self, item: Item, image, inst) -> Path:
+        import cv2
+
+        from .visualize import draw
+
+        self.folder.mkdir(parents=True, exist_ok=True)  # only once there is a picture to put in it
+        picture = draw(image, inst, min_score=self.thresh)
+        if item.frame is None:
+            out = self.folder / f"{self.name(item.path)}.png"
+            if not cv2.imwrite(str(out), picture):
+                raise CmliteError(f"cannot write {out}: check that the folder is writable")
+            return out
+        if item.path not in self.videos:
+            from .recorder import Recorder
+
+            cap = _open_video(item.path)
+            fps = cap.get(cv2.CAP_PROP_FPS)
+            cap.release()
+            self.videos[item.path] = Recorder(self.folder / f"{self.name(item.path)}.mp4",
+                                              fps=fps if 0 < fps < 1000 else 25.0)
+        self.videos[item.path].write(picture)
+        return self.videos[item.path].path
+
+    def close(self) -> list[Path]:
+        for rec in self.videos.values():
+            rec.close()
+        return [r.path for r in self.videos.values()]
+
+
 def cmd_predict(args) -> int:
-    import cv2
     from tqdm import tqdm
 
     from converters.folders import check_dir_path
+    from runtimes.overlap import stream
 
-    from .coco_results import image_ids, to_coco_results
+    from .coco_results import to_coco_results
     from .images import read_bgr
-    from .visualize import draw
 
-    images = check_images(args.images)
+    paths = check_images(args.images)
     if not 0 <= args.vis_thresh <= 1:
         raise CmliteError(f"--vis-thresh {args.vis_thresh}: give a score in [0, 1], e.g. 0.3")
     vis_dir = check_dir_path(args.save_vis, "--save-vis") if args.save_vis else None
     json_path = check_file_path(args.json, "--json")
-    first = read_bgr(images[0]) if len(images) == 1 else None  # one image: a bad one stops before the model loads
+    for p in paths:
+        if _is_video(p):
+            _open_video(p).release()  # a bad video stops before the model loads
+    single = len(paths) == 1 and not _is_video(paths[0])
+    first = read_bgr(paths[0]) if single else None  # one image: a bad one stops before the model loads
     seg = segmenter(args, **config_overrides(args))
     print(f"model: {seg.device}")
-    results, used, bad = [], set(), []
-    for path, image_id in tqdm(list(zip(images, image_ids(images))), desc="predict", unit="img",
-                               disable=len(images) < 2, file=sys.stderr):
-        try:
-            img = first if first is not None else read_bgr(path)
-        except ImageError as e:
-            bad.append(path)
-            tqdm.write(f"{path}: skipped: {e}", file=sys.stderr)
-            continue
-        t0 = time.perf_counter()
-        inst = seg.predict(img)
-        ms = (time.perf_counter() - t0) * 1e3
-        results += to_coco_results(inst, image_id, seg.category_ids, file_name=str(path))
-        top = ", ".join(f"{inst.label(i)} {inst.scores[i]:.2f}" for i in range(min(3, len(inst))))
-        line = f"{path}: {len(inst)} instances in {ms:.0f} ms" + (f" ({top}{', ...' if len(inst) > 3 else ''})"
-                                                                  if len(inst) else "")
-        if vis_dir:
-            name = path.stem
-            while name in used:
-                name += "_"
-            used.add(name)
-            vis_dir.mkdir(parents=True, exist_ok=True)  # only once there is a picture to put in it
-            out = vis_dir / f"{name}.png"
-            if not cv2.imwrite(str(out), draw(img, inst, min_score=args.vis_thresh)):
-                raise CmliteError(f"cannot write {out}: check that the folder is writable")
-            line += f" -> {out}"
-        tqdm.write(line, file=sys.stdout)
-    good = len(images) - len(bad)
-    if json_path and good:
+    vis = _Vis(vis_dir, args.vis_thresh) if vis_dir else None
+    results, bad, done, t0 = [], [], 0, time.perf_counter()
+
+    def finish(item: Item, job) -> None:  # beside the graphs: the COCO encoding and the picture
+        job.extras["results"] = to_coco_results(job.instances, item.image_id, seg.category_ids,
+                                                file_name=item.file_name, frame=item.frame)
+        job.extras["vis"] = vis.write(item, job.image, job.instances) if vis else None
+
+    bar = tqdm(desc="predict", unit="img", disable=single, file=sys.stderr)
+    try:
+        for item, job in stream(seg, _items(paths, first), args.mode, finish):
+            bar.update()
+            if job.error is not None:
+                bad.append(item.path)
+                tqdm.write(f"{item.path}: skipped: {job.error}", file=sys.stderr)
+                continue
+            done += 1
+            results += job.extras["results"]
+            if item.frame is not None:
+                continue  # videos: a summary line at the end, not a line per frame
+            inst = job.instances
+            ms = sum(job.timings[s] for s in seg.STAGES)
+            top = ", ".join(f"{inst.label(i)} {inst.scores[i]:.2f}" for i in range(min(3, len(inst))))
+            line = f"{item.path}: {len(inst)} instances in {ms:.0f} ms" + (
+                f" ({top}{', ...' if len(inst) > 3 else ''})" if len(inst) else "")
+            tqdm.write(line + (f" -> {job.extras['vis']}" if job.extras["vis"] else ""), file=sys.stdout)
+    finally:
+        bar.close()
+        videos = vis.close() if vis else []
+    seconds = time.perf_counter() - t0
+    for v in videos:
+        print(f"overlaid video -> {v}")
+    if done > 1:
+        print(f"{done} images in {seconds:.1f} s: {done / seconds:.1f} images/s ({args.mode} mode)")
+    if json_path and done:
         write_json_atomic(json_path, results)
-        print(f"wrote {len(results)} results for {good} images to {json_path}")
+        print(f"wrote {len(results)} results for {done} images to {json_path}")
     if bad:
-        print(f"cmlite: {len(bad)} of {len(images)} images could not be read and were skipped: "
+        print(f"cmlite: {len(bad)} of {len(bad) + done} images could not be read and were skipped: "
               f"{', '.join(map(str, bad[:5]))}{', ...' if len(bad) > 5 else ''}", file=sys.stderr)
         return 1
     return 0
 
 
 def add_parser(sub) -> None:
-    from .model_args import add_runtime_args
+    from .model_args import add_mode_arg, add_runtime_args
 
-    p = sub.add_parser("predict", help="segment images with a checkpoint or a converted model",
-                       description="Segment images. Prints a line per image; writes pictures and COCO results. "
-                                   "Unreadable images are skipped and reported (exit status 1).")
-    p.add_argument("images", nargs="+", help="image files or folders of images")
+    p = sub.add_parser("predict", help="segment images and videos with a checkpoint or a converted model",
+                       description="Segment images and videos. Prints a line per image and the images per second; "
+                                   "writes pictures (an overlaid video per video) and COCO results. Unreadable "
+                                   "images are skipped and reported (exit status 1).")
+    p.add_argument("images", nargs="+", help="image files, videos (.mp4, .avi, ...) or folders of images")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--weights", help="CenterMask2 / cmlite checkpoint (.pth), run in PyTorch; 'default' or "
                                        "nothing: the embedded default model")
     src.add_argument("--model", help="a converted model folder (from `cmlite convert`), run without PyTorch")
-    p.add_argument("--save-vis", metavar="DIR", help="write a picture with the instances drawn per image")
+    p.add_argument("--save-vis", metavar="DIR", help="write a picture with the instances drawn per image, and an "
+                                                     "overlaid .mp4 per video")
     p.add_argument("--vis-thresh", type=float, default=0.3, help="score threshold for drawing (default 0.3)")
     p.add_argument("--json", metavar="OUT", help="write COCO-format results (RLE masks; extra fields mask_score and "
-                                                 "file_name)")
+                                                 "file_name, and frame for videos)")
+    add_mode_arg(p)
     add_runtime_args(p)
     p.set_defaults(func=cmd_predict)

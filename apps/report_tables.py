@@ -78,13 +78,42 @@ def device_tables(report: dict) -> list[Table]:
     res = [[r["model"], r["threads"], size_text(r), r["peak_rss_mb"], r.get("rss_before_load_mb"), r["size_mb"],
             r.get("detections_per_image"), r.get("mask_ap"), r.get("box_ap"), r.get("mask_ap50"), r.get("box_ap50")]
            for r in ok]
-    return [Table("Device", ["", ""], [list(kv) for kv in device_rows(report["device"])], settings_text(report)),
+    tables = [Table("Device", ["", ""], [list(kv) for kv in device_rows(report["device"])], settings_text(report)),
             Table("Latency (ms) and throughput", ["model", "target", "precision", "threads", "size", "p50", "p90",
                                                   "p99", "mean", "std", "fps", "cold ms", "load ms"], lat),
             Table("Per stage, p50 ms", ["model", "threads", "size", *(n for _, n in STAGES), "end to end"], stages),
             Table("Memory, size and accuracy", ["model", "threads", "size", "peak RSS MB", "RSS before load MB",
                                                 "file MB", "detections / image", "mask AP", "box AP", "mask AP50",
                                                 "box AP50"], res)]
+    thr = throughput_table(report)
+    return tables[:3] + ([thr] if thr else []) + tables[3:]
+
+
+def throughput_table(report: dict) -> Table | None:
+    """Images per second of a stream, sequential and overlapped, against the graphs' bound (None if not measured)."""
+    rows = []
+    for r in ok_rows(report):
+        t, bound = r.get("throughput"), r.get("graph_bound_fps")
+        if not t:
+            continue
+        seq, ov = t.get("sequential", {}), t.get("overlap", {})
+
+        def pct(x):
+            return None if not (x and bound) else f"{x['images_per_s']:.1f} ({100 * x['images_per_s'] / bound:.0f}%)"
+        gain = ov.get("images_per_s") / seq["images_per_s"] if seq.get("images_per_s") and ov.get("images_per_s") \
+            else None
+        rows.append([r["model"], r["threads"], size_text(r), bound, pct(seq), pct(ov),
+                     None if gain is None else f"{gain:.2f}x", seq.get("latency_ms"), ov.get("latency_ms")])
+    if not rows:
+        return None
+    n = report["settings"].get("throughput_images")
+    return Table("Throughput: images per second of a stream", ["model", "threads", "size", "graph bound",
+                                                               "sequential (of bound)", "overlap (of bound)",
+                                                               "overlap / sequential", "latency seq ms",
+                                                               "latency overlap ms"], rows,
+                 f"Each row streams {n} of the bench images per mode (runtimes/overlap.py), twice, interleaved; "
+                 f"medians. The graph bound is 1000 / (graph 1 p50 + graph 2 p50) of the latency rounds, where each "
+                 f"graph ran alone with all the row's threads. Latency: from taking an image to its result.")
 
 
 def row_key(r: dict) -> tuple:

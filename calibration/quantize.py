@@ -120,8 +120,16 @@ class Quantizer:
 
         f = _Int8Folder(self.twins[TWIN[target]], folder, target)
         settings, graphs = {}, {}
-        for kind in ("dense", "masks"):
+        for kind in f.manifest.graphs:  # dense, masks and, where the twin has it, masks_noiou
             old = f.manifest.graphs[kind]
+            if kind == "masks_noiou" and target in ("onnx", "tensorrt"):  # cut from the quantized graph 2
+                from converters.convert import finish_onnx_graph
+
+                graphs[kind] = finish_onnx_graph(folder, onnx_export.masks_only(folder / "masks.onnx",
+                                                                                folder / "masks_noiou.onnx"), target)
+                graphs[kind].batch = old.batch
+                continue
+            samples = getattr(self.samples[TWIN[target]], kind.split("_")[0])  # masks_noiou: graph 2's inputs
             if target in ("onnx", "tensorrt"):
                 settings[kind] = ort_quant.quantize(self.pre[kind], self.cache[kind], folder / f"{kind}.onnx",
                                                     self.method, keep_float, form=target,
@@ -136,8 +144,8 @@ class Quantizer:
 
                 from . import nncf_quant
 
-                settings[kind] = nncf_quant.quantize(f.twin / old.file, getattr(self.samples[target], kind),
-                                                     folder / old.file, self.method, keep_float)
+                settings[kind] = nncf_quant.quantize(f.twin / old.file, samples, folder / old.file, self.method,
+                                                     keep_float)
                 graphs[kind] = _spec(folder, old.file, openvino_export.io_spec, old,
                                      [Path(old.file).with_suffix(".bin").name])
             else:
@@ -145,9 +153,8 @@ class Quantizer:
 
                 from . import tflite_quant
 
-                settings[kind] = tflite_quant.quantize_tflite(f.twin / old.file, folder / old.file,
-                                                              getattr(self.samples[target], kind), keep_float,
-                                                              log=self.log)
+                settings[kind] = tflite_quant.quantize_tflite(f.twin / old.file, folder / old.file, samples,
+                                                              keep_float, log=self.log)
                 graphs[kind] = _spec(folder, old.file, tflite_export.io_spec, old)
         return f.finish(graphs, {**record, "backend": settings})
 

@@ -128,7 +128,7 @@ def convert(model: CenterMaskLite, out_dir: str | Path, targets: list[str], prec
             partial = work / job.name
             partial.mkdir()
             if job.target in ("onnx", "tensorrt"):
-                graphs = _build_onnx(job, partial, onnx_fp32)
+                graphs = _build_onnx(job, partial, onnx_fp32, model.variant.maskiou)
                 hw = fixed_hw
             elif job.target == "openvino":
                 graphs = _build_openvino(job, partial, onnx_fp32)
@@ -151,7 +151,7 @@ def convert(model: CenterMaskLite, out_dir: str | Path, targets: list[str], prec
     return written
 
 
-def _build_onnx(job: Job, folder: Path, onnx_fp32) -> dict[str, GraphSpec]:
+def _build_onnx(job: Job, folder: Path, onnx_fp32, maskiou: bool) -> dict[str, GraphSpec]:
     from . import onnx_export
 
     graphs = {}
@@ -161,12 +161,23 @@ def _build_onnx(job: Job, folder: Path, onnx_fp32) -> dict[str, GraphSpec]:
             shutil.copyfile(onnx_fp32(kind), dst)
         else:
             onnx_export.to_fp16(onnx_fp32(kind), dst)
-        if job.target == "tensorrt":  # the same graphs, checked against TensorRT's parser
-            from . import tensorrt_export
-
-            tensorrt_export.write(dst, dst)
-        graphs[kind] = _graph_spec(folder, dst.name, onnx_export.io_spec)
+        graphs[kind] = finish_onnx_graph(folder, dst, job.target)
+    if maskiou:  # ONNX Runtime cannot skip the MaskIoU head at load: graph 2 without it, beside
+        graphs["masks_noiou"] = finish_onnx_graph(folder, onnx_export.masks_only(folder / "masks.onnx",
+                                                                                  folder / "masks_noiou.onnx"),
+                                                  job.target)
     return graphs
+
+
+def finish_onnx_graph(folder: Path, path: Path, target: str) -> GraphSpec:
+    """A written ONNX graph's manifest entry; TensorRT's are checked against its parser first (and rewritten)."""
+    from . import onnx_export
+
+    if target == "tensorrt":
+        from . import tensorrt_export
+
+        tensorrt_export.write(path, path)
+    return _graph_spec(folder, path.name, onnx_export.io_spec)
 
 
 def _build_openvino(job: Job, folder: Path, onnx_fp32) -> dict[str, GraphSpec]:

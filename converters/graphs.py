@@ -29,16 +29,19 @@ class DenseGraph(nn.Module):
 
 
 class MaskGraph(nn.Module):
-    """rois (N, C, 14, 14), classes_onehot (N, K) -> mask_prob (N, 1, 28, 28)[, maskiou (N, K)]."""
+    """rois (N, C, 14, 14), classes_onehot (N, K) -> mask_prob (N, 1, 28, 28)[, maskiou (N, K)].
 
-    def __init__(self, model: CenterMaskLite, as_dict: bool = False):
+    maskiou=False: without the MaskIoU head (the "masks_noiou" graph of a model that has one)."""
+
+    def __init__(self, model: CenterMaskLite, as_dict: bool = False, maskiou: bool = True):
         super().__init__()
         self.model = model
         self.as_dict = as_dict
-        self.names = mask_output_names(model.variant.maskiou)
+        self.maskiou = maskiou and model.variant.maskiou
+        self.names = mask_output_names(self.maskiou)
 
     def forward(self, rois: torch.Tensor, classes_onehot: torch.Tensor):
-        prob, iou = self.model.mask_branch(rois, classes_onehot)
+        prob, iou = self.model.mask_branch(rois, classes_onehot, self.maskiou)
         out = (prob,) if iou is None else (prob, iou)
         return dict(zip(self.names, out)) if self.as_dict else out
 

@@ -100,6 +100,17 @@ def export_masks(model: CenterMaskLite, path: Path, batch: int | None = None) ->
     return _finish(_export(MaskGraph(model), (rois, onehot), MASK_INPUTS, names, dyn), path)
 
 
+def masks_only(src: Path, dst: Path) -> Path:
+    """Graph 2 cut at mask_prob: the same nodes, names and weights (float or Q/DQ) without the MaskIoU head, the
+    `masks_noiou` graph of a model that has one."""
+    from onnx.utils import Extractor
+
+    proto = Extractor(onnx.load(str(src))).extract_model(list(MASK_INPUTS), ["mask_prob"])
+    onnx.checker.check_model(proto, full_check=True)
+    onnx.save(proto, str(dst))
+    return dst
+
+
 def to_fp16(src: Path, dst: Path) -> Path:
     """FP16 weights and compute, float32 inputs/outputs (ONNX Runtime's converter)."""
     from onnxruntime.transformers.float16 import convert_float_to_float16

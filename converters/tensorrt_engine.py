@@ -60,6 +60,11 @@ def engine_shapes(manifest: Manifest, dla: bool) -> dict:
             "mask_batch": profiles["masks"]["rois"]["opt"][0]}
 
 
+def profile(shapes: dict, kind: str) -> dict:
+    """A graph's optimization profile: masks_noiou takes graph 2's inputs, so graph 2's profile."""
+    return shapes["profiles"]["masks" if kind.startswith("masks") else kind]
+
+
 def parse_failure(file: str, errors: list[tuple[str, str, str]], trt_version: str) -> str:
     """One line for a graph TensorRT's parser refused: the node, its PyTorch module and what to do."""
     if not errors:
@@ -229,14 +234,14 @@ def build_engines(folder: str | Path, s: BuildSettings = BuildSettings(), adopt:
     staged, files, precisions = {}, {}, {}
     t0 = time.time()
     try:
-        for kind in ("dense", "masks"):
+        for kind in manifest.graphs:  # dense, masks and masks_noiou (graph 2 without the MaskIoU head)
             onnx_path = folder / manifest.graphs[kind].file
             path = folder / f"{kind}.engine"
             if adopt:
                 engine, precisions[kind] = _adopt_one(trt, path)
             else:
                 log(f"  graph {1 if kind == 'dense' else 2} ({onnx_path.name}) ...")
-                engine, cache_bytes, precisions[kind] = _build_one(trt, onnx_path, shapes["profiles"][kind], s,
+                engine, cache_bytes, precisions[kind] = _build_one(trt, onnx_path, profile(shapes, kind), s,
                                                                    cache_bytes, log)
                 staged[path] = _write_atomic(path, engine)
             files[kind] = path

@@ -181,8 +181,8 @@ def trtexec_commands(folder: Path, manifest, profiles: dict, workspace_mb: int =
     """The trtexec lines that build the same engines as `cmlite build-engine` with these settings
     (`profiles`: tensorrt_engine.engine_shapes' for them)."""
     cmds = []
-    for kind in ("dense", "masks"):
-        prof = profiles[kind]
+    for kind in manifest.graphs:
+        prof = profiles["masks" if kind.startswith("masks") else kind]
         shapes = {k: ",".join(f"{n}:{_dims(p[k])}" for n, p in prof.items()) for k in ("min", "opt", "max")}
         parts = [f"trtexec --onnx={Path(folder) / manifest.graphs[kind].file}",
                  f"--saveEngine={Path(folder) / (kind + '.engine')}", "--stronglyTyped",

@@ -83,13 +83,18 @@ def io_spec(path: Path) -> tuple[list[dict], list[dict]]:
 
 def convert_fp32(model: CenterMaskLite, work: Path, fixed_hw: tuple[int, int], mask_batch: int,
                  log=print) -> dict[str, Path]:
-    """Both graphs as FP32 .tflite files in `work` (the FP16 ones are derived from these)."""
+    """Both graphs as FP32 .tflite files in `work` (the FP16 ones are derived from these), and graph 2 without the
+    MaskIoU head when the model has one (LiteRT cannot drop it at load)."""
     image, rois, onehot = sample_inputs(model, fixed_hw, mask_batch)
     h, w = fixed_hw
     files = {"dense": work / f"dense_{h}x{w}.tflite", "masks": work / f"masks_b{mask_batch}.tflite"}
     log(f"  converting graph 1 ({h}x{w}) and graph 2 (batch {mask_batch}) with litert-torch ...")
     _convert(DenseGraph(model, as_dict=True), {"image": image}, files["dense"])
-    _convert(MaskGraph(model, as_dict=True), {"rois": rois, "classes_onehot": onehot}, files["masks"])
+    mask_inputs = {"rois": rois, "classes_onehot": onehot}
+    _convert(MaskGraph(model, as_dict=True), mask_inputs, files["masks"])
+    if model.variant.maskiou:
+        files["masks_noiou"] = work / f"masks_noiou_b{mask_batch}.tflite"
+        _convert(MaskGraph(model, as_dict=True, maskiou=False), mask_inputs, files["masks_noiou"])
     return files
 
 
@@ -103,5 +108,5 @@ def build(precision: str, folder: Path, fp32_files: dict[str, Path], mask_batch:
             shutil.copyfile(src, path)
         inputs, outputs = io_spec(path)
         graphs[kind] = GraphSpec(file=path.name, sha256=sha256(path), bytes=path.stat().st_size, inputs=inputs,
-                                 outputs=outputs, batch=mask_batch if kind == "masks" else None)
+                                 outputs=outputs, batch=mask_batch if kind.startswith("masks") else None)
     return graphs

@@ -16,9 +16,10 @@ def build_model(variant: str = DEFAULT_VARIANT, **kwargs) -> CenterMaskLite:
     return CenterMaskLite(get_variant(variant), **kwargs).eval()
 
 
-def predictor(model: CenterMaskLite, threads: int | None = None, **overrides) -> TorchSegmenter:
-    """A Segmenter running the model eagerly; overrides are PipelineConfig fields (min_size=..., ...)."""
-    return TorchSegmenter(model, threads, **overrides)
+def predictor(model: CenterMaskLite, threads: int | None = None, maskiou: bool = True, **overrides) -> TorchSegmenter:
+    """A Segmenter running the model eagerly; overrides are PipelineConfig fields (min_size=..., ...); maskiou=False
+    skips the MaskIoU head (mask score = score)."""
+    return TorchSegmenter(model, threads, maskiou, **overrides)
 
 
 __all__ = ["CenterMaskLite", "TorchSegmenter", "Variant", "VARIANTS", "DEFAULT_VARIANT", "build_model",

@@ -60,10 +60,12 @@ class CenterMaskLite(nn.Module):
             trace.update(model_input=x, stages=stages, fpn=feats, logits=logits, bbox_reg=reg, ctrness=ctr)
         return logits, reg, ctr, feats[: len(self.config.pooler_strides)]
 
-    def mask_branch(self, pooled: torch.Tensor, onehot: torch.Tensor):
-        """Graph 2. pooled (N, C, 14, 14), onehot (N, K) -> (mask prob (N, 1, 28, 28), MaskIoU (N, K) or None)."""
+    def mask_branch(self, pooled: torch.Tensor, onehot: torch.Tensor, maskiou: bool = True):
+        """Graph 2. pooled (N, C, 14, 14), onehot (N, K) -> (mask prob (N, 1, 28, 28), MaskIoU (N, K) or None).
+
+        maskiou=False skips the MaskIoU head (None), as a model without one."""
         logits = self.roi_heads.mask_head(pooled)
         prob = torch.sigmoid((logits * onehot[:, :, None, None]).sum(dim=1, keepdim=True))
-        if not self.variant.maskiou:
+        if not (self.variant.maskiou and maskiou):
             return prob, None
         return prob, self.roi_heads.maskiou_head(pooled, prob)

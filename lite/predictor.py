@@ -4,21 +4,25 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from runtimes.host_setup import prepare_process
 from runtimes.pipeline import Segmenter, dense_output_names, mask_output_names
 
 from .model import CenterMaskLite
 
 
 class TorchSegmenter(Segmenter):
-    def __init__(self, model: CenterMaskLite, threads: int | None = None, **overrides):
-        """overrides: PipelineConfig fields, e.g. min_size=320, max_size=533, score_thresh=0.3."""
+    def __init__(self, model: CenterMaskLite, threads: int | None = None, maskiou: bool = True, **overrides):
+        """overrides: PipelineConfig fields, e.g. min_size=320, max_size=533, score_thresh=0.3. maskiou=False skips
+        the MaskIoU head (mask score = score)."""
         self.model = model.eval()
         self.config = model.config.with_(**overrides)
         self.class_names = model.class_names
         self.category_ids = model.category_ids
         self._dense_names = dense_output_names(len(self.config.pooler_strides))
-        self._mask_names = mask_output_names(model.variant.maskiou)
+        self.maskiou = maskiou and model.variant.maskiou
+        self._mask_names = mask_output_names(self.maskiou)
         self.threads = threads
+        prepare_process()
 
     def _threads(self) -> None:
         # torch's pool is process-wide: re-apply ours in case another segmenter changed it
@@ -38,5 +42,5 @@ class TorchSegmenter(Segmenter):
     @torch.inference_mode()
     def infer_masks(self, rois: np.ndarray, onehot: np.ndarray) -> dict[str, np.ndarray]:
         self._threads()
-        outs = self.model.mask_branch(torch.from_numpy(rois), torch.from_numpy(onehot))
+        outs = self.model.mask_branch(torch.from_numpy(rois), torch.from_numpy(onehot), self.maskiou)
         return {k: v.numpy() for k, v in zip(self._mask_names, outs) if v is not None}

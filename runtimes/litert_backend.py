@@ -27,9 +27,11 @@ class LiteRtSegmenter(ConvertedSegmenter):
     def open(self) -> None:
         interpreter = interpreter_class()
         self.runners, kinds = {}, {}
-        for kind in ("dense", "masks"):
+        if self.mask_kind not in self.manifest.graphs:
+            raise self.no_graph(self.mask_kind)
+        for kind in ("dense", self.mask_kind):
             interp = interpreter(model_path=str(self.graph_path(kind)), num_threads=self.threads or None)
-            self.runners[kind] = interp.get_signature_runner()
+            self.runners[kind.split("_")[0]] = interp.get_signature_runner()
             dtypes = {np.dtype(d["dtype"]) for d in interp.get_tensor_details()}
             kinds[self.graph_path(kind).name] = {name for name, dt in (("int8", "int8"), ("fp16", "float16"),
                                                                        ("fp32", "float32")) if np.dtype(dt) in dtypes}

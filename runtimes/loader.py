@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from .host_setup import prepare_process
 from .errors import CmliteError
 from .manifest import read_manifest
 from .pipeline import Segmenter
@@ -18,10 +19,12 @@ BACKENDS = {
 
 
 def load(path: str | Path, threads: int | None = None, verify: bool = True, backend: str | None = None,
-         **overrides) -> Segmenter:
+         maskiou: bool = True, **overrides) -> Segmenter:
     """Open a folder written by `cmlite convert` or `cmlite quantize`. overrides: PipelineConfig fields.
 
-    backend="onnx" runs a TensorRT folder's ONNX graphs in ONNX Runtime (its reference off the device)."""
+    backend="onnx" runs a TensorRT folder's ONNX graphs in ONNX Runtime (its reference off the device).
+    maskiou=False runs graph 2 without the MaskIoU head (mask score = score, as models without the head): the head
+    only ranks masks (COCO results, AP), and skipping it saves a third of graph 2."""
     folder = Path(path)
     manifest = read_manifest(folder)
     folder = folder if folder.is_dir() else folder.parent
@@ -43,4 +46,5 @@ def load(path: str | Path, threads: int | None = None, verify: bool = True, back
             g.file.endswith(".onnx") for g in manifest.graphs.values()) else ""
         raise CmliteError(f"{folder}: this cmlite has no {backend} runtime (no {module}); upgrade cmlite{alt}") \
             from None
-    return getattr(mod, cls)(manifest, folder, threads, **overrides)
+    prepare_process()
+    return getattr(mod, cls)(manifest, folder, threads, maskiou, **overrides)

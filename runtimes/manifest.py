@@ -10,7 +10,8 @@ A runtime reads only this file and the graph files it lists. Schema (version 1):
                   resize "pil_bilinear_shortest_edge", min_size, max_size, size_divisibility,
                   fixed_hw [H, W] or null (dynamic)
     pipeline      PipelineConfig (thresholds, strides, pooler settings)
-    graphs        dense / masks: file, sha256, bytes, inputs [{name, shape, dtype}],
+    graphs        dense / masks (/ masks_noiou: graph 2 without the MaskIoU head, where the model has one and
+                  the target cannot drop it at load; OpenVINO can): file, sha256, bytes, inputs [{name, shape, dtype}],
                   outputs [{name, shape, layout}], batch (fixed RoI count for masks, or null),
                   aux_files {name: sha256} (e.g. an IR's .bin)
     provenance    source checkpoint name and sha256, tool versions, date, command
@@ -36,6 +37,7 @@ SCHEMA = "cmlite.manifest/1"
 MANIFEST = "manifest.json"
 TARGETS = ("onnx", "openvino", "tflite", "tensorrt")  # onnx runs on ONNX Runtime
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+GRAPHS = ("dense", "masks", "masks_noiou")  # masks_noiou: graph 2 without the MaskIoU head (models with one)
 GRAPH_SUFFIXES = {".onnx", ".xml", ".bin", ".tflite", ".engine", ".plan", ".pth", ".pt"}
 
 
@@ -170,8 +172,9 @@ def read_manifest(folder: str | Path) -> Manifest:
                                 f"{', '.join(TARGETS)} in {', '.join(PRECISIONS)}); convert the model again with "
                                 f"`cmlite convert --targets ...` or upgrade cmlite")
         graphs = {k: GraphSpec(**g) for k, g in d["graphs"].items()}
-        if set(graphs) != {"dense", "masks"}:
-            raise ManifestError(f"{path}: expected graphs 'dense' and 'masks', found {sorted(graphs)}")
+        if not {"dense", "masks"} <= set(graphs) <= set(GRAPHS):
+            raise ManifestError(f"{path}: expected graphs 'dense' and 'masks' (and 'masks_noiou'), found "
+                                f"{sorted(graphs)}")
         _check_classes(path, d["model"], graphs)
         return Manifest(target=d["target"], precision=d["precision"], model=d["model"], input=d["input"],
                         pipeline=PipelineConfig.from_dict(d["pipeline"]), graphs=graphs,

@@ -34,6 +34,9 @@ class OpenVinoSegmenter(ConvertedSegmenter):
         for kind in ("dense", "masks"):
             model = core.read_model(str(self.graph_path(kind)))
             kinds[self.graph_path(kind).name] = _formats(model)
+            if kind == "masks" and self.mask_kind == "masks_noiou":  # the MaskIoU head cut off: OpenVINO drops it
+                model = ov.Model([o for o in model.outputs if o.get_any_name() == "mask_prob"],
+                                 model.get_parameters(), "masks_noiou")
             compiled = core.compile_model(model, self.device_name, config)
             self.requests[kind] = (compiled.create_infer_request(), [o.get_any_name() for o in compiled.outputs])
 
@@ -46,7 +49,7 @@ class OpenVinoSegmenter(ConvertedSegmenter):
 
     def _run(self, kind: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         request, names = self.requests[kind]
-        request.infer(feeds)
+        request.infer(feeds, share_inputs=True)  # no copy of the input: infer() returns before it changes
         return {n: request.get_output_tensor(i).data.copy() for i, n in enumerate(names)}
 
     def infer_dense(self, image: np.ndarray) -> dict[str, np.ndarray]:

@@ -21,9 +21,22 @@ class OrtSegmenter(ConvertedSegmenter):
         # idle pool threads must not spin: the host work between the graphs needs the cores
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._check_formats()
-        self.sessions = {k: ort.InferenceSession(str(self.graph_path(k)), opts, providers=list(self.providers))
-                         for k in ("dense", "masks")}
+        self.sessions = {k: ort.InferenceSession(self._graph(k), opts, providers=list(self.providers))
+                         for k in ("dense", self.mask_kind)}
+        self.sessions["masks"] = self.sessions.pop(self.mask_kind)
         self.output_names = {k: [o.name for o in s.get_outputs()] for k, s in self.sessions.items()}
+
+    def _graph(self, kind: str):
+        """A graph's file, or for masks_noiou of a folder that predates it, graph 2 cut at mask_prob in memory."""
+        if kind in self.manifest.graphs:
+            return str(self.graph_path(kind))
+        try:
+            import onnx
+            from onnx.utils import Extractor
+        except ImportError:
+            raise self.no_graph(kind) from None
+        return Extractor(onnx.load(str(self.graph_path("masks")))).extract_model(
+            ["rois", "classes_onehot"], ["mask_prob"]).SerializeToString()
 
     def _check_formats(self) -> None:
         """The graphs' number formats against the manifest, where the onnx package is at hand (a device may have

@@ -9,15 +9,14 @@ Everything between (decode, NMS, level assignment, RoIAlign) and around (resize,
 """
 from __future__ import annotations
 
-import functools
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .config import PipelineConfig
-from .decode import decode
+from .decode import Proposals, decode
 from .instances import Instances
 from .paste import paste_masks, scale_clip_boxes
 from .preprocess import Preprocessed, preprocess
@@ -26,13 +25,6 @@ from .roi_align import assign_levels, roi_align
 NUM_LEVELS = 5
 DENSE_INPUTS = ("image",)
 MASK_INPUTS = ("rois", "classes_onehot")
-
-
-@functools.lru_cache(maxsize=1)
-def _blas_controller():
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
 
 
 def dense_output_names(num_feature_levels: int = 3) -> tuple[str, ...]:
@@ -56,11 +48,23 @@ class DenseOutputs:
 
 
 @dataclass
-class Front:
-    """What graph 1 made of one image: the input to Segmenter.back()."""
-    pre: Preprocessed
-    dense: DenseOutputs
-    timings: dict[str, float]  # ms: preprocess, graph1
+class Job:
+    """One image on its way through the pipeline: each stage method of Segmenter fills in its part, so stages of
+    different images can run in different threads (runtimes/overlap.py) and still give what predict() gives."""
+    image: np.ndarray | None
+    trace: dict | None = None  # receives every intermediate stage when given
+    error: BaseException | None = None  # the image could not be read: no stage runs
+    t_taken: float = field(default_factory=time.perf_counter)  # when the image was taken from its source
+    extras: dict = field(default_factory=dict)  # what the caller adds (e.g. in an overlap runner's finish)
+    pre: Preprocessed | None = None
+    dense: DenseOutputs | None = None
+    props: Proposals | None = None
+    levels: np.ndarray | None = None
+    pooled: np.ndarray | None = None
+    mask_probs: np.ndarray | None = None
+    maskiou: np.ndarray | None = None
+    instances: Instances | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # ms per stage: Segmenter.STAGES
 
 
 class Segmenter(ABC):
@@ -103,55 +107,61 @@ class Segmenter(ABC):
 
     def predict(self, image: np.ndarray, trace: dict | None = None) -> Instances:
         """image: HxWx3 uint8 BGR. `trace`, if given, receives every intermediate stage."""
-        return self.back(self.front(image), trace)
+        job = Job(image, trace)
+        for stage in (self.preprocess, self.graph1, self.host, self.graph2, self.paste):
+            stage(job)
+        self.timings = job.timings
+        return job.instances
 
-    def front(self, image: np.ndarray) -> Front:
-        """The first half of predict(): preprocessing and graph 1. Apps may run it for the next frame in another
-        thread while back() finishes the current one (`cmlite camera --pipeline`)."""
+    # The five stages, in order. Graph stages run a backend's graph (which uses its own threads); the others are
+    # host work on the calling thread.
+
+    def preprocess(self, job: Job) -> None:
         t0 = time.perf_counter()
         cfg = self.config
-        pre = preprocess(image, cfg.min_size, cfg.max_size, cfg.pixel_mean, cfg.size_divisibility, self.fixed_hw)
-        t1 = time.perf_counter()
-        dense = self.run_dense(pre.tensor)
-        t2 = time.perf_counter()
-        return Front(pre, dense, {"preprocess": (t1 - t0) * 1e3, "graph1": (t2 - t1) * 1e3})
+        job.pre = preprocess(job.image, cfg.min_size, cfg.max_size, cfg.pixel_mean, cfg.size_divisibility,
+                             self.fixed_hw)
+        job.timings["preprocess"] = (time.perf_counter() - t0) * 1e3
 
-    def back(self, front: Front, trace: dict | None = None) -> Instances:
-        """The second half of predict(): decode, RoIAlign, graph 2 and paste. Sets `timings` (all stages)."""
-        # The host work is many tiny matrix products; a threaded BLAS spends 10-30x longer on them than
-        # one thread does (measured: paste 400 ms vs 11 ms on 2 cores). The graphs use their own pools.
-        with _blas_controller().limit(limits=1, user_api="blas"):
-            return self._back(front, trace)
+    def graph1(self, job: Job) -> None:
+        t0 = time.perf_counter()
+        job.dense = self.run_dense(job.pre.tensor)
+        job.timings["graph1"] = (time.perf_counter() - t0) * 1e3
 
-    def _back(self, front: Front, trace: dict | None) -> Instances:
-        cfg, pre, dense = self.config, front.pre, front.dense
-        clock = [time.perf_counter()]
+    def host(self, job: Job) -> None:
+        """Decode, NMS, level assignment and RoIAlign: graph 2's input."""
+        t0 = time.perf_counter()
+        cfg, dense = self.config, job.dense
+        job.props = decode(dense.levels, cfg.fpn_strides, cfg.score_thresh, cfg.pre_nms_topk, cfg.nms_thresh,
+                           cfg.post_nms_topk)
+        job.levels = assign_levels(job.props.boxes, job.pre.resized_hw, 3, 2 + len(cfg.pooler_strides))
+        job.pooled = roi_align(dense.features, job.props.boxes, job.levels, cfg.pooler_strides, cfg.pooler_resolution)
+        job.timings["host"] = (time.perf_counter() - t0) * 1e3
 
-        def lap():
-            clock.append(time.perf_counter())
-
-        props = decode(dense.levels, cfg.fpn_strides, cfg.score_thresh, cfg.pre_nms_topk, cfg.nms_thresh,
-                       cfg.post_nms_topk)
-        levels = assign_levels(props.boxes, pre.resized_hw, 3, 2 + len(cfg.pooler_strides))
-        pooled = roi_align(dense.features, props.boxes, levels, cfg.pooler_strides, cfg.pooler_resolution)
-        lap()
+    def graph2(self, job: Job) -> None:
+        t0 = time.perf_counter()
+        props = job.props
         if len(props):
-            num_classes = dense.levels[0][0].shape[0]
+            num_classes = job.dense.levels[0][0].shape[0]
             onehot = np.eye(num_classes, dtype=np.float32)[props.classes]
-            mask_probs, maskiou = self.run_masks(pooled, onehot)
+            job.mask_probs, job.maskiou = self.run_masks(job.pooled, onehot)
         else:
-            mask_probs, maskiou = np.zeros((0, 1, 28, 28), np.float32), None
-        lap()
-        mask_scores = props.scores if maskiou is None else \
-            props.scores * maskiou[np.arange(len(props)), props.classes]
-        if trace is not None:
-            trace.update(preprocessed=pre, dense=dense, proposals=props, level_assignment=levels,
-                         pooled=pooled, mask_probs=mask_probs, maskiou=maskiou, mask_scores=mask_scores)
+            job.mask_probs, job.maskiou = np.zeros((0, 1, 28, 28), np.float32), None
+        job.timings["graph2"] = (time.perf_counter() - t0) * 1e3
+
+    def paste(self, job: Job) -> None:
+        """Boxes and masks back to the original frame: the Instances."""
+        t0 = time.perf_counter()
+        cfg, pre, props, maskiou = self.config, job.pre, job.props, job.maskiou
+        mask_scores = props.scores if maskiou is None else props.scores * maskiou[np.arange(len(props)), props.classes]
+        if job.trace is not None:
+            job.trace.update(preprocessed=pre, dense=job.dense, proposals=props, level_assignment=job.levels,
+                             pooled=job.pooled, mask_probs=job.mask_probs, maskiou=maskiou, mask_scores=mask_scores)
         boxes, keep = scale_clip_boxes(props.boxes, pre.resized_hw, pre.original_hw)
         order = np.nonzero(keep)[0]
         order = order[np.argsort(-props.scores[order], kind="stable")]
-        masks = paste_masks(mask_probs[order, 0], boxes[order], pre.original_hw, cfg.mask_thresh)
-        lap()
-        self.timings = {**front.timings, **{k: (b - a) * 1e3 for k, a, b in zip(self.STAGES[2:], clock, clock[1:])}}
-        return Instances(boxes[order], props.scores[order], props.classes[order], masks,
-                         mask_scores[order].astype(np.float32), pre.original_hw, tuple(self.class_names))
+        masks = paste_masks(job.mask_probs[order, 0], boxes[order], pre.original_hw, cfg.mask_thresh)
+        job.instances = Instances(boxes[order], props.scores[order], props.classes[order], masks,
+                                  mask_scores[order].astype(np.float32), pre.original_hw, tuple(self.class_names))
+        job.timings["paste"] = (time.perf_counter() - t0) * 1e3
+        job.dense = job.pooled = None  # the large arrays go as soon as they are used (a trace keeps its own)

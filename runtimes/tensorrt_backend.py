@@ -140,7 +140,11 @@ class TensorRtSegmenter(ConvertedSegmenter):
         self.logger = trt.Logger(trt.Logger.WARNING)
         self.runtime = trt.Runtime(self.logger)
         self.engines = {}
+        if self.mask_kind not in engines["files"]:
+            raise self.no_graph(self.mask_kind)
         for kind, e in engines["files"].items():
+            if kind not in ("dense", self.mask_kind):
+                continue
             with cuda.current():
                 engine = self.runtime.deserialize_cuda_engine((self.folder / e["file"]).read_bytes())
             if engine is None:
@@ -161,7 +165,7 @@ class TensorRtSegmenter(ConvertedSegmenter):
         return self.engines["dense"]({"image": image})
 
     def infer_masks(self, rois: np.ndarray, onehot: np.ndarray) -> dict[str, np.ndarray]:
-        run = self.engines["masks"]
+        run = self.engines[self.mask_kind]
         step = run.max_batch
         if len(rois) <= step:
             return run({"rois": rois, "classes_onehot": onehot})

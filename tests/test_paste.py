@@ -37,7 +37,7 @@ def test_paste_matches_detectron2(seed):
     # smooth probabilities with many values near 0.5, the hardest case for agreement
     mask = (0.5 + 0.5 * np.sin(np.linspace(0, 6, 28)[:, None] + np.linspace(0, 4, 28)[None] * (seed + 1)))
     mask = mask.astype(np.float32)
-    got = paste_masks(mask[None], box[None], (h, w))[0]
+    got = paste_masks(mask[None], box[None], (h, w)).full()[0]
     want = detectron2_paste(mask, box, h, w)
     assert (got != want).sum() <= 2  # float rounding at exactly 0.5 only
 
@@ -45,7 +45,7 @@ def test_paste_matches_detectron2(seed):
 def test_full_mask_covers_the_pixel_centres_inside_the_box():
     mask = np.ones((28, 28), np.float32)
     box = np.array([100.2, 50.7, 700.0, 400.0], np.float32)
-    got = paste_masks(mask[None], box[None], (480, 800))[0]
+    got = paste_masks(mask[None], box[None], (480, 800)).full()[0]
     want = detectron2_paste(mask, box, 480, 800)
     np.testing.assert_array_equal(got, want)
     cols, rows = np.nonzero(got.any(axis=0))[0], np.nonzero(got.any(axis=1))[0]

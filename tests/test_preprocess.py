@@ -26,6 +26,73 @@ def test_resized_size_follows_resize_shortest_edge(hw, want):
     assert resized_size(*hw, 600, 1000) == want
 
 
+def _official_tensor(img, min_size, max_size, fixed_hw=None):
+    """The official preprocessing, written out independently: detectron2's size rule, PIL's resize through
+    Image.resize, NCHW float32, padded with the mean to the next multiple of 32 (or into fixed_hw, scaled to fit)."""
+    rh, rw = resized_size(*img.shape[:2], min_size, max_size)
+    if fixed_hw is None:
+        ph, pw = -(-rh // 32) * 32, -(-rw // 32) * 32
+    else:
+        (ph, pw), s = fixed_hw, min(fixed_hw[0] / rh, fixed_hw[1] / rw)
+        if s < 1:
+            rh, rw = max(min(int(rh * s + 0.5), ph), 1), max(min(int(rw * s + 0.5), pw), 1)
+    resized = np.asarray(Image.fromarray(img).resize((rw, rh), Image.BILINEAR), np.float32)
+    out = np.broadcast_to(np.float32(MEAN)[:, None, None], (3, ph, pw)).copy()
+    out[:, :rh, :rw] = resized.transpose(2, 0, 1)
+    return out[None], (rh, rw)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_preprocessing_is_bit_exact_over_random_sizes(seed):
+    """Many random sizes and aspect ratios (strips, tiny, large, up- and downscaled, fixed-size targets): the
+    tensor equals the official preprocessing, written out independently above, bit for bit."""
+    rng = np.random.default_rng(seed)
+    for _ in range(15):
+        h, w = (int(v) for v in np.exp(rng.uniform(0, np.log(1500), 2)).round().clip(1))
+        min_size = int(rng.choice([96, 320, 600, 800]))
+        max_size = int(min_size * rng.uniform(1, 2))
+        fixed = None if rng.random() < 0.5 else (int(rng.integers(1, 20)) * 32, int(rng.integers(1, 20)) * 32)
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        pre = preprocess(img, min_size, max_size, MEAN, 32, fixed)
+        want, hw = _official_tensor(img, min_size, max_size, fixed)
+        assert pre.resized_hw == hw and pre.original_hw == (h, w), (h, w, min_size, max_size, fixed)
+        np.testing.assert_array_equal(pre.tensor, want, err_msg=str((h, w, min_size, max_size, fixed)))
+
+
+# Pillow 13.0.0's bilinear resize of crops of one random image, as sha256 prefixes: the official outputs were made
+# with that Pillow, and the preprocessing calls the installed one. The numpy transcription of PIL's filter that
+# cmlite used before missed by one level on about a quarter of such size pairs (Pillow runs the vertical pass
+# first on some), which is why the resize is Pillow's own now.
+PILLOW_13_RESIZES = [
+    ((480, 640), (600, 800), "ac78e76e93b1375e"),
+    ((480, 640), (320, 427), "ba2b42ffe6f833f6"),
+    ((720, 1280), (300, 533), "85b1d39e785584f5"),
+    ((1080, 1920), (562, 1000), "1ee451335aa5d8b4"),
+    ((333, 500), (600, 901), "6ce9b99733a91ceb"),
+    ((7, 23), (2, 35), "a3649776e3bc7405"),
+    ((112, 21), (78, 6), "42afa06d409facb6"),
+    ((253, 1), (9, 2), "4037c822de0152fc"),
+    ((24, 67), (42, 2), "9b9756b0c459b5b9"),
+    ((517, 2), (3, 13), "0efbb19323426953"),
+    ((6, 66), (113, 120), "722088306e1883cd"),
+    ((38, 5), (251, 2), "6b39042c18d38cb4"),
+]
+
+
+def test_the_installed_pillow_resizes_as_pillow_13():
+    """A Pillow that resizes otherwise (a fork such as Pillow-SIMD, a changed algorithm) would shift every official
+    output: it is named here."""
+    import hashlib
+
+    import PIL
+
+    src = np.random.default_rng(0).integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
+    for (h, w), (oh, ow), digest in PILLOW_13_RESIZES:
+        out = resize_bilinear_pil(np.ascontiguousarray(src[:h, :w]), oh, ow)
+        got = hashlib.sha256(np.ascontiguousarray(out).tobytes()).hexdigest()[:16]
+        assert got == digest, f"Pillow {PIL.__version__} resizes {h}x{w} -> {oh}x{ow} unlike Pillow 13.0.0"
+
+
 def test_padding_is_mean_and_divisible():
     img = np.full((100, 2000, 3), 7, np.uint8)  # wide: 50x1000 after the cap
     pre = preprocess(img, 600, 1000, MEAN)

@@ -202,3 +202,42 @@ def test_folder_size_counts_every_file(converted):
         assert m.size_bytes(folder) == on_disk, name
     ov = read_manifest(converted["openvino-fp32"])
     assert ov.size_bytes(converted["openvino-fp32"]) > 10 * sum(g.bytes for g in ov.graphs.values())
+
+
+@pytest.mark.parametrize("name", ["onnx-fp32", "openvino-fp32", "tflite-fp32", "tensorrt-fp32", "onnx-fp16",
+                                  "tflite-fp16"])
+def test_maskiou_off_skips_the_head_and_nothing_else(converted, ref_model, ref_run, name):
+    """Graph 2 without the MaskIoU head: the official instances and masks, and the mask score is the score, as in
+    models without the head. ONNX, TFLite and TensorRT folders carry that graph (hashed); OpenVINO cuts it at
+    load. The official model gives the same instances, masks and scores without its head (the head only ranks)."""
+    import lite
+
+    backend = "onnx" if name.startswith("tensorrt") else None
+    img = cv2.imread(str(IMAGE))
+    full = runtimes.load(converted[name], threads=2, backend=backend).predict(img)
+    seg = runtimes.load(converted[name], threads=2, backend=backend, maskiou=False)
+    inst = seg.predict(img)
+    assert seg.mask_kind == "masks_noiou" and len(inst) == 50
+    m = read_manifest(converted[name])
+    assert ("masks_noiou" in m.graphs) == (m.target != "openvino")
+    if "masks_noiou" in m.graphs:
+        assert m.graphs["masks_noiou"].output_names() == ["mask_prob"]
+    np.testing.assert_array_equal(inst.boxes, full.boxes)
+    np.testing.assert_array_equal(inst.masks, full.masks)
+    np.testing.assert_array_equal(inst.mask_scores, inst.scores)
+    assert not np.array_equal(full.mask_scores, full.scores)
+    eager = lite.predictor(ref_model, maskiou=False).predict(img)
+    np.testing.assert_array_equal(eager.mask_scores, eager.scores)
+    if name.endswith("fp32"):  # FP16 scores differ a little, and so does the order of close ones
+        assert mask_iou(inst.masks, eager.masks).min() >= 0.99 and mask_iou(inst.masks, ref_run[0].masks).min() >= 0.99
+
+
+def test_a_folder_without_the_headless_graph_says_what_to_do(converted, tmp_path):
+    folder = tmp_path / "tflite-fp32"
+    shutil.copytree(converted["tflite-fp32"], folder)
+    d = json.loads((folder / "manifest.json").read_text())
+    (folder / d["graphs"].pop("masks_noiou")["file"]).unlink()
+    (folder / "manifest.json").write_text(json.dumps(d))
+    assert runtimes.load(folder).maskiou  # with the head, as before
+    with pytest.raises(CmliteError, match=r"no graph 2 without the MaskIoU head.*convert it again.*--maskiou on"):
+        runtimes.load(folder, maskiou=False)

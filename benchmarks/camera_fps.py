@@ -14,11 +14,16 @@ with the cores to itself. CPU is the process's CPU time over the run's wall time
 
     python benchmarks/camera_fps.py --model out/onnx-int8 --model out/openvino-int8 [--frames 300] [--rounds 3]
                                     [--threads 2] [--modes sequential,overlap,auto] [--sources video]
+                                    [--maskiou off,on] [--before /path/to/older/checkout]
+
+--before also runs another checkout's camera (e.g. a git worktree of an older commit), sequential and with
+its --pipeline when it has one, interleaved with the rest.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -41,15 +46,23 @@ def _video(path: Path, frames: int) -> None:
     writer.release()
 
 
-def _run(model: str, source: str, mode: str, args, stats: Path) -> dict:
+def _run(config: tuple, source: str, args, stats: Path) -> dict:
+    code, model, _, mode, maskiou = config
     flag = ["--weights", model[len("weights:"):]] if model.startswith("weights:") else ["--model", model]
     cmd = [sys.executable, "-m", "apps.cli", "camera", "--source", source, *flag, "--headless", "--frames",
-           str(args.frames), "--stats", str(stats), "--threads", str(args.threads), "--mode", mode]
+           str(args.frames), "--stats", str(stats), "--threads", str(args.threads)]
+    if code == "before":  # the older app: --pipeline or nothing, and always the MaskIoU head
+        cmd += ["--pipeline"] if mode == "pipeline" else []
+    else:
+        cmd += ["--mode", mode, "--maskiou", maskiou]
     cmd += ["--loop"] if not source.startswith("synth") else []
     cmd += ["--min-size", str(args.min_size)] if args.min_size else []
     cmd += ["--max-size", str(args.max_size)] if args.max_size else []
-    subprocess.run(cmd, cwd=REPO, check=True, capture_output=True)
-    return json.loads(stats.read_text())
+    checkout = Path(args.before).resolve() if code == "before" else REPO
+    subprocess.run(cmd, cwd=checkout, check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(checkout)})
+    s = json.loads(stats.read_text())
+    s.setdefault("mode", "pipeline" if s.get("pipeline") else "sequential")
+    return s
 
 
 def main() -> None:
@@ -63,6 +76,8 @@ def main() -> None:
     ap.add_argument("--max-size", type=int)
     ap.add_argument("--modes", default="sequential,overlap,auto")
     ap.add_argument("--sources", default="video,synth")
+    ap.add_argument("--maskiou", default="off", help="comma list of on, off: the camera's --maskiou (default off)")
+    ap.add_argument("--before", help="another checkout of cmlite to run beside this one")
     ap.add_argument("--json")
     args = ap.parse_args()
     from apps.device_info import cpu_line
@@ -74,13 +89,17 @@ def main() -> None:
     video = tmp / "scene.avi"
     _video(video, 120)  # played in a loop
     sources = {"video": str(video), "synth": "synth"}
-    configs = [(m, s, mode) for m in models for s in args.sources.split(",") for mode in modes]
+    configs = [("after", m, s, mode, iou) for m in models for s in args.sources.split(",")
+               for iou in args.maskiou.split(",") for mode in modes]
+    if args.before:
+        configs += [("before", m, s, mode, "on") for m in models for s in args.sources.split(",")
+                    for mode in ("sequential", "pipeline")]
     runs: dict = {c: [] for c in configs}
     for r in range(args.rounds):
         for c in configs:
-            runs[c].append(_run(c[0], sources[c[1]], c[2], args, tmp / "stats.json"))
-            print(f"round {r + 1}/{args.rounds} {Path(c[0]).name} {c[1]} {c[2]}: {runs[c][-1]['fps_mean']} fps "
-                  f"({runs[c][-1]['mode']})", file=sys.stderr)
+            runs[c].append(_run(c, sources[c[2]], args, tmp / "stats.json"))
+            print(f"round {r + 1}/{args.rounds} {c[0]} {Path(c[1]).name} {c[2]} {c[3]} maskiou {c[4]}: "
+                  f"{runs[c][-1]['fps_mean']} fps ({runs[c][-1]['mode']})", file=sys.stderr)
 
     def med(v, f):
         return statistics.median(f(x) for x in v)
@@ -93,21 +112,21 @@ def main() -> None:
                       "cpu": med(v, lambda x: x.get("cpu_load") or 0), "modes": [x["mode"] for x in v],
                       "device": v[0]["device"], "input": v[0]["input"]}
     rows, report = [], []
-    for (m, s, mode), x in summary.items():
-        alone = summary.get((m, s, "sequential"), {}).get("bound_in_run")
-        seq = summary.get((m, s, "sequential"), {}).get("fps")
-        rows.append([Path(m).name, x["input"], s, mode, x["fps"], x["lat_p50"], x["lat_p90"], x["bound_in_run"],
-                     f"{100 * x['fps'] / x['bound_in_run']:.0f}%", alone,
+    for (code, m, s, mode, iou), x in summary.items():
+        base = summary.get((code, m, s, "sequential", iou), {})
+        alone, seq = base.get("bound_in_run"), base.get("fps")
+        rows.append([Path(m).name, x["input"], s, code, mode, iou, x["fps"], x["lat_p50"], x["lat_p90"],
+                     x["bound_in_run"], f"{100 * x['fps'] / x['bound_in_run']:.0f}%", alone,
                      f"{100 * x['fps'] / alone:.0f}%" if alone else "", f"{x['fps'] / seq:.2f}x" if seq else "",
-                     f"{100 * x['cpu']:.0f}%"])
-        report.append({"model": m, "source": s, "mode": mode, **x, "bound_alone": alone})
-    print(format_table(["model", "input", "source", "mode", "fps", "lat p50", "lat p90", "bound in run",
-                        "of it", "bound alone", "of it", "vs seq.", "CPU"], rows, floatfmt=".1f"))
+                     f"{100 * x['cpu']:.0f}%" if x["cpu"] else ""])
+        report.append({"model": m, "source": s, "code": code, "mode": mode, "maskiou": iou, **x, "bound_alone": alone})
+    print(format_table(["model", "input", "source", "code", "mode", "maskiou", "fps", "lat p50", "lat p90",
+                        "bound in run", "of it", "bound alone", "of it", "vs seq.", "CPU"], rows, floatfmt=".1f"))
     print(f"{args.frames} frames per run, median of {args.rounds} interleaved rounds, {args.threads} threads; latency "
           f"in ms, capture (video: the app taking the frame) to display\nCPU: {cpu_line()}")
-    auto = {c: x["modes"] for c, x in summary.items() if c[2] == "auto"}
-    for (m, s, _), chosen in auto.items():
-        print(f"auto on {Path(m).name} / {s}: " + "; ".join(chosen))
+    for c, x in summary.items():
+        if c[3] == "auto":
+            print(f"auto on {Path(c[1]).name} / {c[2]} / maskiou {c[4]}: " + "; ".join(x["modes"]))
     if args.json:
         Path(args.json).write_text(json.dumps({"cpu": cpu_line(), "runs": report}, indent=2))
 

@@ -18,6 +18,7 @@ from runtimes.errors import CmliteError
 
 from .bench_worker import RowSpec, worker
 from .latency_stats import summarize
+from .table import plural
 
 STAGES = ("preprocess", "graph1", "host", "graph2", "paste")
 
@@ -60,12 +61,13 @@ def parse_size(text: str) -> tuple[int, int | None]:
 
 
 def plan_rows(models: list[str], weights: list[str], threads: list[int],
-              sizes: list[tuple[int, int | None]] | None, maskiou: tuple[bool, ...] = (True,)) -> list[RowSpec]:
+              sizes: list[tuple[int, int | None]] | None, maskiou: tuple[bool, ...] = (True,),
+              backend: str | None = None) -> list[RowSpec]:
     sources = [("weights", w) for w in weights] + [("model", m) for m in models]
     if not sources:
         raise CmliteError("no models to bench: give --model DIR (repeatable), --models-dir DIR or --weights CKPT")
-    return [RowSpec(kind, src, t, size, maskiou=iou) for kind, src in sources for iou in maskiou
-            for size in (sizes or [None]) for t in threads]
+    return [RowSpec(kind, src, t, size, maskiou=iou, backend=backend if kind == "model" else None)
+            for kind, src in sources for iou in maskiou for size in (sizes or [None]) for t in threads]
 
 
 def _check_runs(runs: int, warmup: int, max_procs: int | None = None) -> None:
@@ -141,8 +143,10 @@ def _labels(rows: list[_Row]) -> list[str]:
         base = f"{r.info['target']}-{r.info['precision']}" if r.info else r.spec.source
         base += "" if r.spec.maskiou else " -maskiou"
         names.append(f"{r.info['variant']} {base}" if r.info and len(variants) > 1 else base)
-    for i, r in enumerate(rows):  # the same name for different loaded sources: add the folder
-        if r.info and any(n == names[i] and o.info and o.spec.source != r.spec.source for n, o in zip(names, rows)):
+    clash = [bool(r.info) and any(n == names[i] and o.info and o.spec.source != r.spec.source
+                                  for n, o in zip(names, rows)) for i, r in enumerate(rows)]
+    for i, r in enumerate(rows):  # the same name for different loaded sources: every one of them says its folder
+        if clash[i]:
             p = Path(r.info["path"])
             names[i] = f"{names[i]} ({p.parent.name}/{p.name})"
     return names
@@ -203,7 +207,7 @@ def _throughput(rows: list[_Row], bar, count: int, log) -> None:
                     got.setdefault(k, {}).setdefault(mode, []).append(r.ask("throughput", mode, count))
                 except RuntimeError as e:
                     r.error = f"throughput ({mode}) failed: {e}"
-                    log(f"{r.spec.source} ({r.spec.threads} threads): {r.error}")
+                    log(f"{r.spec.source} ({plural(r.spec.threads, 'thread')}): {r.error}")
                 bar.update(1)
     for k, r in enumerate(rows):
         if r.alive and k in got:
@@ -235,7 +239,7 @@ def _run_batch(rows: list[_Row], bar, warmup: int, runs: int, data, eval_images:
                 bar.update(1)
             except RuntimeError as e:
                 r.error, r.samples = f"inference failed in round {i + 1}: {e}", []
-                log(f"{r.spec.source} ({r.spec.threads} threads): {r.error}")
+                log(f"{r.spec.source} ({plural(r.spec.threads, 'thread')}): {r.error}")
                 bar.update(warmup + runs - i)
     if throughput:
         _throughput(rows, bar, throughput, log)
@@ -269,12 +273,12 @@ def run_bench(specs: list[RowSpec], images: list[Path], runs: int = 20, warmup: 
     as it happens (default: above the progress bar). max_procs: at most this many row processes at once (the
     rows run in consecutive batches, interleaved within each; for devices short of memory). throughput: images
     per stream when measuring each row's images per second, sequential and overlapped (0: not measured)."""
-    from tqdm import tqdm
+    from runtimes.progress import progress_bar
 
     from .device_info import fingerprint
     from .report_schema import new_report
 
-    log = log or (lambda m: tqdm.write(m, file=sys.stderr))
+    log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     _check_runs(runs, warmup, max_procs)
     eval_images = 0
     if data:
@@ -290,7 +294,7 @@ def run_bench(specs: list[RowSpec], images: list[Path], runs: int = 20, warmup: 
     step = max_procs or len(specs)
     n_keys = len({_key(s) for s in specs})
     passes = THROUGHPUT_ROUNDS * len(THROUGHPUT_MODES) if throughput else 0
-    bar = tqdm(total=len(specs) * (1 + warmup + runs + passes) + eval_images * n_keys, desc="bench", unit="step",
+    bar = progress_bar(total=len(specs) * (1 + warmup + runs + passes) + eval_images * n_keys, desc="bench", unit="step",
                disable=not progress, file=sys.stderr)
     done_rows: list[_Row] = []
     metrics: dict[tuple, dict] = {}
@@ -339,7 +343,7 @@ def cmd_bench(args) -> int:
     for d in args.models_dir or []:
         models += [str(p) for p in find_models(d)]
     specs = plan_rows(models, list(args.weights or []), threads, sizes,
-                      {"on": (True,), "off": (False,), "both": (True, False)}[args.maskiou])
+                      {"on": (True,), "off": (False,), "both": (True, False)}[args.maskiou], args.backend)
     if args.weights:
         from .model_args import need_torch
 
@@ -348,9 +352,10 @@ def cmd_bench(args) -> int:
         raise CmliteError("--data and --data-images go together: the COCO annotations and the folder of its images")
     images = bench_images(args.images, args.warmup + args.runs)
     data = (args.data, args.data_images, args.data_limit) if args.data else None
-    print(f"bench: {len(specs)} rows ({len(specs) // len(threads) // len(sizes or [None])} models x "
-          f"{len(threads)} thread counts x {len(sizes or [None])} sizes), {args.warmup} + {args.runs} rounds on "
-          f"{len(images)} images{', AP on ' + args.data if data else ''}", file=sys.stderr)
+    n_models = len(specs) // len(threads) // len(sizes or [None])
+    print(f"bench: {plural(len(specs), 'row')} ({plural(n_models, 'model')} x {plural(len(threads), 'thread count')} "
+          f"x {plural(len(sizes or [None]), 'size')}), {args.warmup} + {plural(args.runs, 'round')} on "
+          f"{plural(len(images), 'image')}{', AP on ' + args.data if data else ''}", file=sys.stderr)
     report = run_bench(specs, images, args.runs, args.warmup, data, args.device_name,
                        command="cmlite " + " ".join(sys.argv[1:]), max_procs=args.max_procs,
                        throughput=args.throughput)
@@ -361,7 +366,7 @@ def cmd_bench(args) -> int:
     print("wrote " + ", ".join(str(p) for p in paths))
     failed = [r for r in report["results"] if r["error"]]
     for r in failed:
-        print(f"cmlite: {r['model']} ({r['threads']} threads): {r['error']}", file=sys.stderr)
+        print(f"cmlite: {r['model']} ({plural(r['threads'], 'thread')}): {r['error']}", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -378,6 +383,9 @@ def add_parser(sub) -> None:
     p.add_argument("--images", nargs="+", required=True, metavar="PATH",
                    help="image files or folders; the rows cycle through the first --warmup + --runs of them")
     p.add_argument("--threads", help="comma list of thread counts (default: 1 and all cores)")
+    p.add_argument("--backend", choices=("onnx", "openvino", "tflite", "tensorrt"),
+                   help="the runtime for every --model folder (default: each folder's own target); onnx runs "
+                        "TensorRT folders' ONNX graphs in ONNX Runtime, off the device")
     p.add_argument("--maskiou", choices=("on", "off", "both"), default="on",
                    help="run graph 2 with the MaskIoU head, without it (mask score = box score), or rows of each "
                         "(default on)")

@@ -21,6 +21,7 @@ class RowSpec:
     size: tuple[int, int | None] | None = None  # (min_size, max_size or None: the model's); None: the model's
     overrides: dict = field(default_factory=dict)
     maskiou: bool = True  # False: graph 2 without the MaskIoU head
+    backend: str | None = None  # the runtime for a folder (None: its own target)
 
     def config_overrides(self) -> dict:
         out = dict(self.overrides)
@@ -84,7 +85,8 @@ def _load(spec: RowSpec):
     else:
         import runtimes
 
-        seg = runtimes.load(spec.source, threads=spec.threads, maskiou=spec.maskiou, **spec.config_overrides())
+        seg = runtimes.load(spec.source, threads=spec.threads, maskiou=spec.maskiou, backend=spec.backend,
+                            **spec.config_overrides())
         m, folder = seg.manifest, Path(spec.source)
         info = {"variant": m.model.get("variant"), "target": m.target, "precision": m.precision,
                 "size_mb": round(m.size_bytes(folder) / 2**20, 2), "path": str(folder)}

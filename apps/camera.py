@@ -3,7 +3,7 @@ backend, with the fps and latency each device reaches.
 
     cmlite camera --source 0 --model out/openvino-int8                 # a window (a display and GUI OpenCV)
     cmlite camera --source synth --serve 0.0.0.0:8080 --headless       # watch from a browser
-    cmlite camera --source clip.mp4 --record seg.mp4 --stats run.json --headless
+    cmlite camera --source clip.mp4 --record seg.webm --stats run.json --headless
 
 Torch-free with --model DIR; the embedded default (or --weights) runs in PyTorch.
 """
@@ -22,8 +22,9 @@ from runtimes.pipeline import Segmenter
 
 from .capture import Capture, EndOfSource
 from .frame_stats import FrameStats
-from .overlay import draw_banner, draw_panel, panel_lines
+from .overlay import CORNERS, draw_banner, draw_panel, panel_lines
 from .sources import SOURCES_HELP, Source, open_source
+from .table import plural
 from .visualize import draw
 
 IDLE_S = 0.25  # how often the outputs refresh when no frame comes (source lost, slow stream)
@@ -36,11 +37,13 @@ class CameraOptions:
     mode: str = "auto"  # runtimes/overlap.py: auto, overlap (consecutive frames' stages at once) or sequential
     window: bool = True
     record: str | None = None
+    record_codec: str = "auto"  # recorder.py: a browser codec (auto) or the quick ones (fast)
     serve: str | None = None
     frames: int | None = None
     seconds: float | None = None
     stats: str | None = None
     show_thresh: float = 0.5
+    panel: str = "top-left"  # the status panel's corner, or "off" (the p key shows and hides it)
     snapshot_dir: str = "."
     stop: threading.Event = field(default_factory=threading.Event)  # set() ends the run (Python API)
     log: object = field(default=lambda message: print(message, file=sys.stderr))
@@ -79,7 +82,8 @@ class _Outputs:
         if opts.record:
             from .recorder import Recorder
 
-            self.recorder = Recorder(opts.record, fps=None if source.live or opts.realtime else source.fps)
+            self.recorder = Recorder(opts.record, fps=None if source.live or opts.realtime else source.fps,
+                                     codec=opts.record_codec, log=opts.log)
         if opts.serve:
             from .web import serve
 
@@ -108,7 +112,8 @@ def run_camera(seg: Segmenter, source: Source, opts: CameraOptions, threads: int
     stats = FrameStats()
     info = model_info(seg, source, threads, opts.mode)
     capture = Capture(source, loop=opts.loop, realtime=opts.realtime, log=opts.log)
-    state = {"paused": False, "masks": True, "panel": True, "status": ""}
+    state = {"paused": False, "masks": True, "panel": opts.panel != "off", "status": "", "panel_rect": None}
+    corner = opts.panel if opts.panel != "off" else "top-left"
 
     def live_stats() -> dict:
         return {**stats.live(), **info, "dropped": capture.dropped, "captured": capture.captured,
@@ -121,7 +126,8 @@ def run_camera(seg: Segmenter, source: Source, opts: CameraOptions, threads: int
     def overlay(frame, job) -> None:
         """The instances drawn on the frame, where the runner finishes a frame (overlapped: a stage thread)."""
         t0 = time.perf_counter()
-        draw(frame.image, job.instances, min_score=opts.show_thresh, masks=state["masks"], inplace=True)
+        avoid = [state["panel_rect"]] if state["panel"] and state["panel_rect"] else []  # labels stay readable
+        draw(frame.image, job.instances, min_score=opts.show_thresh, masks=state["masks"], inplace=True, avoid=avoid)
         job.timings["draw"] = (time.perf_counter() - t0) * 1e3
 
     outputs = _Outputs(opts, source, live_stats)
@@ -156,7 +162,7 @@ def run_camera(seg: Segmenter, source: Source, opts: CameraOptions, threads: int
                 t0 = time.perf_counter()
                 image = frame.image
                 if state["panel"]:
-                    draw_panel(image, panel_lines(live_stats()))
+                    state["panel_rect"] = draw_panel(image, panel_lines(live_stats()), corner)
                 last = image.copy()
                 if state["status"]:
                     draw_banner(image, state["status"])
@@ -188,6 +194,7 @@ def run_camera(seg: Segmenter, source: Source, opts: CameraOptions, threads: int
                "pending": capture.pending,
                "reopens": capture.reopens, "stopped_by": reason, "source_ended": ended,
                "recorded_frames": outputs.recorder.frames if outputs.recorder else None,
+               "recording": str(outputs.recorder.path) if outputs.recorder else None,
                **{k: v for k, v in info.items()}}
     if opts.stats:
         from .atomic import write_json_atomic
@@ -228,7 +235,7 @@ def _check(args) -> None:
     from .atomic import check_file_path
 
     check_file_path(args.stats, "--stats")  # before the run, not when its numbers are written
-    check_file_path(args.record, "--record", "out.mp4")
+    check_file_path(args.record, "--record", "out.webm")
 
 
 def _interrupt(*_) -> None:
@@ -251,17 +258,19 @@ def cmd_camera(args) -> None:
         source.close()
         raise
     opts = CameraOptions(loop=args.loop, realtime=args.realtime, mode=args.mode, window=not args.headless,
-                         record=args.record, serve=args.serve, frames=args.frames, seconds=args.seconds,
-                         stats=args.stats, show_thresh=args.show_thresh, snapshot_dir=args.snapshot_dir)
+                         record=args.record, record_codec=args.record_codec, serve=args.serve, frames=args.frames,
+                         seconds=args.seconds,
+                         stats=args.stats, show_thresh=args.show_thresh, snapshot_dir=args.snapshot_dir,
+                         panel=args.panel)
     opts.log(f"{source.describe()} -> {seg.device} ({args.mode})")
     if threading.current_thread() is threading.main_thread():  # `kill` stops as cleanly as Ctrl-C
         signal.signal(signal.SIGTERM, _interrupt)
     s = run_camera(seg, source, opts, threads=args.threads)
     lat = s["latency_ms"]
-    print(f"{s['frames']} frames in {s['seconds']:.1f} s ({s['stopped_by']}): {s['fps_mean'] or 0:.1f} fps mean, "
+    print(f"{plural(s['frames'], 'frame')} in {s['seconds']:.1f} s ({s['stopped_by']}): {s['fps_mean'] or 0:.1f} fps mean, "
           f"{s['fps_p50'] or 0:.1f} p50; latency p50 {lat['p50']} / p90 {lat['p90']} / p99 {lat['p99']} ms; "
-          f"dropped {s['dropped']} of {s['captured']} captured; {s['device']}, {s['threads']} threads"
-          + (f"; stats in {args.stats}" if args.stats else "") + (f"; video in {args.record}" if args.record else ""))
+          f"dropped {s['dropped']} of {s['captured']} captured; {s['device']}, {plural(s['threads'], 'thread')}"
+          + (f"; stats in {args.stats}" if args.stats else "") + (f"; video in {s['recording']}" if args.record else ""))
 
 
 def add_parser(sub) -> None:
@@ -281,12 +290,19 @@ def add_parser(sub) -> None:
     p.add_argument("--realtime", action="store_true", help="play a video at its own frame rate, dropping frames "
                                                            "like a camera (default: every frame, in order)")
     p.add_argument("--headless", action="store_true", help="no window")
-    p.add_argument("--record", metavar="OUT.mp4", help="write the overlaid video (.mp4, .avi, .mkv)")
+    p.add_argument("--record", metavar="OUT.webm", help="write the overlaid video: .webm (VP8, plays in browsers), "
+                                                        ".mp4 (H.264 where OpenCV can encode it, else a .webm), "
+                                                        ".avi/.mkv (Motion JPEG)")
+    p.add_argument("--record-codec", choices=("auto", "fast"), default="auto",
+                   help="auto: a codec browsers play, encoded when the run ends; fast: MPEG-4 part 2 in .mp4 and "
+                        "Motion JPEG otherwise, as recorded (default auto)")
     p.add_argument("--serve", metavar="HOST:PORT", help="serve a live web page (/, /stream.mjpg, /stats.json); "
                                                         "a bare PORT binds 127.0.0.1 only, 0.0.0.0:PORT every address")
     p.add_argument("--frames", type=int, help="stop after N frames")
     p.add_argument("--seconds", type=float, help="stop after T seconds")
     p.add_argument("--stats", metavar="FILE", help="write a JSON summary (fps, latency percentiles, stages, device)")
     p.add_argument("--show-thresh", type=float, default=0.5, help="draw instances scoring at least this (default 0.5)")
+    p.add_argument("--panel", choices=(*CORNERS, "off"), default="top-left",
+                   help="the status panel's corner, or off (the p key shows and hides it; default top-left)")
     p.add_argument("--snapshot-dir", default=".", help="where the s key writes PNG snapshots (default .)")
     p.set_defaults(func=cmd_camera)

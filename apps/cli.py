@@ -10,6 +10,7 @@ from runtimes.errors import CmliteError
 
 from .atomic import check_file_path, write_json_atomic
 from .model_args import add_mode_arg, add_runtime_args, load_model, need_torch, config_overrides, parse_hw, segmenter
+from .table import plural
 
 
 def cmd_convert(args) -> None:
@@ -32,7 +33,7 @@ def cmd_convert(args) -> None:
     import lite
 
     folders = convert(model, args.out, targets, precisions, fixed_hw=fixed, source=lite.resolve_weights(args.weights),
-                      log=lambda m: print(m, file=sys.stderr))
+                      log=lambda m: print(m, file=sys.stderr), overwrite=args.overwrite)
     from runtimes.manifest import read_manifest
 
     from .table import format_table
@@ -44,7 +45,7 @@ def cmd_convert(args) -> None:
         hw = "x".join(map(str, m.fixed_hw)) if m.fixed_hw else "dynamic"
         rows.append([f.name, m.target, m.precision, hw, f"{size / 2**20:.1f} MB", str(f)])
     print(format_table(["model", "target", "precision", "input", "size", "folder"], rows))
-    print(f"converted {len(folders)} models in {time.perf_counter() - t0:.0f} s")
+    print(f"converted {plural(len(folders), 'model')} in {time.perf_counter() - t0:.0f} s")
 
 
 def cmd_parity(args) -> int:
@@ -75,7 +76,8 @@ def cmd_parity(args) -> int:
     report, rows = [], []
     for folder in args.model:
         try:
-            seg = runtimes.load(folder, threads=args.threads, maskiou=maskiou, **config_overrides(args))
+            seg = runtimes.load(folder, threads=args.threads, maskiou=maskiou, backend=args.backend,
+                                **config_overrides(args))
         except CmliteError as e:
             problems.append(f"{folder}: skipped: {e}")
             print(f"cmlite: {problems[-1]}", file=sys.stderr)
@@ -88,19 +90,24 @@ def cmd_parity(args) -> int:
                            "instances_detail": [vars(m) for m in res.matches]})
             rows.append([Path(folder).name, path.name, f"{s['matched']}/{s['ref_instances']} ({s['instances']})",
                          s["min_box_iou"], s["min_mask_iou"], s["median_mask_iou"], s["max_abs_score_diff"],
-                         s["first_divergence"]])
-            if args.verbose:
+                         s["first_divergence"], s["verdict"]])
+            if args.stages:
+                hw = "x".join(map(str, res.input_hw))
+                print(f"{Path(folder).name} on {path.name} ({seg.manifest.precision} tolerances, input {hw}):")
                 print(format_table(["stage", "error", "ok"], [[n, e, "yes" if ok else "NO"] for n, e, ok in res.stages],
                                    floatfmt=".2e"))
     print(format_table(["model", "image", "matched (got)", "min box IoU", "min mask IoU", "median mask IoU",
-                        "max |dscore|", "first divergence"], rows, floatfmt=".4f"))
+                        "max |dscore|", "first divergence", "verdict"], rows, floatfmt=".4f"))
+    failed = [f"{Path(r['model']).name} on {Path(r['image']).name}" for r in report if r["verdict"] != "PASS"]
+    if report:
+        print(f"{len(report) - len(failed)} of {len(report)} model-image pairs PASS"
+              + (f"; FAIL: {', '.join(failed)}" if failed else ""))
     if args.json and report:
         write_json_atomic(Path(args.json), report)
         print(f"wrote {args.json}")
     if problems:
         print(f"cmlite: {len(problems)} input(s) skipped (above); the others were compared", file=sys.stderr)
-        return 1
-    return 0
+    return 1 if problems or failed else 0
 
 
 def cmd_eval(args) -> None:
@@ -161,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     from runtimes import __version__
 
     parser.add_argument("--version", action="version", version=f"cmlite {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="also show the libraries' own log lines (TensorFlow Lite, absl, oneDNN), which are kept "
+                             "out otherwise (cmlite -v COMMAND ...)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     from . import build_engine, predict
@@ -177,9 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                            "`cmlite quantize`)")
     p.add_argument("--input-size", metavar="HxW", help="fixed graph input size (TFLite always has one; "
                    "default for it: a 4:3 frame at the test size, e.g. 608x800)")
-    p.add_argument("--min-size", type=int, help="test size written to the manifest: short side")
-    p.add_argument("--max-size", type=int, help="test size written to the manifest: long side cap")
+    p.add_argument("--min-size", type=int, help="test size written to the manifest: short side (default: the model's "
+                                                "own: 320 for the embedded default, 600 for the official Lite models)")
+    p.add_argument("--max-size", type=int, help="test size written to the manifest: long side cap (default: the "
+                                                "model's own: 533 for the embedded default, 1000 for the official "
+                                                "Lite models)")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace <target>-<precision> folders already in --out")
     p.set_defaults(func=cmd_convert, score_thresh=None)
 
     p = sub.add_parser("eval", help="COCO box and mask AP of a checkpoint or a converted model",
@@ -205,12 +219,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .demo import cmd_demo
 
-    p = sub.add_parser("demo", help="the whole toolkit on the embedded default model (convert, eval, pictures)",
-                       description="Converts the embedded default model to every target and precision, evaluates "
-                                   "each on its validation set and prints one table.")
+    p = sub.add_parser("demo", help="the whole toolkit on the embedded default model (convert, quantize, eval, "
+                                    "camera, report)",
+                       description="Converts the embedded default model to every target and precision, quantizes "
+                                   "it to INT8 for every CPU target, measures and evaluates each on its validation "
+                                   "set, runs the camera app on a synthetic clip with the fastest INT8 model and "
+                                   "prints one table; the report plays the clip.")
     p.add_argument("--out", default="out", help="output folder (default out/)")
     p.add_argument("--val-images", type=int, default=200, help="validation images (default 200)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    p.add_argument("--calib-count", type=int, default=32, help="training images INT8 is calibrated on (default 32)")
+    p.add_argument("--clip-frames", type=int, default=90, help="frames of the live clip (default 90)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("data", help="datasets: `cmlite data synth` writes a synthetic COCO dataset")
@@ -252,10 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Per-instance box/mask IoU and score difference, and the first stage that "
                                    "diverges beyond the precision's tolerance.")
     p.add_argument("images", nargs="+", help="image files or folders")
-    p.add_argument("--weights", required=True, help="the checkpoint the models were converted from")
+    p.add_argument("--weights", help="the checkpoint the models were converted from (default: the embedded default "
+                                     "model)")
     p.add_argument("--model", action="append", required=True, help="converted model folder (repeat for more)")
     p.add_argument("--json", metavar="OUT", help="write the full report as JSON")
-    p.add_argument("-v", "--verbose", action="store_true", help="print the stage table per image")
+    p.add_argument("-v", "--verbose", dest="stages", action="store_true",
+                   help="print the stage table per model and image (and the libraries' log lines, as cmlite -v)")
     add_runtime_args(p)
     p.set_defaults(func=cmd_parity)
     build_engine.add_parser(sub)
@@ -263,7 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+
     args = build_parser().parse_args(argv)
+    verbose = os.environ.get("CMLITE_VERBOSE")
+    if args.verbose or (args.command == "parity" and getattr(args, "stages", False)):
+        os.environ["CMLITE_VERBOSE"] = "1"  # runtimes/quiet.py lets every library line through
     try:
         return args.func(args) or 0  # a command may return its exit code (bench: 1 when a row failed)
     except CmliteError as e:
@@ -272,6 +298,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cmlite: interrupted", file=sys.stderr)
         return 130
+    finally:  # main() called from Python (tests, scripts) leaves the setting as it found it
+        if verbose is None:
+            os.environ.pop("CMLITE_VERBOSE", None)
+        else:
+            os.environ["CMLITE_VERBOSE"] = verbose
 
 
 if __name__ == "__main__":

@@ -1,12 +1,16 @@
 """`cmlite demo`: the whole toolkit on the embedded default model, offline, in one command.
 
-Regenerates the default model's validation set (deterministic), converts the model to every target and
-precision (a second run in the same folder reuses the folders converted from this model by this cmlite),
-measures each (and the PyTorch model) with `cmlite bench`'s code (COCO AP on the validation set, latency in a
-process of its own), draws a few validation images, prints one table and writes the report.
+Regenerates the default model's validation set and a few training images (deterministic), converts the model to
+every target and precision, quantizes it to INT8 for every CPU target (calibrated on training frames, never on the
+validation set), measures each (and the PyTorch model) with `cmlite bench`'s code (COCO AP on the validation
+set, latency in a process of its own), runs the camera app on a short synthetic clip with the fastest INT8 model
+(the overlaid clip is written and played in the report), draws a few validation images, prints one table and
+writes the report. A second run in the same folder reuses what is up to date (folders converted or quantized
+from this model with these settings by this cmlite, the data, the clip).
 """
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -15,30 +19,16 @@ from runtimes.errors import CmliteError
 # the default model's validation split: `cmlite data synth --seed 0 --size 320` (val images depend only on
 # the seed, the split and the index, so any --train count gives the same val set)
 VAL_SEED, VAL_SIZE = 0, 320
+CALIB_FRAMES = 32  # training images the INT8 models are calibrated on
+CLIP_FRAMES = 90  # the live clip: 3 s of the moving scene at 30 fps, 640x480
+CPU_TARGETS = ("onnx", "openvino", "tflite")
 
 
-def _up_to_date(folder: Path, fixed_hw) -> bool:
-    """A folder converted from the embedded default by this cmlite, with its input size, files intact."""
-    import lite
-    import runtimes
-    from runtimes import __version__
-    from runtimes.manifest import sha256
-
-    try:
-        m = runtimes.read_manifest(folder)
-        m.verify_files(folder)
-    except CmliteError:
-        return False
-    p = m.provenance
-    return (m.fixed_hw == (tuple(fixed_hw) if fixed_hw else None) and p.get("source_sha256") == sha256(
-        lite.DEFAULT_WEIGHTS) and (p.get("tools") or {}).get("cmlite") == __version__)
-
-
-def convert_default(model, models_dir: Path, targets=("onnx", "openvino", "tflite"), precisions=("fp32", "fp16"),
+def convert_default(model, models_dir: Path, targets=CPU_TARGETS, precisions=("fp32", "fp16"),
                     log=print) -> list[Path]:
     """The demo's folders: dynamic ONNX Runtime / OpenVINO, TFLite at the val frame; up-to-date ones reused."""
     import lite
-    from converters.convert import convert
+    from converters.convert import convert, up_to_date
 
     # TFLite graphs have a fixed input: made at the val images' frame size (320x320), as one converts for a
     # camera's frame size; at the default 4:3 frame (320x448) these square images would be padded (-1.0 AP)
@@ -48,17 +38,68 @@ def convert_default(model, models_dir: Path, targets=("onnx", "openvino", "tflit
         if not group:
             continue
         kept = [models_dir / f"{t}-{p}" for t in group for p in precisions]
-        if all(_up_to_date(f, hw) for f in kept):  # a second `cmlite demo` in the same folder
+        if all(up_to_date(f, model, lite.DEFAULT_WEIGHTS, hw) is None for f in kept):  # a second `cmlite demo`
             log(f"  reusing {', '.join(f.name for f in kept)} (converted from this model by this cmlite)")
             folders += kept
         else:
             folders += convert(model, models_dir, group, list(precisions), fixed_hw=hw,
-                               source=lite.DEFAULT_WEIGHTS, log=lambda m: log(m))
+                               source=lite.DEFAULT_WEIGHTS, log=lambda m: log(m), overwrite=True)
     return folders
 
 
-def run_demo(out: Path, val_images: int = 200, threads: int = 2, targets=("onnx", "openvino", "tflite"),
-             precisions=("fp32", "fp16"), runs: int = 10, log=print) -> dict:
+def quantize_default(model, models_dir: Path, data: Path, calib_count: int, targets=CPU_TARGETS,
+                     log=print) -> list[Path]:
+    """The demo's INT8 folders: calibrated on `calib_count` training images, the same plan (nothing kept float) on
+    every target; ONNX Runtime and OpenVINO dynamic, TFLite at the val frame as its FP32 folder. The FP32 folders
+    beside are the twins; up-to-date INT8 folders are reused."""
+    import lite
+    from calibration.frames import read_frames
+    from calibration.quantize import quantize
+
+    frames = read_frames(str(data / "annotations" / "instances_train.json"), calib_count,
+                         images_dir=str(data / "train"), progress=False)
+    folders = []
+    for group, hw in (([t for t in targets if t != "tflite"], None),
+                      (["tflite"] if "tflite" in targets else [], (VAL_SIZE, VAL_SIZE))):
+        if group:
+            folders += quantize(model, models_dir, group, frames, keep_float=[], fixed_hw=hw,
+                                source=lite.DEFAULT_WEIGHTS, log=log, overwrite=True, fp32_dirs=[models_dir],
+                                reuse=True)
+    return folders
+
+
+def _clip(path: Path, frames: int) -> Path:
+    """The moving scene as a Motion JPEG clip (made once; its frames depend only on the seed)."""
+    import cv2
+
+    from calibration.synth_scene import MovingScene
+
+    if path.is_file() and int(cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FRAME_COUNT)) == frames:
+        return path
+    scene = MovingScene(640, 480, seed=7)
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 480))
+    for i in range(frames):
+        writer.write(scene.render(i / 30))
+    writer.release()
+    tmp.replace(path)
+    return path
+
+
+def live_run(folder: Path, clip: Path, out: Path, threads: int, log=print) -> dict:
+    """`cmlite camera --source CLIP --model FOLDER --record OUT`'s own code, headless: the summary it writes."""
+    import runtimes
+
+    from .camera import CameraOptions, run_camera
+    from .sources import open_source
+
+    seg = runtimes.load(folder, threads=threads, maskiou=False)  # as the camera runs by default
+    opts = CameraOptions(window=False, record=str(out), log=log)
+    return run_camera(seg, open_source(str(clip)), opts, threads=threads)
+
+
+def run_demo(out: Path, val_images: int = 200, threads: int = 2, targets=CPU_TARGETS, precisions=("fp32", "fp16"),
+             runs: int = 10, calib_count: int = CALIB_FRAMES, clip_frames: int = CLIP_FRAMES, log=print) -> dict:
     """Returns the benchmark report (also written to OUT/report/: report.json, report.md, report.html)."""
     import cv2
 
@@ -70,42 +111,85 @@ def run_demo(out: Path, val_images: int = 200, threads: int = 2, targets=("onnx"
     from .bench_worker import RowSpec
     from .images import read_bgr
     from .report import write_report
-    from .table import format_table
+    from .table import format_table, plural
     from .visualize import draw
 
     out = Path(out)
     data = out / "data"
-    if not (data / "annotations" / "instances_val.json").is_file():
-        log(f"generating the validation set ({val_images} images) in {data} ...")
-        generate(data, 0, val_images, VAL_SIZE, VAL_SEED, overwrite=data.exists())
+    if not _has_data(data, calib_count, val_images):
+        log(f"generating the validation set ({val_images} images) and {calib_count} training images in {data} ...")
+        generate(data, calib_count, val_images, VAL_SIZE, VAL_SEED, overwrite=data.exists())
     ann, images = data / "annotations" / "instances_val.json", data / "val"
     model = lite.load_model("default")
     log(f"converting the default model ({model.variant.name}, {len(model.class_names)} classes) ...")
     folders = convert_default(model, out / "models", targets, precisions, log)
+    log(f"quantizing it to INT8 for {', '.join(targets)} (calibrated on {calib_count} training images) ...")
+    folders += quantize_default(model, out / "models", data, calib_count, targets, log)
     # speed and AP through `cmlite bench`'s code: each model in its own process, interleaved, so no figure
     # here disagrees with `cmlite bench` (models sharing one process distorted the PyTorch latency 10x)
     warmup = 2
     specs = [RowSpec("weights", "default", threads)] + [RowSpec("model", str(f), threads) for f in folders]
-    log(f"measuring {len(specs)} models: latency over {runs} rounds, AP on the validation set ...")
+    log(f"measuring {plural(len(specs), 'model')}: latency over {plural(runs, 'round')}, AP on the validation "
+        f"set ...")
     report = run_bench(specs, bench_images([str(images)], warmup + runs), runs, warmup,
                        data=(str(ann), str(images), None), log=log, command="cmlite demo")
+    int8 = [r for r in report["results"] if r["precision"] == "int8" and not r["error"]]
+    if int8:
+        fastest = min(int8, key=lambda r: r["latency_ms"]["p50"])
+        log(f"the camera app on a {clip_frames}-frame synthetic clip with {fastest['model']}, the fastest INT8 "
+            f"model ...")
+        s = live_run(Path(fastest["path"]), _clip(data / "clip.avi", clip_frames), out / "live.webm", threads, log)
+        report["live"] = {"model": fastest["model"], "path": fastest["path"], "clip": s["recording"],
+                          "frames": s["frames"], "fps": s["fps_mean"], "latency_ms": s["latency_ms"],
+                          "mode": s["mode"], "maskiou": s["maskiou"], "threads": threads, "source": s["source"],
+                          "stages_ms_p50": s["stages_ms_p50"], "cpu_load": s["cpu_load"]}
     paths = write_report(report, out / "report", log=log)
     vis = out / "vis"
     vis.mkdir(parents=True, exist_ok=True)
-    seg = runtimes.load(folders[-1], threads=threads)
+    seg = runtimes.load(folders[len(targets) * len(precisions) - 1], threads=threads)
     for p in sorted(images.iterdir())[:6]:
         cv2.imwrite(str(vis / p.name), draw(read_bgr(p), seg.predict(read_bgr(p)), min_score=0.5))  # as the camera
-    rows = [[r["target"] + (f" {r['input_hw'][0]}x{r['input_hw'][1]}" if r.get("input_hw") else ""),
-             r["precision"], r["mask_ap"], r["box_ap"], r["mask_ap50"], r["box_ap50"],
-             r["latency_ms"]["p50"] if not r["error"] else r["error"], r["fps"], r["size_mb"]]
-            for r in report["results"]]
     print(format_table(["target (fixed input)", "precision", "mask AP", "box AP", "mask AP50", "box AP50",
-                        "p50 ms", "fps", "MB"], rows, floatfmt=".1f"))
+                        "p50 ms", "fps", "MB", "mask AP vs fp32", "speed vs fp32"], demo_rows(report),
+                       floatfmt=".1f"))
     n = report["settings"]["data"]["count"]
-    print(f"{n} validation images; latency: {runs} rounds, {threads} threads, one process per model "
-          f"(`cmlite bench`). Pictures in {vis}/, converted models in {out / 'models'}/, report in {paths[2]} "
-          f"(and {paths[1].name}, {paths[0].name})")
+    live = report.get("live")
+    if live:
+        print(f"live: {live['fps']:.1f} fps on {live['model']} ({live['mode']}; latency p50 "
+              f"{live['latency_ms']['p50']:.0f} ms; {plural(live['frames'], 'frame')} of a 640x480 synthetic "
+              f"clip) -> {live['clip']}")
+    print(f"{plural(n, 'validation image')}; latency: {plural(runs, 'round')}, {plural(threads, 'thread')}, one "
+          f"process per model (`cmlite bench`); INT8 calibrated on {calib_count} training images. Pictures in "
+          f"{vis}/, models in {out / 'models'}/, report in {paths[2]} (and {paths[1].name}, {paths[0].name})")
     return report
+
+
+def _has_data(data: Path, n_train: int, n_val: int) -> bool:
+    try:
+        counts = [len(json.loads((data / "annotations" / f"instances_{s}.json").read_text())["images"])
+                  for s in ("train", "val")]
+    except (OSError, ValueError, KeyError):
+        return False
+    return counts == [n_train, n_val]
+
+
+def demo_rows(report: dict) -> list[list]:
+    """The demo's table: each row's AP and speed, and against its FP32 twin (same target and input) the mask AP
+    difference and the speed-up of p50, both from this one run."""
+    rows = report["results"]
+    fp32 = {(r["target"], tuple(r.get("input_hw") or ())): r for r in rows if r["precision"] == "fp32"}
+    out = []
+    for r in rows:
+        if r["error"]:
+            out.append([r["model"], r["precision"], *([None] * 4), r["error"], None, None, "", ""])
+            continue
+        twin = fp32.get((r["target"], tuple(r.get("input_hw") or ())))
+        vs = twin is not None and r is not twin and None not in (twin.get("mask_ap"), r.get("mask_ap"))
+        out.append([r["target"] + (f" {r['input_hw'][0]}x{r['input_hw'][1]}" if r.get("input_hw") else ""),
+                    r["precision"], r["mask_ap"], r["box_ap"], r["mask_ap50"], r["box_ap50"], r["latency_ms"]["p50"],
+                    r["fps"], r["size_mb"], f"{r['mask_ap'] - twin['mask_ap']:+.1f}" if vs else "",
+                    f"{twin['latency_ms']['p50'] / r['latency_ms']['p50']:.2f}x" if vs else ""])
+    return out
 
 
 def cmd_demo(args) -> None:
@@ -115,7 +199,12 @@ def cmd_demo(args) -> None:
     from converters.folders import check_dir_path
 
     check_dir_path(args.out)
+    for flag, v in (("--val-images", args.val_images), ("--calib-count", args.calib_count),
+                    ("--clip-frames", args.clip_frames)):
+        if v < 1:
+            raise CmliteError(f"{flag} {v}: give at least 1")
     try:
-        run_demo(Path(args.out), args.val_images, args.threads, log=lambda m: print(m, file=sys.stderr))
+        run_demo(Path(args.out), args.val_images, args.threads, calib_count=args.calib_count,
+                 clip_frames=args.clip_frames, log=lambda m: print(m, file=sys.stderr))
     except ValueError as e:
         raise CmliteError(str(e)) from None

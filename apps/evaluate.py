@@ -14,6 +14,7 @@ from pathlib import Path
 
 from runtimes.errors import CmliteError
 from runtimes.pipeline import Segmenter
+from runtimes.progress import progress_bar
 
 from .coco_results import to_coco_results
 from .images import read_bgr
@@ -88,8 +89,6 @@ def evaluate(seg: Segmenter, ann_file: str | Path, images_dir: str | Path, limit
     The images go through runtimes/overlap.py in `mode` (reading and RLE encoding beside the graphs); the metrics
     add `images_per_s`, the rate of the whole pass. on_image: called after each image (progress shown elsewhere,
     e.g. by `cmlite bench`'s parent process)."""
-    from tqdm import tqdm
-
     from runtimes.overlap import stream
 
     coco_gt = load_coco(ann_file)
@@ -120,7 +119,7 @@ def evaluate(seg: Segmenter, ann_file: str | Path, images_dir: str | Path, limit
 
     results, times = [], []
     t0 = time.perf_counter()
-    for image_id, job in tqdm(stream(seg, ((i, reader(i)) for i in ids), mode, finish), total=len(ids), desc="eval",
+    for image_id, job in progress_bar(stream(seg, ((i, reader(i)) for i in ids), mode, finish), total=len(ids), desc="eval",
                               unit="img", disable=not progress, file=sys.stderr):
         if job.error is not None:
             raise job.error

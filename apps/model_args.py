@@ -26,10 +26,14 @@ def load_model(weights: str | None):
 def segmenter(args, **overrides):
     """--weights CKPT (eager PyTorch) or --model DIR (converted, torch-free)."""
     maskiou = getattr(args, "maskiou", "on") == "on"
+    backend = getattr(args, "backend", None)
     if getattr(args, "model", None):
         import runtimes
 
-        return runtimes.load(args.model, threads=args.threads, maskiou=maskiou, **overrides)
+        return runtimes.load(args.model, threads=args.threads, maskiou=maskiou, backend=backend, **overrides)
+    if backend:
+        raise CmliteError(f"--backend {backend} runs a converted folder (--model DIR) on another runtime; a "
+                          f"checkpoint runs in PyTorch")
     model = load_model(args.weights)  # says what to install before anything imports torch
     import lite
 
@@ -69,12 +73,17 @@ def parse_hw(text: str | None) -> tuple[int, int] | None:
 def add_runtime_args(p, weights_required: bool = False, maskiou: str = "on") -> None:
     """maskiou: the --maskiou default (the camera shows no mask scores: off there)."""
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--backend", choices=("onnx", "openvino", "tflite", "tensorrt"),
+                   help="the runtime for --model DIR (default: the folder's own target); onnx runs a TensorRT "
+                        "folder's ONNX graphs in ONNX Runtime, off the device")
     p.add_argument("--maskiou", choices=("on", "off"), default=maskiou,
                    help="the MaskIoU head, which only ranks masks (their mask_score): off skips it, a third of graph "
                         "2, and the mask score is then the box score, as in models without the head (default "
                         f"{maskiou}{'' if maskiou == 'off' else '; the camera defaults to off'})")
-    p.add_argument("--min-size", type=int, help="test size: short side (default: the model's, 600 for Lite)")
-    p.add_argument("--max-size", type=int, help="test size: long side cap (default: the model's, 1000 for Lite)")
+    p.add_argument("--min-size", type=int, help="test size: short side (default: the model's own: 320 for the "
+                                                "embedded default, 600 for the official Lite models)")
+    p.add_argument("--max-size", type=int, help="test size: long side cap (default: the model's own: 533 for the "
+                                                "embedded default, 1000 for the official Lite models)")
     p.add_argument("--score-thresh", type=float, help="detection threshold (default 0.05, as the official model)")
 
 

@@ -73,6 +73,7 @@ class ParityResult:
     n_ref: int
     n_got: int
     details: dict = field(default_factory=dict)
+    input_hw: tuple[int, int] = (0, 0)  # the graph input both ran at
 
     @property
     def first_divergence(self) -> str | None:
@@ -85,19 +86,23 @@ class ParityResult:
                 "min_mask_iou": min((x.mask_iou for x in m), default=float("nan")),
                 "median_mask_iou": float(np.median([x.mask_iou for x in m])) if m else float("nan"),
                 "max_abs_score_diff": max((abs(x.score_diff) for x in m), default=float("nan")),
-                "first_divergence": self.first_divergence or "none"}
+                "first_divergence": self.first_divergence or "none",
+                "verdict": "PASS" if self.first_divergence is None else "FAIL"}
 
 
 def compare(reference: Segmenter | tuple, converted: Segmenter, image: np.ndarray,
             precision: str = "fp32") -> ParityResult:
     """Run both on `image` and compare stage by stage; tolerance from the converted model's precision.
-    reference: a Segmenter, or its (instances, trace) already computed for this image (run once, compare many)."""
+    reference: a Segmenter, or its (instances, trace) already computed for this image (run once, compare many).
+    A Segmenter reference runs at the converted model's input: a fixed-size graph (TFLite, or --input-size) gets
+    the image fitted into its fixed frame, and so does the reference, so that equal models compare equal."""
     tol = TOLERANCE.get(precision, 1e-3)
     ct: dict = {}
     if isinstance(reference, tuple):
         ref, rt = reference
     else:
         rt = {}
+        reference.fixed_hw = converted.fixed_hw
         ref = reference.predict(image, rt)
     got = converted.predict(image, ct)
     stages: list[tuple[str, float, bool]] = []
@@ -138,4 +143,5 @@ def compare(reference: Segmenter | tuple, converted: Segmenter, image: np.ndarra
     ok = all(m.got >= 0 for m in matches) and not extra and all(m.mask_iou >= min_iou for m in matches)
     worst = min((m.mask_iou for m in matches if m.got >= 0), default=0.0)
     stages.append(("instances", worst, ok))
-    return ParityResult(stages, matches, extra, len(ref), len(got), details)
+    return ParityResult(stages, matches, extra, len(ref), len(got), details,
+                        tuple(ct["preprocessed"].tensor.shape[2:]))

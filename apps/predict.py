@@ -12,10 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtimes.errors import CmliteError, ImageError
+from runtimes.progress import progress_bar
 
 from .atomic import check_file_path, write_json_atomic
 from .model_args import config_overrides, segmenter
+from .table import plural
 
+# the formats --save-vis keeps (an input's own; others become .png)
+KEEP_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
 
 
@@ -104,8 +108,9 @@ class _Vis:
 
         self.folder.mkdir(parents=True, exist_ok=True)  # only once there is a picture to put in it
         picture = draw(image, inst, min_score=self.thresh)
-        if item.frame is None:
-            out = self.folder / f"{self.name(item.path)}.png"
+        if item.frame is None:  # the input's format (a JPEG stays a JPEG: as PNG it was ten times the size)
+            suffix = item.path.suffix.lower() if item.path.suffix.lower() in KEEP_SUFFIXES else ".png"
+            out = self.folder / f"{self.name(item.path)}{suffix}"
             if not cv2.imwrite(str(out), picture):
                 raise CmliteError(f"cannot write {out}: check that the folder is writable")
             return out
@@ -115,7 +120,7 @@ class _Vis:
             cap = _open_video(item.path)
             fps = cap.get(cv2.CAP_PROP_FPS)
             cap.release()
-            self.videos[item.path] = Recorder(self.folder / f"{self.name(item.path)}.mp4",
+            self.videos[item.path] = Recorder(self.folder / f"{self.name(item.path)}.webm",
                                               fps=fps if 0 < fps < 1000 else 25.0)
         self.videos[item.path].write(picture)
         return self.videos[item.path].path
@@ -127,8 +132,6 @@ class _Vis:
 
 
 def cmd_predict(args) -> int:
-    from tqdm import tqdm
-
     from converters.folders import check_dir_path
     from runtimes.overlap import stream
 
@@ -155,13 +158,13 @@ def cmd_predict(args) -> int:
                                                 file_name=item.file_name, frame=item.frame)
         job.extras["vis"] = vis.write(item, job.image, job.instances) if vis else None
 
-    bar = tqdm(desc="predict", unit="img", disable=single, file=sys.stderr)
+    bar = progress_bar(desc="predict", unit="img", disable=single, file=sys.stderr)
     try:
         for item, job in stream(seg, _items(paths, first), args.mode, finish):
             bar.update()
             if job.error is not None:
                 bad.append(item.path)
-                tqdm.write(f"{item.path}: skipped: {job.error}", file=sys.stderr)
+                bar.write(f"{item.path}: skipped: {job.error}", file=sys.stderr)
                 continue
             done += 1
             results += job.extras["results"]
@@ -172,7 +175,7 @@ def cmd_predict(args) -> int:
             top = ", ".join(f"{inst.label(i)} {inst.scores[i]:.2f}" for i in range(min(3, len(inst))))
             line = f"{item.path}: {len(inst)} instances in {ms:.0f} ms" + (
                 f" ({top}{', ...' if len(inst) > 3 else ''})" if len(inst) else "")
-            tqdm.write(line + (f" -> {job.extras['vis']}" if job.extras["vis"] else ""), file=sys.stdout)
+            bar.write(line + (f" -> {job.extras['vis']}" if job.extras["vis"] else ""), file=sys.stdout)
     finally:
         bar.close()
         videos = vis.close() if vis else []
@@ -180,12 +183,13 @@ def cmd_predict(args) -> int:
     for v in videos:
         print(f"overlaid video -> {v}")
     if done > 1:
-        print(f"{done} images in {seconds:.1f} s: {done / seconds:.1f} images/s ({args.mode} mode)")
+        print(f"{plural(done, 'image')} in {seconds:.1f} s: {done / seconds:.1f} images/s ({args.mode} mode)")
     if json_path and done:
         write_json_atomic(json_path, results)
         print(f"wrote {len(results)} results for {done} images to {json_path}")
     if bad:
-        print(f"cmlite: {len(bad)} of {len(bad) + done} images could not be read and were skipped: "
+        print(f"cmlite: {len(bad)} of {plural(len(bad) + done, 'image')} could not be read and "
+              f"{'was' if len(bad) == 1 else 'were'} skipped: "
               f"{', '.join(map(str, bad[:5]))}{', ...' if len(bad) > 5 else ''}", file=sys.stderr)
         return 1
     return 0
@@ -203,8 +207,8 @@ def add_parser(sub) -> None:
     src.add_argument("--weights", help="CenterMask2 / cmlite checkpoint (.pth), run in PyTorch; 'default' or "
                                        "nothing: the embedded default model")
     src.add_argument("--model", help="a converted model folder (from `cmlite convert`), run without PyTorch")
-    p.add_argument("--save-vis", metavar="DIR", help="write a picture with the instances drawn per image, and an "
-                                                     "overlaid .mp4 per video")
+    p.add_argument("--save-vis", metavar="DIR", help="write a picture with the instances drawn per image (in its "
+                                                     "own format: JPEG stays JPEG), and an overlaid .webm per video")
     p.add_argument("--vis-thresh", type=float, default=0.3, help="score threshold for drawing (default 0.3)")
     p.add_argument("--json", metavar="OUT", help="write COCO-format results (RLE masks; extra fields mask_score and "
                                                  "file_name, and frame for videos)")

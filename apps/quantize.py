@@ -7,6 +7,8 @@ from pathlib import Path
 
 from runtimes.errors import CmliteError
 
+from .table import plural
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("quantize", help="calibrated INT8 models for every target, with a plan chosen by mask AP",
@@ -37,10 +39,17 @@ def add_parser(sub) -> None:
     p.add_argument("--no-reduce-range", action="store_true",
                    help="ONNX Runtime: 8-bit instead of 7-bit weights; only for CPUs with VNNI (AVX2-only CPUs "
                         "saturate and lose accuracy)")
-    p.add_argument("--min-size", type=int, help="test size written to the manifests: short side")
-    p.add_argument("--max-size", type=int, help="test size written to the manifests: long side cap")
+    p.add_argument("--min-size", type=int, help="test size written to the manifests: short side (default: the model's "
+                                                "own: 320 for the embedded default, 600 for the official Lite models)")
+    p.add_argument("--max-size", type=int, help="test size written to the manifests: long side cap (default: the "
+                                                "model's own: 533 for the embedded default, 1000 for the official "
+                                                "Lite models)")
     p.add_argument("--threads", type=int, help="CPU threads for calibration and evaluation")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace <target>-int8 folders already in --out")
+    p.add_argument("--fp32", action="append", metavar="DIR",
+                   help="a folder that may hold up-to-date FP32 conversions of the model (`cmlite convert --out`), "
+                        "reused as the twins instead of converting again (repeatable; --out is always looked in)")
     p.set_defaults(func=cmd_quantize)
 
 
@@ -85,7 +94,8 @@ def cmd_quantize(args) -> None:
     t0 = time.perf_counter()
     folders = quantize(model, args.out, targets, frames, args.method, val, args.max_ap_drop,
                        _keep_float(args.keep_float), fixed, lite.resolve_weights(args.weights), args.threads,
-                       reduce_range=not args.no_reduce_range, log=lambda m: print(m, file=sys.stderr))
+                       reduce_range=not args.no_reduce_range, log=lambda m: print(m, file=sys.stderr),
+                       overwrite=args.overwrite, fp32_dirs=args.fp32 or [])
     rows = []
     for f in folders:
         m = read_manifest(f)
@@ -95,4 +105,4 @@ def cmd_quantize(args) -> None:
     print(format_table(["model", "target", "mask AP fp32 -> int8", "box AP", "size", "folder"], rows))
     plan = m.quantization["plan"]  # the same in every folder
     print(f"plan ({plan['chosen']}): keep float {', '.join(plan['keep_float']) or 'nothing'}")
-    print(f"quantized {len(folders)} models in {time.perf_counter() - t0:.0f} s")
+    print(f"quantized {plural(len(folders), 'model')} in {time.perf_counter() - t0:.0f} s")

@@ -22,6 +22,18 @@ def _plots(reports: list[dict]):
     return all_plots(reports)
 
 
+def _video(report: dict) -> str | None:
+    """The live clip of a report that has one (`cmlite demo`: report["live"]["clip"]), as a data: URI, so that
+    report.html stays one self-contained file; None when there is none or the file is gone."""
+    import base64
+
+    clip = (report.get("live") or {}).get("clip")
+    if not clip or not Path(clip).is_file():
+        return None
+    mime = {".webm": "video/webm", ".mp4": "video/mp4"}.get(Path(clip).suffix.lower())
+    return f"data:{mime};base64,{base64.b64encode(Path(clip).read_bytes()).decode()}" if mime else None
+
+
 def write_report(report: dict, out: Path, log=lambda m: print(m, file=sys.stderr)) -> list[Path]:
     """report: one device's (`cmlite bench`) or a merged one. Writes report.json, report.md, report.html."""
     from .report_html import html_report
@@ -37,14 +49,33 @@ def write_report(report: dict, out: Path, log=lambda m: print(m, file=sys.stderr
     paths = [out / "report.json", out / "report.md", out / "report.html"]
     write_json_atomic(paths[0], report, indent=1)
     write_text_atomic(paths[1], markdown_report(reports))
-    write_text_atomic(paths[2], html_report(reports, plots, PLOTS_MISSING))
+    write_text_atomic(paths[2], html_report(reports, plots, PLOTS_MISSING, video=_video(report)))
     return paths
+
+
+def unique_reports(paths: list[str], log=lambda m: print(m, file=sys.stderr)) -> list[dict]:
+    """The reports in the files, each once: the same report given twice (the same file, or a copy of it) is merged
+    once, with a warning (before, it became devices "vm" and "vm #2" without a word)."""
+    import json
+
+    seen: dict[str, str] = {}
+    out = []
+    for path in paths:
+        for r in load_reports(path):
+            key = json.dumps(r, sort_keys=True)
+            if key in seen:
+                log(f"cmlite: warning: {path} repeats the report of {r['device'].get('name')} already read from "
+                    f"{seen[key]}: it is merged once")
+                continue
+            seen[key] = str(path)
+            out.append(r)
+    return out
 
 
 def cmd_report(args) -> None:
     from runtimes.errors import CmliteError
 
-    reports = [r for path in args.reports for r in load_reports(path)]
+    reports = unique_reports(args.reports)
     if not reports:
         raise CmliteError("no reports to merge")
     report = merged(reports) if len(reports) > 1 else reports[0]

@@ -15,8 +15,9 @@ table { border-collapse: collapse; margin: 8px 0 4px; font-size: 13px; }
 th, td { border: 1px solid #ddd; padding: 3px 8px; } th { background: #f4f4f4; text-align: left; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
 p.note { color: #555; font-size: 13px; margin: 2px 0 12px; }
-figure { margin: 16px 0; } figure svg { max-width: 100%; height: auto; }
+figure { margin: 16px 0; } figure svg { width: 100%; height: auto; }
 figcaption { color: #555; font-size: 13px; }
+video { width: 100%; max-width: 960px; background: #000; display: block; }
 .err { color: #b00020; }
 """
 
@@ -38,15 +39,32 @@ def _table(t: Table, tag: str = "h3") -> str:
     return f"<{tag}>{html.escape(t.title)}</{tag}><table><tr>{head}</tr>{body}</table>{note}"
 
 
-def html_report(reports: list[dict], plots: list[tuple[str, str, str]] | None, missing_plots: str = "") -> str:
-    """plots: (id, caption, svg) from report_plots.all_plots; None with missing_plots saying why there are none."""
+def _live(live: dict, video: str | None) -> str:
+    """The camera app's run on a clip (`cmlite demo`): the overlaid clip and what it measured."""
+    lat = live.get("latency_ms") or {}
+    stages = ", ".join(f"{k} {v:.1f}" for k, v in (live.get("stages_ms_p50") or {}).items() if v is not None)
+    facts = (f"{live['fps']:.1f} fps with {html.escape(live['model'])} ({html.escape(str(live.get('mode')))}, "
+             f"MaskIoU {'on' if live.get('maskiou') else 'off'}, {live.get('threads')} threads) on "
+             f"{live.get('frames')} frames of {html.escape(str(live.get('source')))}; latency p50 {lat.get('p50')} / "
+             f"p90 {lat.get('p90')} ms; stages p50 (ms): {html.escape(stages)}")
+    player = (f'<video id="live-clip" controls muted loop playsinline preload="auto" src="{video}"></video>'
+              if video else "<p class=note>the clip is not beside this report any more</p>")
+    return f"<h2>Live: the camera app on a clip</h2><figure>{player}<figcaption>{facts}</figcaption></figure>"
+
+
+def html_report(reports: list[dict], plots: list[tuple[str, str, str]] | None, missing_plots: str = "",
+                video: str | None = None) -> str:
+    """plots: (id, caption, svg) from report_plots.all_plots; None with missing_plots saying why there are none.
+    video: the live clip as a data: URI (a report with a `live` run)."""
     single = len(reports) == 1
     title = f"cmlite bench: {reports[0]['device']['name']}" if single else f"cmlite bench: {len(reports)} devices"
     parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
              f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
-    if single:  # what it ran on first, then the plots, then the tables
+    if single:  # what it ran on first, the live clip if any, then the plots, then the tables
         tables = device_tables(reports[0])
         parts.append(_table(tables[0], "h2"))
+        if reports[0].get("live"):
+            parts.append(_live(reports[0]["live"], video))
     else:  # the devices side by side first
         parts += [_table(t, "h2") for t in comparison_tables(reports)]
     parts.append("<h2>Plots</h2>")

@@ -29,9 +29,18 @@ def _device(report: dict, level: str) -> list[str]:
     return out
 
 
+def _live(live: dict) -> list[str]:
+    lat = live.get("latency_ms") or {}
+    return ["## Live: the camera app on a clip", "",
+            f"{live['fps']:.1f} fps with {live['model']} ({live.get('mode')}, {live.get('threads')} threads) on "
+            f"{live.get('frames')} frames of {live.get('source')}; latency p50 {lat.get('p50')} / p90 {lat.get('p90')} "
+            f"ms; the overlaid clip: {live.get('clip')}", ""]
+
+
 def markdown_report(reports: list[dict]) -> str:
     if len(reports) == 1:
-        return "\n".join([f"# cmlite bench: {reports[0]['device']['name']}", ""] + _device(reports[0], "##"))
+        live = _live(reports[0]["live"]) if reports[0].get("live") else []
+        return "\n".join([f"# cmlite bench: {reports[0]['device']['name']}", ""] + live + _device(reports[0], "##"))
     parts = [f"# cmlite bench: {len(reports)} devices", ""] + _tables(comparison_tables(reports), "##")
     for rep in reports:
         parts += [f"## {rep['device']['name']}", ""] + _device(rep, "###")

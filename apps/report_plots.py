@@ -3,8 +3,11 @@ report shows the same plot across devices side by side.
 
 - stages: stacked per-stage latency (p50) per row
 - distribution: box plots of every measured latency per row
-- threads: fps against thread count, one line per model and size
-- front: mask AP against latency p50 (each model at its fastest thread count) with the speed/accuracy front
+- threads: fps against thread count, one line per model and size (bars when one thread count was run)
+- front: mask AP against latency p50 (each model at its fastest thread count), every point named, the
+  speed/accuracy front drawn over them, at least MIN_AP_SPAN of AP on the axis (so noise does not look large)
+
+The figures are drawn 12 inches wide and the page scales them to its full width.
 """
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ import io
 from .report_tables import STAGES, ok_rows, row_key
 
 STAGE_COLORS = ("#8c8c8c", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd")
+WIDTH = 12.0  # inches, one device; the page draws every plot at its full width
+MIN_AP_SPAN = 2.0  # AP points: a smaller span would show 0.2 AP of noise as a cliff
 
 
 def _plt():
@@ -51,7 +56,7 @@ def _label(key: tuple, keys: list[tuple]) -> str:
 
 def _columns(plt, reports, height, sharex=False, sharey=False):
     n = len(reports)
-    fig, axes = plt.subplots(1, n, figsize=(min(5.5 * n, 18) if n > 1 else 8, height), squeeze=False,
+    fig, axes = plt.subplots(1, n, figsize=(max(WIDTH, min(5.5 * n, 18)), height), squeeze=False,
                              sharex=sharex, sharey=sharey, layout="constrained")
     for ax, rep in zip(axes[0], reports):
         ax.set_title(rep["device"]["name"], fontsize=10)
@@ -74,7 +79,8 @@ def stages_plot(reports: list[dict]) -> str:
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(list(ys), [_label(k, keys) for k in keys])
     axes[0].invert_yaxis()
-    axes[-1].legend(loc="lower right", fontsize=8, frameon=False)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=len(STAGES), fontsize=8,
+               frameon=False)  # below the plot: inside, it sat on the longest bar
     fig.suptitle("Latency per stage", fontsize=11)
     return _svg(fig)
 
@@ -99,6 +105,8 @@ def distribution_plot(reports: list[dict]) -> str:
 
 def threads_plot(reports: list[dict]) -> str:
     plt = _plt()
+    if len({r["threads"] for rep in reports for r in ok_rows(rep)}) == 1:
+        return _fps_bars(plt, reports)  # one thread count: a line plot would be one column of dots
     lines = list(dict.fromkeys((r["model"], tuple(r["size"] or ())) for rep in reports for r in ok_rows(rep)))
     fig, axes = _columns(plt, reports, max(3.4, 0.2 * len(lines)), sharey=True)
     colors = plt.get_cmap("tab20").colors  # 20 distinct colours, then other line styles and markers
@@ -123,6 +131,24 @@ def threads_plot(reports: list[dict]) -> str:
     return _svg(fig)
 
 
+def _fps_bars(plt, reports: list[dict]) -> str:
+    keys = _row_keys(reports)
+    threads = next(r["threads"] for rep in reports for r in ok_rows(rep))
+    fig, axes = _columns(plt, reports, 1.2 + 0.32 * len(keys), sharex=True, sharey=True)
+    ys = range(len(keys))
+    for ax, rep in zip(axes, reports):
+        by_key = {row_key(r): r for r in ok_rows(rep)}
+        vals = [by_key[k]["fps"] if k in by_key else 0.0 for k in keys]
+        bars = ax.barh(ys, vals, color="#1f77b4", height=0.7)
+        ax.bar_label(bars, fmt="%.1f", fontsize=8, padding=2)
+        ax.set_xlabel(f"fps (1000 / mean latency) at {threads} thread{'s' if threads != 1 else ''}")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(list(ys), [_label(k, keys) for k in keys])
+    axes[0].invert_yaxis()
+    fig.suptitle("Throughput (one thread count measured)", fontsize=11)
+    return _svg(fig)
+
+
 def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     """The speed/accuracy front of (latency, AP) points: those no other point beats on both, by latency."""
     front, best = [], float("-inf")
@@ -139,7 +165,8 @@ def has_ap(reports: list[dict]) -> bool:
 
 def front_plot(reports: list[dict]) -> str:
     plt = _plt()
-    fig, axes = _columns(plt, reports, 3.6, sharex=True, sharey=True)
+    fig, axes = _columns(plt, reports, 4.2, sharex=True, sharey=True)
+    aps = []
     for ax, rep in zip(axes, reports):
         best: dict[tuple, dict] = {}  # each model and size at its fastest thread count
         for r in ok_rows(rep):
@@ -149,18 +176,27 @@ def front_plot(reports: list[dict]) -> str:
             if k not in best or r["latency_ms"]["p50"] < best[k]["latency_ms"]["p50"]:
                 best[k] = r
         pts = [(r["latency_ms"]["p50"], r["mask_ap"]) for r in best.values()]
+        aps += [ap for _, ap in pts]
         front = pareto(pts)
-        if pts:
-            ax.scatter(*zip(*pts), color="#1f77b4", zorder=3, s=18)
-        for r in best.values():  # the front's models are named; the others are the dots behind it
-            if (r["latency_ms"]["p50"], r["mask_ap"]) in front:
-                ax.annotate(f"{r['model']} ({r['threads']} thr)", (r["latency_ms"]["p50"], r["mask_ap"]),
-                            fontsize=7, xytext=(4, -10), textcoords="offset points")
-        if len(front) > 1:
-            ax.step(*zip(*front), where="post", color="#d62728", alpha=0.7, label="front")
+        if len(front) > 1:  # under the points, thick enough to see between them
+            ax.step(*zip(*front), where="post", color="#d62728", linewidth=2.2, alpha=0.8, zorder=2,
+                    label="speed/accuracy front")
             ax.legend(fontsize=8, frameon=False, loc="lower right")
+        if pts:
+            on_front = [p in front for p in pts]
+            ax.scatter(*zip(*pts), c=["#d62728" if f else "#1f77b4" for f in on_front], zorder=3, s=24)
+        for i, r in enumerate(sorted(best.values(), key=lambda r: r["latency_ms"]["p50"])):  # every point named
+            ax.annotate(f"{r['model']} ({r['threads']} thr)", (r["latency_ms"]["p50"], r["mask_ap"]), fontsize=7,
+                        xytext=(5, 6 if i % 2 else -11), textcoords="offset points")
         ax.set_xlabel("latency p50, ms (fastest thread count)")
         ax.grid(alpha=0.3)
+    if aps:  # at least MIN_AP_SPAN of AP, centred on the points, with room for the names
+        lo, hi = min(aps), max(aps)
+        pad = max(MIN_AP_SPAN - (hi - lo), 0.0) / 2 + 0.25
+        axes[0].set_ylim(lo - pad, hi + pad)
+        from matplotlib.ticker import FormatStrFormatter
+
+        axes[0].yaxis.set_major_formatter(FormatStrFormatter("%.1f"))
     axes[0].set_ylabel("mask AP")
     fig.suptitle("Speed / accuracy", fontsize=11)
     return _svg(fig)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .table import plural
+
 STAGES = (("preprocess", "preprocess"), ("graph1", "graph 1"), ("host", "host"), ("graph2", "graph 2"),
           ("paste", "paste"))
 
@@ -31,7 +33,7 @@ def failed_rows(report: dict) -> list[dict]:
 
 def notes(report: dict) -> list[str]:
     """One line per row that failed, and per model whose AP could not be measured."""
-    out = [f"{r['model']} ({r['threads']} threads): {r['error']}" for r in failed_rows(report)]
+    out = [f"{r['model']} ({plural(r['threads'], 'thread')}): {r['error']}" for r in failed_rows(report)]
     seen = set()
     for r in ok_rows(report):
         if r.get("eval_error") and r["model"] not in seen:
@@ -85,8 +87,33 @@ def device_tables(report: dict) -> list[Table]:
             Table("Memory, size and accuracy", ["model", "threads", "size", "peak RSS MB", "RSS before load MB",
                                                 "file MB", "detections / image", "mask AP", "box AP", "mask AP50",
                                                 "box AP50"], res)]
-    thr = throughput_table(report)
-    return tables[:3] + ([thr] if thr else []) + tables[3:]
+    extra = [t for t in (throughput_table(report), against_fp32_table(report)) if t]
+    return tables[:3] + extra + tables[3:]
+
+
+def against_fp32_table(report: dict) -> Table | None:
+    """Each FP16/BF16/INT8 row against the FP32 row of its target, input, threads and size in the same run: the AP it
+    gives up and the speed it gains (None when no row has such a twin)."""
+    ok = ok_rows(report)
+
+    def key(r):
+        return r["target"], tuple(r.get("input_hw") or ()), r["threads"], size_text(r), r.get("maskiou", True)
+
+    fp32 = {key(r): r for r in ok if r["precision"] == "fp32"}
+    rows = []
+    for r in ok:
+        twin = fp32.get(key(r))
+        if r["precision"] == "fp32" or twin is None:
+            continue
+        d = (lambda k: None if r.get(k) is None or twin.get(k) is None else round(r[k] - twin[k], 2))
+        rows.append([r["model"], r["threads"], size_text(r), d("mask_ap"), d("box_ap"),
+                     f"{twin['latency_ms']['p50'] / r['latency_ms']['p50']:.2f}x",
+                     f"{twin['size_mb'] / r['size_mb']:.1f}x smaller" if r.get("size_mb") else None])
+    if not rows:
+        return None
+    return Table("Against FP32", ["model", "threads", "size", "mask AP - FP32", "box AP - FP32", "p50 speed-up",
+                                  "file"], rows,
+                 "Each row against the FP32 row of the same target, input, threads and size, measured in this run.")
 
 
 def throughput_table(report: dict) -> Table | None:

@@ -1,5 +1,12 @@
-"""Plain-text tables for results people compare."""
+"""Plain-text tables for results people compare, and counted nouns for the lines around them."""
 from __future__ import annotations
+
+
+def plural(n, word: str, many: str | None = None) -> str:
+    """'1 thread', '2 threads', 'all threads' (n not a number: as given); `many` for irregular plurals."""
+    if not isinstance(n, int):
+        return f"{n} {many or word + 's'}"
+    return f"{n} {word if n == 1 else (many or word + 's')}"
 
 
 def format_table(headers: list[str], rows: list[list], floatfmt: str = ".3f") -> str:

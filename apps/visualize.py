@@ -33,14 +33,16 @@ def _overlaps(a, b) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-def place_labels(boxes: np.ndarray, sizes: list[tuple[int, int]], image_hw: tuple[int, int]) -> list:
+def place_labels(boxes: np.ndarray, sizes: list[tuple[int, int]], image_hw: tuple[int, int],
+                 occupied=()) -> list:
     """Where each label goes: (x1, y1, x2, y2) of its background, or None when it fits nowhere free.
 
     Labels are placed in the given order (best first). Each tries above its box's top-left corner, inside it,
     below the box, inside at the bottom, then the same corners on the right, then steps down the box's left
-    edge; the first spot inside the image that covers no label placed before wins."""
+    edge; the first spot inside the image that covers no label placed before, and none of the `occupied`
+    rectangles (the camera's status panel), wins."""
     h, w = image_hw
-    placed, out = [], []
+    placed, out = [tuple(r) for r in occupied], []
     for (x1, y1, x2, y2), (tw, th) in zip(np.round(boxes).astype(int).tolist(), sizes):
         spots = [(x1, y1 - th), (x1, y1), (x1, y2), (x1, y2 - th), (x2 - tw, y1 - th), (x2 - tw, y1),
                  (x2 - tw, y2), (x2 - tw, y2 - th)]
@@ -59,7 +61,8 @@ def place_labels(boxes: np.ndarray, sizes: list[tuple[int, int]], image_hw: tupl
 
 
 def draw(image: np.ndarray, inst: Instances, alpha: float = 0.5, min_score: float = 0.0, masks: bool = True,
-         inplace: bool = False) -> np.ndarray:
+         inplace: bool = False, avoid=()) -> np.ndarray:
+    """The instances scoring at least min_score; labels kept out of the `avoid` rectangles (x1, y1, x2, y2)."""
     out = image if inplace else image.copy()
     keep = [i for i in np.argsort(-inst.scores, kind="stable").tolist() if inst.scores[i] >= min_score]
     bm = inst.box_masks
@@ -83,7 +86,7 @@ def draw(image: np.ndarray, inst: Instances, alpha: float = 0.5, min_score: floa
     for i in keep:
         x1, y1, x2, y2 = (int(round(float(v))) for v in inst.boxes[i])
         cv2.rectangle(out, (x1, y1), (x2, y2), color(int(inst.classes[i])), 1, cv2.LINE_AA)
-    spots = place_labels(inst.boxes[keep].reshape(-1, 4), sizes, out.shape[:2])
+    spots = place_labels(inst.boxes[keep].reshape(-1, 4), sizes, out.shape[:2], avoid)
     for i, text, spot, base in zip(keep, texts, spots, bases):
         if spot is None:  # no free spot: the box and mask still show it
             continue

@@ -27,7 +27,9 @@ PAGE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
  body { margin: 0; background: #111; color: #ddd; font: 14px system-ui, sans-serif; display: flex; flex-wrap: wrap; }
- #view { flex: 1 1 640px; padding: 8px; } #view img { max-width: 100%; display: block; background: #000; }
+ #view { flex: 1 1 480px; padding: 8px; min-width: 0; }
+ #view img { width: 100%; height: auto; max-height: calc(100vh - 16px); object-fit: contain; display: block;
+   background: #000; }
  #stats { flex: 0 0 300px; padding: 8px 16px; } h1 { font-size: 18px; margin: 4px 0 12px; }
  .fps { font-size: 40px; color: #6f6; } table { border-collapse: collapse; width: 100%; }
  td { padding: 2px 4px; border-bottom: 1px solid #333; } td.v { text-align: right; font-variant-numeric: tabular-nums; }
@@ -43,7 +45,8 @@ const rows = [["fps (now)", s => s.fps_now], ["latency ms", s => s.latency_ms], 
   ["dropped", s => s.dropped], ["preprocess ms", s => s.stages_ms.preprocess], ["graph 1 ms", s => s.stages_ms.graph1],
   ["host ms", s => s.stages_ms.host], ["graph 2 ms", s => s.stages_ms.graph2], ["paste ms", s => s.stages_ms.paste],
   ["draw ms", s => s.stages_ms.draw], ["backend", s => s.backend], ["precision", s => s.precision],
-  ["input", s => s.input], ["threads", s => s.threads], ["pipelined", s => s.pipeline ? "yes" : "no"],
+  ["input", s => s.input], ["threads", s => s.threads], ["mode", s => s.running],
+  ["MaskIoU", s => s.maskiou ? "on" : "off"],
   ["device", s => s.device], ["CPU", s => s.cpu], ["source", s => s.source], ["viewers", s => s.viewers]];
 function show(s) {
   document.getElementById("fps").textContent = s.fps == null ? "-" : s.fps.toFixed(1);

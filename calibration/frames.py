@@ -17,10 +17,10 @@ from typing import Callable
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from apps.images import IMAGE_SUFFIXES, read_bgr
 from runtimes.errors import CmliteError, ImageError
+from runtimes.progress import LineProgress, progress_bar
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 KEEP_PER_FRAME = 4  # live/sequential grabbing keeps at most this many frames per requested frame (bounded memory)
@@ -115,7 +115,7 @@ def _load_image(path: Path) -> np.ndarray | str:
 
 
 def _pick(n: int, count: int, seed: int, load: Callable[[int], np.ndarray | str], name: Callable[[int], str],
-          bar: tqdm) -> tuple[list[int], list[np.ndarray], list[str]]:
+          bar: LineProgress) -> tuple[list[int], list[np.ndarray], list[str]]:
     """Read the spread picks; an unreadable pick is replaced by the next readable candidate of its bin, and bins
     with none by untried candidates in a seeded order. -> (indices sorted, frames, skipped)."""
     got: dict[int, np.ndarray] = {}
@@ -147,7 +147,7 @@ def _pick(n: int, count: int, seed: int, load: Callable[[int], np.ndarray | str]
 
 
 def _grab(capture: cv2.VideoCapture, count: int, seconds: float, max_frames: int | None = None,
-          bar: tqdm | None = None) -> tuple[list[tuple[int, np.ndarray]], int]:
+          bar: LineProgress | None = None) -> tuple[list[tuple[int, np.ndarray]], int]:
     """Read until the time is up, the stream ends or max_frames were read, keeping every k-th frame (k doubles
     whenever more than KEEP_PER_FRAME * count are kept). -> ([(frame index, frame)] spanning the read, frames read)."""
     cap, k, n, kept = max(KEEP_PER_FRAME * count, 2), 1, 0, []
@@ -198,7 +198,7 @@ def _bad_video(path: str) -> CmliteError:
                        f"OpenCV can read: {_SOURCES}")
 
 
-def _video(path: str, count: int, seed: int, bar: tqdm, seek: bool = True
+def _video(path: str, count: int, seed: int, bar: LineProgress, seek: bool = True
            ) -> tuple[list[np.ndarray], list[str], list[str], int]:
     """Frames spread over a whole video by seeking; read sequentially (every k-th frame kept) when the length is
     unknown or seeking gives nothing. -> (frames, ids, skipped, frames in the video)."""
@@ -227,7 +227,7 @@ def _video(path: str, count: int, seed: int, bar: tqdm, seek: bool = True
     return [f for _, f in pick], [f"{path}#frame={i}" for i, _ in pick], [], n
 
 
-def _camera(source: str, cam: str, count: int, seconds: float, bar: tqdm) -> tuple[list[np.ndarray], list[str], int]:
+def _camera(source: str, cam: str, count: int, seconds: float, bar: LineProgress) -> tuple[list[np.ndarray], list[str], int]:
     """`count` frames evenly spread over those grabbed for `seconds`. -> (frames, ids, frames grabbed)."""
     capture = open_capture(int(cam) if cam.isdigit() else cam)
     opened = capture.isOpened()
@@ -282,7 +282,7 @@ def read_frames(source: str, count: int = 32, seed: int = 0, images_dir: str | N
                           f"use --calib-count {min_frames} or more")
     kind, *where = parse_source(source, images_dir)
     files = None if kind in ("camera", "video") else _image_files(kind, where, source)  # errors before any bar
-    bar = tqdm(total=None if kind == "camera" else count, desc=f"calibration frames ({kind})", unit="frame",
+    bar = progress_bar(total=None if kind == "camera" else count, desc=f"calibration frames ({kind})", unit="frame",
                leave=False, disable=not progress or count < 2 or kind == "images")  # camera: counts grabbed frames
     skipped: list[str] = []
     try:

@@ -61,8 +61,12 @@ class _Int8Folder:
         folder.mkdir(parents=True)
 
     def finish(self, graphs: dict[str, GraphSpec], quantization: dict) -> Path:
+        import sys
+
         m = self.manifest
         m.target, m.precision, m.graphs, m.quantization = self.target, "int8", graphs, quantization
+        if sys.argv[0].endswith("cmlite"):  # the command that made this folder (the twin's may be a convert)
+            m.provenance = {**m.provenance, "command": " ".join(["cmlite", *sys.argv[1:]])}
         if self.target == "tensorrt":
             from converters import tensorrt_export
 
@@ -102,15 +106,18 @@ class Quantizer:
             log(f"calibration inputs for {target} ({len(frames.frames)} frames through its FP32 runtime)")
             self.samples[target] = collect(runtimes.load(twin, threads=threads), frames.frames)
         self.pre, self.cache = {}, {}
-        onnx_twin = twins["onnx"]
-        for kind in ("dense", "masks"):
-            log(f"calibrating {kind} ({method}) ...")
-            self.pre[kind] = ort_quant.preprocess(onnx_twin / f"{kind}.onnx", work / f"{kind}.pre.onnx")
-            self.cache[kind] = ort_quant.calibrate(self.pre[kind], getattr(self.samples["onnx"], kind), method,
-                                                   work / f"{kind}.{method}.ranges.json")
+
+    def ort_ranges(self, kind: str) -> tuple[Path, Path]:
+        """ONNX Runtime's calibration of a graph (for the onnx and tensorrt targets and the plan search), once."""
+        if kind not in self.cache:
+            self.log(f"calibrating {kind} ({self.method}) ...")
+            self.pre[kind] = ort_quant.preprocess(self.twins["onnx"] / f"{kind}.onnx", self.work / f"{kind}.pre.onnx")
+            self.cache[kind] = ort_quant.calibrate(self.pre[kind], getattr(self.samples["onnx"], kind), self.method,
+                                                   self.work / f"{kind}.{self.method}.ranges.json")
+        return self.pre[kind], self.cache[kind]
 
     def calibration_record(self) -> dict:
-        s = self.samples["onnx"]
+        s = self.samples.get("onnx") or next(iter(self.samples.values()))
         return {**self.frames.summary(), "dense_samples": len(s.dense), "mask_samples": len(s.masks),
                 "mask_rois": s.num_rois, "frame_ids": self.frames.ids}
 
@@ -131,7 +138,7 @@ class Quantizer:
                 continue
             samples = getattr(self.samples[TWIN[target]], kind.split("_")[0])  # masks_noiou: graph 2's inputs
             if target in ("onnx", "tensorrt"):
-                settings[kind] = ort_quant.quantize(self.pre[kind], self.cache[kind], folder / f"{kind}.onnx",
+                settings[kind] = ort_quant.quantize(*self.ort_ranges(kind), folder / f"{kind}.onnx",
                                                     self.method, keep_float, form=target,
                                                     reduce_range=self.reduce_range and target == "onnx")
                 if target == "tensorrt":  # checked against TensorRT's parser and Q/DQ rules
@@ -179,18 +186,57 @@ class Quantizer:
         return plans.search(evaluate, fp32, max_drop, log=self.log)
 
 
+def int8_up_to_date(folder: Path, model, source: Path | None, fixed_hw, frames: CalibFrames, method: str,
+                    keep_float: list[str]) -> str | None:
+    """Why `folder` is not what quantizing `model` now would write, or None when it is (see up_to_date)."""
+    from converters.convert import default_fixed_hw, up_to_date
+
+    if not (folder / "manifest.json").is_file():
+        return "no such folder"
+    m = read_manifest(folder)
+    hw = fixed_hw or (default_fixed_hw(model.config) if m.target == "tflite" else None)
+    why = up_to_date(folder, model, source, hw)
+    if why:
+        return why
+    q = m.quantization or {}
+    if m.precision != "int8" or (q.get("calibration") or {}).get("digest") != frames.digest:
+        return "other calibration frames"
+    if q.get("method") != method or (q.get("plan") or {}).get("keep_float") != keep_float:
+        return "another method or plan"
+    return None
+
+
+def find_twins(model, targets: list[str], folders: list[Path], source: Path | None, fixed_hw) -> dict[str, Path]:
+    """target -> an up-to-date `<target>-fp32` folder of this model in one of `folders` (the first found)."""
+    from converters.convert import default_fixed_hw, up_to_date
+
+    found = {}
+    for t in targets:
+        hw = fixed_hw or (default_fixed_hw(model.config) if t == "tflite" else None)
+        for d in folders:
+            if (d / f"{t}-fp32").is_dir() and up_to_date(d / f"{t}-fp32", model, source, hw) is None:
+                found[t] = d / f"{t}-fp32"
+                break
+    return found
+
+
 def quantize(model, out_dir: str | Path, targets: list[str], frames: CalibFrames, method: str = "minmax",
              val: Validation | None = None, max_ap_drop: float = 1.0, keep_float: list[str] | None = None,
              fixed_hw: tuple[int, int] | None = None, source: Path | None = None, threads: int | None = None,
-             reduce_range: bool = True, log=print) -> list[Path]:
+             reduce_range: bool = True, log=print, overwrite: bool = False,
+             fp32_dirs: list[Path] = (), reuse: bool = False) -> list[Path]:
     """Write out_dir/<target>-int8/ for every target; returns the folders.
 
-    keep_float: an explicit plan (module names or block names) instead of the search / the default."""
+    keep_float: an explicit plan (module names or block names) instead of the search / the default. Existing
+    INT8 folders are refused unless overwrite. The FP32 twins are taken from out_dir or fp32_dirs where an
+    up-to-date conversion of this model is there (converters.convert.up_to_date), else converted. reuse (with an
+    explicit keep_float): INT8 folders in out_dir quantized from this model with these frames, method and plan are
+    kept as they are (`cmlite demo`'s second run)."""
     from converters import spawn_helper_processes
 
     spawn_helper_processes()
     from converters.convert import convert
-    from converters.folders import check_dir_path, output_dir
+    from converters.folders import check_dir_path, output_dir, refuse_to_replace
 
     check_targets(targets)
     if method not in ort_quant.METHODS:
@@ -198,13 +244,27 @@ def quantize(model, out_dir: str | Path, targets: list[str], frames: CalibFrames
     if val is not None:
         _check_val_classes(model, val)
     out_dir = check_dir_path(out_dir)
-    written = []
+    kept = [t for t in targets if reuse and keep_float is not None and int8_up_to_date(
+        out_dir / f"{t}-int8", model, source, fixed_hw, frames, method, plans.expand(keep_float)) is None]
+    if kept:
+        log(f"reusing {', '.join(f'{t}-int8' for t in kept)} (quantized from this model with these frames, method "
+            f"and plan by this cmlite)")
+        targets = [t for t in targets if t not in kept]
+        if not targets:
+            return [out_dir / f"{t}-int8" for t in kept]
+    replaced = refuse_to_replace(out_dir, [f"{t}-int8" for t in targets], overwrite, "quantize")
+    written = [out_dir / f"{t}-int8" for t in kept]
     with output_dir(out_dir), tempfile.TemporaryDirectory(prefix=".cmlite-quantize-", dir=out_dir) as work:
         work = Path(work)
-        twin_targets = sorted({TWIN[t] for t in targets} | {"onnx"})
-        log(f"FP32 twins: {', '.join(twin_targets)}")
-        twins = {read_manifest(f).target: f for f in convert(model, work / "fp32", twin_targets, ["fp32"],
-                                                             fixed_hw=fixed_hw, source=source, log=log)}
+        searching = keep_float is None and val is not None  # the plan search runs on ONNX Runtime
+        twin_targets = sorted({TWIN[t] for t in targets} | ({"onnx"} if searching else set()))
+        twins = find_twins(model, twin_targets, [out_dir, *map(Path, fp32_dirs)], source, fixed_hw)
+        missing = [t for t in twin_targets if t not in twins]
+        log("FP32 twins: " + "; ".join([f"reusing {twins[t]} (up to date)" for t in twins]
+                                       + ([f"converting {', '.join(missing)}"] if missing else [])))
+        if missing:
+            twins |= {read_manifest(f).target: f for f in convert(model, work / "fp32", missing, ["fp32"],
+                                                                  fixed_hw=fixed_hw, source=source, log=log)}
         q = Quantizer(work, twins, frames, method, threads, reduce_range, log)
         if keep_float is not None:
             chosen, how, search = plans.expand(keep_float), "given (--keep-float)", None
@@ -243,4 +303,6 @@ def quantize(model, out_dir: str | Path, targets: list[str], frames: CalibFrames
                 final.rename(work / f"{folder.name}.old")
             folder.rename(final)
             written.append(final)
+            if final in replaced:
+                log(f"  -> {final} (replaced the folder that was there)")
     return written

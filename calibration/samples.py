@@ -39,10 +39,10 @@ def _batches(rois: np.ndarray, onehot: np.ndarray, batch: int | None) -> list[di
 
 def collect(seg: Segmenter, frames: list[np.ndarray], progress: bool = True) -> GraphSamples:
     """Run `seg` (FP32) on every frame and keep both graphs' inputs, at `seg`'s input size and mask batch."""
-    from tqdm import tqdm
+    from runtimes.progress import progress_bar
 
     dense, masks = [], []
-    for frame in tqdm(frames, desc="calibration inputs", unit="frame", disable=not progress or len(frames) < 2,
+    for frame in progress_bar(frames, desc="calibration inputs", unit="frame", disable=not progress or len(frames) < 2,
                       file=sys.stderr):
         trace: dict = {}
         seg.predict(frame, trace)

@@ -35,7 +35,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 from pycocotools import mask as mask_util
-from tqdm import tqdm
+
+from runtimes.progress import progress_bar
 
 GENERATOR_VERSION = "1.0"
 # Category ids are 1..K in this order. Thin: cross, bar; concave: star, crescent, cross; holed: ring.
@@ -450,7 +451,7 @@ def generate(out_dir, n_train: int, n_val: int, size: int, seed: int, progress: 
     summary = {"out_dir": str(out), "size": size, "seed": seed}
     try:
         (tmp / "annotations").mkdir()
-        with tqdm(total=n_train + n_val, desc=f"synth {out.name}", unit="img", file=sys.stderr,
+        with progress_bar(total=n_train + n_val, desc=f"synth {out.name}", unit="img", file=sys.stderr,
                   disable=not progress, dynamic_ncols=True) as bar:
             for split, n in zip(SPLITS, (n_train, n_val)):
                 summary[split] = _write_split(tmp, split, n, size, seed, bar)

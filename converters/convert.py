@@ -18,7 +18,7 @@ from runtimes.errors import CmliteError
 from runtimes.manifest import SCHEMA, GraphSpec, Manifest, sha256
 from runtimes.versions import package_versions
 
-from .folders import check_dir_path, output_dir
+from .folders import check_dir_path, output_dir, refuse_to_replace
 
 # target -> precisions it can be converted to here
 SUPPORTED = {"onnx": ("fp32", "fp16"), "openvino": ("fp32", "fp16", "bf16"), "tflite": ("fp32", "fp16"),
@@ -35,20 +35,28 @@ class Job:
         return f"{self.target}-{self.precision}"
 
 
+def _available() -> str:
+    """'onnx fp32/fp16, openvino fp32/fp16/bf16, ...' for error lines."""
+    return ", ".join(f"{t} {'/'.join(p)}" for t, p in SUPPORTED.items())
+
+
 def plan(targets: list[str], precisions: list[str]) -> list[Job]:
+    known = {p for ps in SUPPORTED.values() for p in ps}
+    for p in precisions:
+        if p == "int8":
+            raise CmliteError("int8 needs calibration data: `cmlite quantize --calib IMAGES --targets ...`, not "
+                              "`convert`")
+        if p not in known:
+            raise CmliteError(f"unknown precision {p!r}; choose from {', '.join(sorted(known))} (int8: cmlite "
+                              f"quantize)")
     jobs = []
     for t in targets:
         if t not in SUPPORTED:
             raise CmliteError(f"unknown target {t!r}; choose from {', '.join(SUPPORTED)}")
-        for p in precisions:
-            if p not in SUPPORTED[t]:
-                if p in ("int8",):
-                    raise CmliteError(f"{t}: {p} needs calibration data (`cmlite quantize`), not `convert`")
-                continue  # e.g. bf16 is an OpenVINO-only precision
-            jobs.append(Job(t, p))
+        jobs += [Job(t, p) for p in precisions if p in SUPPORTED[t]]  # e.g. bf16 is an OpenVINO-only precision
     if not jobs:
-        raise CmliteError(f"nothing to convert: precisions {precisions} are not available for {targets} "
-                          f"(available: {SUPPORTED})")
+        raise CmliteError(f"nothing to convert: {', '.join(precisions)} is not available for "
+                          f"{', '.join(targets)} (available: {_available()})")
     return jobs
 
 
@@ -58,6 +66,36 @@ def default_fixed_hw(cfg: PipelineConfig) -> tuple[int, int]:
     short = cfg.min_size
     long = min(int(short * 4 / 3 + 0.5), cfg.max_size)
     return -(-short // d) * d, -(-long // d) * d
+
+
+CONVERT_TOOLS = ("cmlite", "torch", "onnx", "onnxslim", "onnxruntime", "openvino", "litert-torch", "ai-edge-litert",
+                 "numpy")
+
+
+def up_to_date(folder: Path, model: CenterMaskLite, source: Path | None, fixed_hw) -> str | None:
+    """Why `folder` is not what converting `model` (from the checkpoint `source`) at `fixed_hw` would write now, or
+    None when it is: the same checkpoint (sha256), test size and settings, graphs (graph 2 without the MaskIoU head
+    included), the same cmlite and converter versions, every file intact."""
+    from runtimes.manifest import read_manifest
+
+    try:
+        m = read_manifest(folder)
+        m.verify_files(folder)
+    except CmliteError as e:
+        return str(e)
+    p = m.provenance or {}
+    if source is None or p.get("source_sha256") != sha256(source):
+        return "another checkpoint"
+    if m.fixed_hw != (tuple(fixed_hw) if fixed_hw else None):
+        return f"input {m.fixed_hw or 'dynamic'}, not {tuple(fixed_hw) if fixed_hw else 'dynamic'}"
+    if m.pipeline != model.config:
+        return "other test settings"
+    if model.variant.maskiou and m.target != "openvino" and "masks_noiou" not in m.graphs:
+        return "made before graph 2 without the MaskIoU head"
+    tools = package_versions(*CONVERT_TOOLS)
+    if (p.get("tools") or {}) != tools:
+        return "made with other tool versions"
+    return None
 
 
 def _manifest(model: CenterMaskLite, job: Job, cfg: PipelineConfig, graphs: dict[str, GraphSpec],
@@ -90,20 +128,21 @@ def _graph_spec(folder: Path, file: str, io, batch: int | None = None) -> GraphS
 
 def convert(model: CenterMaskLite, out_dir: str | Path, targets: list[str], precisions: list[str],
             fixed_hw: tuple[int, int] | None = None, source: Path | None = None, mask_batch: int = 10,
-            log=print) -> list[Path]:
-    """Convert `model` for every target x precision; returns the written folders."""
+            log=print, overwrite: bool = False) -> list[Path]:
+    """Convert `model` for every target x precision; returns the written folders. Existing folders of the same
+    names are refused unless overwrite (then each replacement is logged)."""
     from . import spawn_helper_processes
 
     spawn_helper_processes()
     jobs = plan(targets, precisions)
     out_dir = check_dir_path(out_dir)
+    replaced = refuse_to_replace(out_dir, [j.name for j in jobs], overwrite, "convert")
     cfg = model.config
     provenance = {"source_checkpoint": source.name if source else None,
                   "source_sha256": sha256(source) if source else None,
                   "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                   "command": " ".join(["cmlite", *sys.argv[1:]]) if sys.argv[0].endswith("cmlite") else None,
-                  "tools": package_versions("cmlite", "torch", "onnx", "onnxslim", "onnxruntime", "openvino",
-                                     "litert-torch", "ai-edge-litert", "numpy")}
+                  "tools": package_versions(*CONVERT_TOOLS)}
     written = []
     with output_dir(out_dir), tempfile.TemporaryDirectory(prefix=".cmlite-convert-", dir=out_dir) as work:
         work = Path(work)
@@ -147,7 +186,7 @@ def convert(model: CenterMaskLite, out_dir: str | Path, targets: list[str], prec
                 final.rename(work / f"{final.name}.old")
             partial.rename(final)
             written.append(final)
-            log(f"  -> {final}")
+            log(f"  -> {final}" + (" (replaced the folder that was there)" if final in replaced else ""))
     return written
 
 

@@ -34,3 +34,14 @@ def output_dir(path: str | Path, flag: str = "--out"):
             except OSError:
                 break
         raise
+
+
+def refuse_to_replace(out_dir: Path, names: list[str], overwrite: bool, command: str) -> list[Path]:
+    """The model folders of `names` already in out_dir: refused with one line naming --overwrite (as `data synth`
+    refuses an existing dataset), or, with overwrite, returned to be replaced once the new ones are complete."""
+    existing = [Path(out_dir) / n for n in names if (Path(out_dir) / n).exists()]
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise CmliteError(f"{existing[0]} exists{more}: give --overwrite to replace it ({command} writes the new "
+                          f"folders first and replaces the old ones only when all are complete), or another --out")
+    return existing

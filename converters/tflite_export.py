@@ -27,8 +27,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the converter's C++ info l
 
 @contextlib.contextmanager
 def _quiet():
-    """litert-torch and the quantizer print torchao load failures, deprecations and size reports."""
-    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()), \
+    """litert-torch and the quantizer print torchao load failures, deprecations and size reports (Python), and
+    absl's and oneDNN's lines (C++, runtimes/quiet.py)."""
+    from runtimes.quiet import native_logs
+
+    with native_logs(), warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()), \
             contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         loggers = [logging.root, logging.getLogger("torch.utils._pytree")]

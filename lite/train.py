@@ -148,7 +148,7 @@ def train(cfg: TrainConfig, ann_file: str | Path, images_dir: str | Path, out_di
           resume: bool = False, progress: bool = True, log=print) -> Path:
     """Train and write out_dir/model_final.pth (official layout + metadata). out_dir/last.pth is the
     resumable state; out_dir/train_log.jsonl has the losses of every iteration."""
-    from tqdm import tqdm
+    from runtimes.progress import progress_bar
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -186,7 +186,7 @@ def train(cfg: TrainConfig, ann_file: str | Path, images_dir: str | Path, out_di
 
     model.train()
     t0 = time.time()
-    bar = tqdm(range(start, cfg.iters), initial=start, total=cfg.iters, desc="train", disable=not progress,
+    bar = progress_bar(range(start, cfg.iters), initial=start, total=cfg.iters, desc="train", disable=not progress,
                file=sys.stderr, dynamic_ncols=True)
     log_file = (out_dir / "train_log.jsonl").open("a" if resume else "w")
     for it in bar:

@@ -51,7 +51,7 @@ class ConvertedSegmenter(Segmenter):
         if not ok:
             what = ", ".join(f"{f}: {'/'.join(sorted(k)) or 'no weights'}" for f, k in kinds.items())
             raise CmliteError(f"{self.folder}: the manifest says {want} but the graphs hold {what}; restore "
-                              f"manifest.json or convert the model again")
+                              f"manifest.json or {self.manifest.remake_hint(self.folder)}")
 
     def graph_path(self, kind: str) -> Path:
         return self.folder / self.manifest.graphs[kind].file

@@ -7,8 +7,9 @@ import numpy as np
 
 from .backend import ConvertedSegmenter
 from .errors import CmliteError
+from .quiet import native_logs
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # LiteRT's "created XNNPACK delegate" info line
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines
 
 
 def interpreter_class():
@@ -27,11 +28,13 @@ class LiteRtSegmenter(ConvertedSegmenter):
     def open(self) -> None:
         interpreter = interpreter_class()
         self.runners, kinds = {}, {}
+        self._first = {"dense", "masks"}  # runners whose first call (XNNPACK's set-up, and its log line) is to come
         if self.mask_kind not in self.manifest.graphs:
             raise self.no_graph(self.mask_kind)
         for kind in ("dense", self.mask_kind):
-            interp = interpreter(model_path=str(self.graph_path(kind)), num_threads=self.threads or None)
-            self.runners[kind.split("_")[0]] = interp.get_signature_runner()
+            with native_logs():
+                interp = interpreter(model_path=str(self.graph_path(kind)), num_threads=self.threads or None)
+                self.runners[kind.split("_")[0]] = interp.get_signature_runner()
             dtypes = {np.dtype(d["dtype"]) for d in interp.get_tensor_details()}
             kinds[self.graph_path(kind).name] = {name for name, dt in (("int8", "int8"), ("fp16", "float16"),
                                                                        ("fp32", "float32")) if np.dtype(dt) in dtypes}
@@ -42,8 +45,15 @@ class LiteRtSegmenter(ConvertedSegmenter):
         hw = "x".join(map(str, self.fixed_hw)) if self.fixed_hw else "?"
         return f"tflite {self.manifest.precision} ({hw}) on CPU (XNNPACK)"
 
+    def _run(self, kind: str, **feeds) -> dict[str, np.ndarray]:
+        if kind in self._first:  # XNNPACK applies itself on the first call, and says so on stderr
+            self._first.discard(kind)
+            with native_logs():
+                return self.runners[kind](**feeds)
+        return self.runners[kind](**feeds)
+
     def infer_dense(self, image: np.ndarray) -> dict[str, np.ndarray]:
-        return self.runners["dense"](image=image)
+        return self._run("dense", image=image)
 
     def infer_masks(self, rois: np.ndarray, onehot: np.ndarray) -> dict[str, np.ndarray]:
-        return self.runners["masks"](rois=rois, classes_onehot=onehot)
+        return self._run("masks", rois=rois, classes_onehot=onehot)

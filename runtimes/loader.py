@@ -33,7 +33,9 @@ def load(path: str | Path, threads: int | None = None, verify: bool = True, back
     backend = backend or manifest.target
     if backend != manifest.target and not (backend == "onnx" and all(
             g.file.endswith(".onnx") for g in manifest.graphs.values())):
-        raise CmliteError(f"{folder}: a {manifest.target} model cannot run on {backend}; convert it for {backend}")
+        raise CmliteError(f"{folder}: a {manifest.target} model cannot run on {backend}; convert it for {backend}"
+                          + (" (--backend onnx runs only the ONNX graphs of onnx and tensorrt folders)"
+                             if backend == "onnx" else ""))
     if backend not in BACKENDS:
         raise CmliteError(f"{folder}: no runtime for target {backend!r}")
     module, cls = BACKENDS[backend]
@@ -42,8 +44,9 @@ def load(path: str | Path, threads: int | None = None, verify: bool = True, back
     except ModuleNotFoundError as e:
         if e.name != module:
             raise
-        alt = " or run its ONNX graphs in ONNX Runtime: runtimes.load(folder, backend='onnx')" if all(
-            g.file.endswith(".onnx") for g in manifest.graphs.values()) else ""
+        alt = (" or run its ONNX graphs in ONNX Runtime: --backend onnx, or runtimes.load(folder, backend='onnx')"
+               if all(
+            g.file.endswith(".onnx") for g in manifest.graphs.values()) else "")
         raise CmliteError(f"{folder}: this cmlite has no {backend} runtime (no {module}); upgrade cmlite{alt}") \
             from None
     prepare_process()

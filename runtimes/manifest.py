@@ -115,16 +115,28 @@ class Manifest:
         return sum((Path(folder) / f).stat().st_size
                    for f in [*(f for g in self.graphs.values() for f in (g.file, *g.aux_files)), *engines])
 
+    def remake_hint(self, folder: Path) -> str:
+        """How to make this folder again: the command that made it, where recorded, else the one that would."""
+        recorded = (self.provenance or {}).get("command")
+        out = Path(folder).parent
+        if self.precision == "int8":
+            cmd = recorded if recorded and " quantize " in f"{recorded} " else \
+                f"cmlite quantize --calib IMAGES --targets {self.target} --out {out}"
+            return f"quantize it again: {cmd}"
+        cmd = recorded if recorded and " convert " in f"{recorded} " else \
+            f"cmlite convert --targets {self.target} --precision {self.precision} --out {out}"
+        return f"convert it again: {cmd}"
+
     def verify_files(self, folder: Path, engines: bool = True) -> None:
         """Every graph file (and TensorRT engine, when built) is present and has the recorded hash."""
         for name, g in self.graphs.items():
             for file, digest in {g.file: g.sha256, **g.aux_files}.items():
                 path = Path(folder) / file
                 if not path.is_file():
-                    raise ManifestError(f"{folder}: {file} (graph {name}) is missing; convert the model again")
+                    raise ManifestError(f"{folder}: {file} (graph {name}) is missing; {self.remake_hint(folder)}")
                 if sha256(path) != digest:
                     raise ManifestError(f"{path}: sha256 differs from the manifest (file damaged or replaced); "
-                                        "convert the model again")
+                                        f"{self.remake_hint(folder)}")
         for name, e in ((self.engines or {}).get("files") or {}).items() if engines else ():
             path = Path(folder) / e["file"]
             if not path.is_file() or sha256(path) != e["sha256"]:

@@ -19,8 +19,8 @@ from .errors import CmliteError
 MIN_VERSION = 10
 INSTALL = ("on a Jetson it comes with JetPack: sudo apt install python3-libnvinfer (in a virtual environment made "
            "with --system-site-packages); on x86 with an NVIDIA GPU: pip install tensorrt-cu12 (NVIDIA's wheels, "
-           "CUDA 12) or tensorrt-cu13; off the GPU, run the folder's ONNX graphs in ONNX Runtime: "
-           "runtimes.load(folder, backend='onnx')")
+           "CUDA 12) or tensorrt-cu13; off the GPU, run the folder's ONNX graphs in ONNX Runtime: --backend onnx "
+           "(predict, eval, parity, bench, camera) or runtimes.load(folder, backend='onnx')")
 
 
 def require_tensorrt():

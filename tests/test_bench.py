@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from apps.bench_worker import RowSpec
 from apps.cli import main
 from apps.latency_stats import summarize
 from apps.report_plots import pareto
@@ -100,7 +101,7 @@ def bench_run(tmp_path_factory, default_onnx, default_openvino, val_set):
     broken.mkdir()
     (broken / "manifest.json").write_text("{not json")
     rc = main(["bench", "--model", str(default_onnx), "--model", str(default_openvino), "--model", str(broken),
-               "--images", str(val_set / "val"), "--threads", "1", "--runs", "3", "--warmup", "1",
+               "--images", str(val_set / "val"), "--threads", "1", "--runs", "3", "--warmup", "1", "--throughput", "6",
                "--data", str(val_set / "annotations" / "instances_val.json"), "--data-images", str(val_set / "val"),
                "--device-name", "box-a", "--out", str(out)])
     return rc, out
@@ -127,15 +128,35 @@ def test_bench_writes_the_three_files_with_every_key(bench_run, capsys):
         assert r["peak_rss_mb"] > 50 and r["load_ms"] > 0 and r["cold_ms"] > 0
         assert r["size_mb"] > 10 and r["detections_per_image"] > 0
         assert 10 < r["mask_ap"] <= 100 and 10 < r["box_ap"] <= 100 and r["ap_images"] == 4
+        st = r["stages_ms"]
+        assert r["graph_bound_fps"] == pytest.approx(1e3 / (st["graph1"] + st["graph2"]), rel=1e-3)
+        for mode in ("sequential", "overlap"):  # a stream of 6 images each way, images/s and latency
+            t = r["throughput"][mode]
+            assert 0 < t["images_per_s"] < 1e3 and t["latency_ms"] > 0, (mode, t)
     # the same FP32 graphs on two backends: the same detections and AP
     assert abs(rows["onnx"]["mask_ap"] - rows["openvino"]["mask_ap"]) < 0.5
     failed = [r for r in report["results"] if r["error"]]
     assert len(failed) == 1 and "load failed" in failed[0]["error"] and "manifest" in failed[0]["error"]
     md = (out / "report.md").read_text()
     for title in ("Latency (ms) and throughput", "Per stage, p50 ms", "Memory, size and accuracy",
+                  "Throughput: images per second of a stream",
                   "Rows that failed or were not evaluated", "INT8/BF16 ISA"):
         assert title in md
     assert re.search(r"\| onnx-fp32 \| onnx \| fp32 \| 1 \| 320/533 \| \d+\.\d \|", md)
+
+
+def test_every_row_that_clashes_says_its_folder():
+    """Two --models-dir with an onnx-fp32 each: before, only the first row said which one it was."""
+    from apps.bench import _labels
+
+    class Row:
+        def __init__(self, path):
+            self.spec = RowSpec("model", path, 1)
+            self.info = {"target": "onnx", "precision": "fp32", "variant": "V", "path": path}
+
+    rows = [Row("a/onnx-fp32"), Row("b/onnx-fp32"), Row("b/openvino-fp32")]
+    rows[2].info["target"] = "openvino"
+    assert _labels(rows) == ["onnx-fp32 (a/onnx-fp32)", "onnx-fp32 (b/onnx-fp32)", "openvino-fp32"]
 
 
 def test_bench_html_has_its_plots(bench_run):
@@ -146,6 +167,31 @@ def test_bench_html_has_its_plots(bench_run):
         assert m and m.group(0).count("<path") > 5, pid
     assert "src=" not in page and "href=\"http" not in page  # self-contained
     assert "onnx-fp32" in page and "openvino-fp32" in page
+
+
+def _texts(svg: str) -> dict[str, list[float]]:
+    """Each text of a matplotlib SVG (svg.fonttype none) -> the y of its position, top down."""
+    out: dict[str, list[float]] = {}
+    for m in re.finditer(r'<text[^>]*? y="([\d.-]+)"[^>]*>([^<]*)</text>', svg):
+        out.setdefault(m.group(2).strip(), []).append(float(m.group(1)))
+    return out
+
+
+def test_report_plots_are_readable(bench_run):
+    """Before: the stage legend sat on the longest bar; speed/accuracy spanned 0.2 AP with 3-decimal ticks and
+    named only the front; one thread count gave a column of pale dots; the plots filled half the page."""
+    _, out = bench_run
+    page = (out / "report.html").read_text()
+    svg = {pid: re.search(rf'<figure id="plot-{pid}">(<svg.*?</svg>)', page, re.S).group(1)
+           for pid in ("stages", "threads", "front")}
+    t = _texts(svg["stages"])
+    assert min(t["graph 1"]) > max(t["ms (p50 per stage)"])  # the legend below the axis, outside the bars
+    assert "Throughput (one thread count measured)" in svg["threads"] and svg["threads"].count("<path") >= 2  # bars
+    t = _texts(svg["front"])
+    ticks = [float(k) for k in t if re.fullmatch(r"\d+\.\d", k)]
+    assert max(ticks) - min(ticks) >= 2.0 and not any(re.fullmatch(r"\d+\.\d{3}", k) for k in t)
+    assert {"onnx-fp32 (1 thr)", "openvino-fp32 (1 thr)"} <= set(t)  # every point named
+    assert "figure svg { width: 100%; height: auto; }" in page
 
 
 def test_bench_html_in_chromium_shows_the_plots(bench_run, tmp_path):
@@ -169,7 +215,7 @@ def test_bench_html_in_chromium_shows_the_plots(bench_run, tmp_path):
     assert rows_with_ink > 1200  # tables and four plots, not a blank or broken page
 
 
-def test_reports_merge_across_devices(bench_run, default_onnx, val_set, tmp_path):
+def test_reports_merge_across_devices(bench_run, default_onnx, val_set, tmp_path, capsys):
     _, out_a = bench_run
     out_b = tmp_path / "b"
     assert main(["bench", "--model", str(default_onnx), "--images", str(val_set / "val" / "000001.png"),
@@ -191,8 +237,17 @@ def test_reports_merge_across_devices(bench_run, default_onnx, val_set, tmp_path
     stages = re.search(r'<figure id="plot-stages">.*?</figure>', page, re.S).group(0)
     assert "box-a" in stages and "box-b" in stages  # the same plot, a column per device
     # a merged report merges again (flattened), and a device seen twice gets a distinct name
+    # box-b's report twice (merged and on its own) is merged once, with a warning (before: "box-b" and "box-b #2"
+    # without a word); another run of the same device keeps a distinct name
     again = tmp_path / "again"
     assert main(["report", str(merged), str(out_b), "--out", str(again)]) == 0
+    names = [r["device"]["name"] for r in json.loads((again / "report.json").read_text())["reports"]]
+    assert names == ["box-a", "box-b"]
+    assert "repeats the report of box-b already read from" in capsys.readouterr().err
+    rerun = json.loads((out_b / "report.json").read_text())
+    rerun["settings"]["created"] = "2026-01-01T00:00:00+00:00"
+    (tmp_path / "rerun.json").write_text(json.dumps(rerun))
+    assert main(["report", str(merged), str(tmp_path / "rerun.json"), "--out", str(again)]) == 0
     names = [r["device"]["name"] for r in json.loads((again / "report.json").read_text())["reports"]]
     assert names == ["box-a", "box-b", "box-b #2"]
 

@@ -60,7 +60,7 @@ def _check_adds_up(s: dict, frames: int) -> None:
 
 
 def test_synth_records_and_writes_stats(tmp_path, default_onnx, capsys):
-    rec, stats = tmp_path / "synth.mp4", tmp_path / "stats.json"
+    rec, stats = tmp_path / "synth.webm", tmp_path / "stats.json"
     assert main(["camera", "--source", "synth", "--model", str(default_onnx), "--headless", "--frames", "12",
                  "--record", str(rec), "--stats", str(stats), "--threads", "2"]) == 0
     s = _stats(stats)
@@ -141,7 +141,7 @@ class FlakyCamera(Source):
 def test_live_source_that_fails_is_reopened(tmp_path, default_onnx):
     logs: list[str] = []
     src = FlakyCamera(fail_at=4, refuse=1)
-    rec = tmp_path / "flaky.mp4"
+    rec = tmp_path / "flaky.webm"
     s = run_camera(runtimes.load(default_onnx, threads=2), src,
                    CameraOptions(window=False, frames=8, record=str(rec), log=logs.append), threads=2)
     assert s["frames"] == 8 and s["reopens"] == 1 and src.attempts == 2 and not s["source_ended"]
@@ -204,7 +204,7 @@ def test_runs_without_torch(default_onnx, tmp_path):
     (["--source", "synth", "--frames", "0"], "--frames 0: give a positive number"),
     (["--source", "synth", "--threads", "0"], "--threads 0: give at least 1"),
     (["--source", "synth", "--serve", "localhost:http"], "expected HOST:PORT"),
-    (["--source", "synth", "--record", "{tmp}/out.gif", "--headless"], "use a .mp4, .avi"),
+    (["--source", "synth", "--record", "{tmp}/out.gif", "--headless"], "use a .webm (plays in browsers), .mp4"),
     (["--source", "synth", "--model", "{tmp}"], "manifest"),
     (["--source", "synth", "--frames", "2"], "this OpenCV has no GUI"),
 ])
@@ -229,13 +229,13 @@ def test_ctrl_c_stops_cleanly(tmp_path, default_onnx):
 
     from tests.conftest import REPO
 
-    rec, stats = tmp_path / "run.mp4", tmp_path / "s.json"
+    rec, stats = tmp_path / "run.webm", tmp_path / "s.json"
     proc = subprocess.Popen([sys.executable, "-m", "apps.cli", "camera", "--source", "synth", "--model",
                              str(default_onnx), "--headless", "--record", str(rec), "--stats", str(stats)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not rec.exists():  # wait for frames: the recorder opens its file
-        if list(tmp_path.glob(".run.partial.mp4")):
+        if list(tmp_path.glob(".run.partial.avi")):  # Motion JPEG while running; VP8 at the end
             time.sleep(1.0)
             break
         time.sleep(0.2)
@@ -246,3 +246,61 @@ def test_ctrl_c_stops_cleanly(tmp_path, default_onnx):
     assert s["stopped_by"] == "interrupted" and s["frames"] > 0
     assert len(_read_all(rec)) == s["recorded_frames"] == s["frames"]
     assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_recordings_play_in_browsers(tmp_path, default_onnx, video):
+    """Before: MPEG-4 part 2 (FMP4), which browsers do not play. .webm is VP8; a .mp4 without an H.264 encoder in
+    this OpenCV goes to a .webm of the same name, saying so; --record-codec fast keeps the old codec."""
+    from apps.recorder import has_encoder
+
+    path, inputs = video
+    logs: list[str] = []
+    opts = CameraOptions(window=False, record=str(tmp_path / "seg.mp4"), log=logs.append)
+    s = run_camera(runtimes.load(default_onnx, threads=2), open_source(str(path)), opts, threads=2)
+    want = tmp_path / ("seg.mp4" if has_encoder("avc1", ".mp4") else "seg.webm")
+    assert s["recording"] == str(want) and s["recorded_frames"] == len(inputs) == len(_read_all(want))
+    fourcc = int(cv2.VideoCapture(str(want)).get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode().lower()
+    assert fourcc in ("vp80", "avc1", "h264"), fourcc
+    if want.suffix == ".webm":
+        assert any("no H.264 encoder" in m and "seg.webm" in m for m in logs), logs
+    assert not list(tmp_path.glob(".*partial*")) and not list(tmp_path.glob(".*encoding*"))
+    fast = CameraOptions(window=False, record=str(tmp_path / "fast.mp4"), record_codec="fast")
+    run_camera(runtimes.load(default_onnx, threads=2), open_source(str(path)), fast, threads=2)
+    fourcc = int(cv2.VideoCapture(str(tmp_path / "fast.mp4")).get(cv2.CAP_PROP_FOURCC))
+    assert fourcc.to_bytes(4, "little").decode().lower() in ("mp4v", "fmp4")
+
+
+@pytest.mark.parametrize("corner", ["top-left", "bottom-right", "off"])
+def test_the_panel_is_compact_translucent_and_movable(tmp_path, default_onnx, video, corner):
+    """Before: five lines at 35% brightness over the top left, on top of the labels there."""
+    path, inputs = video
+    rec = tmp_path / "out.avi"
+    opts = CameraOptions(window=False, record=str(rec), panel=corner, frames=4)
+    run_camera(runtimes.load(default_onnx, threads=2), open_source(str(path)), opts, threads=2)
+    out = _read_all(rec)
+    h, w = out[0].shape[:2]
+    regions = {"top-left": (slice(0, 60), slice(0, 330)), "bottom-right": (slice(h - 60, h), slice(w - 330, w))}
+    for src, got in zip(inputs, out):
+        for where, region in regions.items():
+            ratio = got[region].astype(float).mean() / max(src[region].astype(float).mean(), 1)
+            if where == corner:  # shaded to half, text on it, and the picture still shows through
+                assert 0.35 < ratio < 0.8 and (got[region].max(axis=2) > 200).sum() > 50
+                assert np.corrcoef(got[region][..., 1].ravel(), src[region][..., 1].ravel())[0, 1] > 0.2
+            else:
+                assert ratio > 0.85, (where, ratio)
+    below = (slice(70, 480), slice(0, 640)) if corner == "top-left" else (slice(0, 400), slice(0, 640))
+    assert (out[0][below].astype(float).mean() / inputs[0][below].astype(float).mean()) > 0.85
+
+
+def test_labels_stay_out_of_the_panel():
+    from apps.overlay import panel_rect
+    from apps.visualize import place_labels
+
+    rect = panel_rect((480, 640, 3), ["60.0 fps (now 60.0)  latency 18 ms", "pre 2.2 g1 7.4 host 1.7 g2 2.3 ms",
+                                      "onnx int8 320x448  2 threads  overlap  frame 10  dropped 0"])
+    assert rect[:2] == (0, 0) and rect[3] < 70 and rect[2] < 400  # three lines, compact
+    boxes = np.array([[5, 10, 120, 150], [300, 200, 400, 300]], np.float32)  # the first one under the panel
+    spots = place_labels(boxes, [(80, 14), (80, 14)], (480, 640), [rect])
+    x1, y1, x2, y2 = spots[0]
+    assert y1 >= rect[3] or x1 >= rect[2]  # moved out from under it, still on its box's edge
+    assert spots[1][:2] == (300, 186)  # elsewhere: where it always goes

@@ -99,15 +99,21 @@ def test_browser_shows_the_live_picture_and_stats(app, tmp_path):
     dom = subprocess.run(flags + ["--dump-dom", url], capture_output=True, text=True, timeout=120, check=True).stdout
     img = cv2.imread(str(shot))
     assert img.shape[:2] == (800, 1280)
-    picture = img[8:488, 8:648].astype(float)  # where the page puts the 640x480 stream
+    # the 640x480 stream scaled to the window's width beside the 300-px stats (before: drawn at 640x480, a big
+    # empty gap to its right): it spans past x=900 and down past y=650
+    picture = img[8:650, 8:900].astype(float)
     assert picture.std() > 20 and np.abs(picture.mean(axis=(0, 1)) - 17).max() > 20  # a picture, not the page
-    panel = img[12:34, 12:300]  # the overlay's first line: green text on the darkened panel
+    page = np.abs(img.astype(float) - 17).max(axis=2) > 12  # not the page's background (#111)
+    cols = np.flatnonzero(page[300, :960])
+    assert cols.max() > 900 and (page[8:700, 20:900].mean()) > 0.9
+    panel = img[14:50, 14:400]  # the overlay's first line, scaled: green text on the shaded panel
     green = (panel[..., 1] > 180) & (panel[..., 0] < 150) & (panel[..., 2] < 150)
     assert green.sum() > 20
     # the live stats panel is filled in by the page's script from /stats.json
     assert re.search(r'<span class="fps" id="fps">\d+\.\d</span>', dom), dom[:2000]
     assert re.search(r"<td>graph 1 ms</td><td class=\"v\">\d+\.\d</td>", dom)
     assert "<td>backend</td><td class=\"v\">onnx</td>" in dom
+    assert re.search(r"<td>mode</td><td class=\"v\">(sequential|overlap)</td>", dom)
 
 
 def test_stream_source_that_goes_down_is_reopened(default_onnx):

@@ -136,8 +136,15 @@ def test_data_train_convert_parity_commands_end_to_end(tmp_path, capsys):
     assert "other settings" in capsys.readouterr().err
 
     models = tmp_path / "models"
-    assert main(["convert", "--weights", str(ckpt), "--targets", "onnx,openvino", "--precision", "fp32",
-                 "--input-size", "128x128", "--out", str(models)]) == 0
+    convert = ["convert", "--weights", str(ckpt), "--targets", "onnx,openvino", "--precision", "fp32",
+               "--input-size", "128x128", "--out", str(models)]
+    assert main(convert) == 0
+    # an existing model is not replaced without --overwrite, as data synth's dataset (before: silently replaced)
+    capsys.readouterr()
+    assert main(convert) == 2
+    assert "onnx-fp32 exists (and 1 more): give --overwrite to replace it" in capsys.readouterr().err
+    assert main(convert + ["--overwrite"]) == 0
+    assert "onnx-fp32 (replaced the folder that was there)" in capsys.readouterr().err
     import runtimes
     from runtimes.manifest import sha256
 

@@ -19,6 +19,20 @@ def test_plan_targets_and_precisions():
         conv.plan(["coreml"], ["fp32"])
     with pytest.raises(CmliteError, match="needs calibration data"):
         conv.plan(["onnx"], ["int8"])
+    with pytest.raises(CmliteError, match="nothing to convert: bf16 is not available for onnx .available: onnx "
+                                          "fp32/fp16, openvino fp32/fp16/bf16"):
+        conv.plan(["onnx"], ["bf16"])
+
+
+@pytest.mark.parametrize("precisions", ["fp32,fp8", "fp8"])
+def test_unknown_precisions_are_refused(tmp_path, capsys, precisions):
+    """Before: fp32,fp8 converted fp32 and said nothing of fp8; fp8 alone printed a Python dict."""
+    from .conftest import one_line_error
+
+    line = one_line_error(capsys, ["convert", "--targets", "onnx", "--precision", precisions, "--out",
+                                   str(tmp_path / "out")])
+    assert "unknown precision 'fp8'; choose from bf16, fp16, fp32 (int8: cmlite quantize)" in line
+    assert "{" not in line and not (tmp_path / "out").exists()
 
 
 def test_default_fixed_size_is_a_padded_4_3_frame():
@@ -55,8 +69,10 @@ def test_failed_conversion_leaves_nothing_half_written(tmp_path, ref_model, conv
     monkeypatch.setattr(onnx_export, "export_dense", exported("dense"))
     monkeypatch.setattr(onnx_export, "export_masks", exported("masks"))
     monkeypatch.setattr(tensorrt_export, "write", boom)
+    with pytest.raises(CmliteError, match=r"onnx-fp32 exists: give --overwrite to replace it"):
+        conv.convert(ref_model, out, ["onnx", "tensorrt"], ["fp32"], log=lambda m: None)  # as data synth refuses
     with pytest.raises(KeyboardInterrupt):
-        conv.convert(ref_model, out, ["onnx", "tensorrt"], ["fp32"], log=lambda m: None)
+        conv.convert(ref_model, out, ["onnx", "tensorrt"], ["fp32"], log=lambda m: None, overwrite=True)
     assert _tree(out) == before  # no temporary folder left, nothing replaced
     import multiprocessing
 

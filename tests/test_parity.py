@@ -1,10 +1,13 @@
 """The parity tool: instance matching, and the first stage that diverges."""
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 
 import lite
+from apps.cli import main
 from apps.parity import compare, match_instances
 from runtimes.decode import box_iou_matrix
 
@@ -49,3 +52,24 @@ def test_first_divergence_names_the_stage(ref_model, ref_run):
     assert noisy.first_divergence == "graph2"
     assert [n for n, _, ok in noisy.stages if ok] == ["input", "graph1", "proposals", "levels", "roi_align",
                                                        "instances"]
+
+
+def test_parity_of_a_fixed_size_folder_runs_both_at_its_input(default_models, tmp_path, capsys):
+    """Before: a correct TFLite FP32 conversion (fixed 320x320) against PyTorch (dynamic) read "first divergence:
+    input, error inf". Now both run at the folder's input, each model and image ends with a verdict, every -v
+    table says whose it is, and --weights defaults to the embedded default like every other command."""
+    from calibration.synth_scene import MovingScene
+
+    frame = tmp_path / "frame.png"
+    cv2.imwrite(str(frame), MovingScene(640, 480, seed=2).render(0.5))
+    folders = [str(default_models[n]) for n in ("tflite-fp32", "onnx-fp32")]
+    report = tmp_path / "parity.json"
+    assert main(["parity", "--model", folders[0], "--model", folders[1], str(frame), "-v", "--json",
+                 str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "tflite-fp32 on frame.png (fp32 tolerances, input 320x320):" in out
+    assert "onnx-fp32 on frame.png (fp32 tolerances, input 320x448):" in out
+    assert "2 of 2 model-image pairs PASS" in out
+    rows = json.loads(report.read_text())
+    assert [r["verdict"] for r in rows] == ["PASS", "PASS"] and rows[0]["first_divergence"] == "none"
+    assert rows[0]["ref_instances"] == rows[0]["matched"] > 0

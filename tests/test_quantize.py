@@ -17,6 +17,7 @@ from calibration.frames import read_frames
 from calibration.quantize import Validation, quantize
 from calibration.synth import generate
 from converters import node_module
+from runtimes.errors import CmliteError
 
 from .conftest import run_torch_free
 
@@ -67,6 +68,40 @@ def test_manifest_records_how_it_was_quantized(quantized, data):
         assert set(q["backend"]) == {"dense", "masks"} | ({"masks_noiou"} if target == "tflite" else set())
         assert set(m.graphs) == {"dense", "masks"} | (set() if target == "openvino" else {"masks_noiou"})
         m.verify_files(folder)
+
+
+def test_up_to_date_fp32_folders_are_reused_as_twins(default_models, data, tmp_path):
+    """Before: quantize converted its FP32 twins again (~60 s) though the folder beside held up-to-date ones."""
+    logs = []
+    frames = read_frames(str(data["calib"]), 8, progress=False)
+    models = default_models["onnx-fp32"].parent
+    [folder] = quantize(lite.load_model(), tmp_path, ["onnx"], frames, keep_float=[], threads=2, log=logs.append,
+                        fp32_dirs=[models], source=lite.DEFAULT_WEIGHTS)
+    assert f"FP32 twins: reusing {models / 'onnx-fp32'} (up to date)" in logs
+    assert not any("exporting graph" in m for m in logs)  # nothing converted
+    assert runtimes.read_manifest(folder).precision == "int8" and runtimes.load(folder).predict(frames.frames[0])
+    from converters.convert import up_to_date
+
+    assert up_to_date(models / "tflite-fp32", lite.load_model(), lite.DEFAULT_WEIGHTS, None) == \
+        "input (320, 320), not dynamic"  # what would not be reused, and why
+
+
+def test_a_damaged_int8_folder_says_quantize_again(quantized, tmp_path):
+    """Before: "convert the model again", which makes FP32 folders; an INT8 one comes from `cmlite quantize`."""
+    import shutil
+
+    folder = tmp_path / "onnx-int8"
+    shutil.copytree(quantized["onnx"], folder)
+    (folder / "masks.onnx").unlink()
+    with pytest.raises(CmliteError, match=r"masks.onnx \(graph masks\) is missing; quantize it again: cmlite quantize "
+                                          r"--calib IMAGES --targets onnx --out "):
+        runtimes.load(folder)
+    (folder / "dense.onnx").write_bytes(b"damaged")
+    m = runtimes.read_manifest(folder)
+    m.provenance["command"] = "cmlite quantize --calib shots/ --targets onnx --out models/"
+    m.write(folder)
+    with pytest.raises(CmliteError, match="quantize it again: cmlite quantize --calib shots/ --targets onnx"):
+        runtimes.load(folder)
 
 
 @pytest.mark.parametrize("target", TARGETS)

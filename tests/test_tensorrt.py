@@ -180,12 +180,16 @@ def test_missing_tensorrt_gives_one_line(converted, capsys):
         runtimes.load(converted["tensorrt-fp16"])
     line = str(e.value)
     assert "\n" not in line and "python3-libnvinfer" in line and "pip install tensorrt-cu12" in line
-    assert "backend='onnx'" in line
+    assert "backend='onnx'" in line and "--backend onnx (predict, eval, parity, bench, camera)" in line
     for argv in (["predict", str(IMAGE), "--model", str(converted["tensorrt-fp32"])],
                  ["build-engine", str(converted["tensorrt-fp32"])]):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and "python3-libnvinfer" in err, err
+    # before: only the Python API could run them off the GPU; now every model command can
+    assert main(["predict", str(IMAGE), "--model", str(converted["tensorrt-fp32"]), "--backend", "onnx"]) == 0
+    assert "onnxruntime fp32 (tensorrt graphs) on CPU" in capsys.readouterr().out
+    assert "a checkpoint runs in PyTorch" in one_line_error(capsys, ["predict", str(IMAGE), "--backend", "onnx"])
 
 
 def test_build_engine_and_the_runtime_need_neither_torch_nor_onnx(converted):

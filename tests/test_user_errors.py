@@ -37,7 +37,7 @@ def test_a_bad_image_does_not_lose_the_batch(three_images, default_onnx, tmp_pat
     assert main(["predict", str(three_images), "--model", str(default_onnx), "--json", str(out),
                  "--save-vis", str(vis)]) == 1
     err = capsys.readouterr().err
-    assert "broken.png: skipped: cannot decode image" in err and "1 of 3 images could not be read" in err
+    assert "broken.png: skipped: cannot decode image" in err and "1 of 3 images could not be read and was skipped" in err
     res = json.loads(out.read_text())
     names = {Path(r["file_name"]).name for r in res}
     assert names == {"000001.png", "zzz.png"}
@@ -204,6 +204,10 @@ def test_every_option_has_help_and_states_its_default():
                     missing.append(f"{prefix} {a.option_strings[0]}: no help")
                 elif a.default not in (None, False) and "default" not in a.help:
                     missing.append(f"{prefix} {a.option_strings[0]}: default {a.default!r} not stated")
+                elif a.dest in ("min_size", "max_size") and a.default is None:  # the model's own: say both kinds
+                    want = ("320", "600") if a.dest == "min_size" else ("533", "1000")
+                    if not all(f"{v} for the" in " ".join(a.help.split()) for v in want):
+                        missing.append(f"{prefix} {a.option_strings[0]}: the default model's and Lite's sizes")
             elif not a.option_strings and not a.help:
                 missing.append(f"{prefix} {a.dest}: no help")
 
@@ -256,3 +260,15 @@ def test_eval_refuses_a_dataset_whose_ids_name_other_classes(three_images, defau
     line = one_line_error(capsys, ["eval", "--model", str(default_onnx), "--data", str(other), "--images",
                                    str(three_images.parent / "val")])
     assert "the model's classes are not the dataset's" in line and "1: 'disc' vs 'person'" in line
+
+
+def test_counts_agree_with_their_nouns():
+    """Before: "1 threads", "converted 1 models", "1 of 2 images ... were"."""
+    from apps.overlay import panel_lines
+    from apps.table import plural
+
+    assert [plural(n, "thread") for n in (0, 1, 2)] == ["0 threads", "1 thread", "2 threads"]
+    assert plural("all", "thread") == "all threads" and plural(1, "thread count") == "1 thread count"
+    live = {"backend": "onnx", "precision": "int8", "input": "320x448", "threads": 1, "cpu": "x", "dropped": 0,
+            "source": "synth"}
+    assert "1 thread" in panel_lines(live)[2] and "1 threads" not in panel_lines(live)[2]

@@ -1,0 +1,50 @@
+"""The native libraries' log lines, kept out of cmlite's output unless asked for (`cmlite -v`).
+
+TensorFlow Lite, absl and oneDNN write straight to file descriptor 2 from C++ ("Created TensorFlow Lite XNNPACK
+delegate for CPU", "oneDNN custom operations are on", "All log messages before absl::InitializeLog() ..."):
+Python cannot redirect them. `native_logs()` points descriptor 2 at a file for the duration of the native calls
+that print them and passes on every line that is not one of those, so real errors still show.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import tempfile
+
+NOISE = re.compile(r"Created TensorFlow Lite XNNPACK delegate|oneDNN custom operations are on|"
+                   r"All log messages before absl::InitializeLog\(\)|TF_ENABLE_ONEDNN_OPTS|"
+                   r"^[IW]0000 00:00:|Initialized TensorFlow Lite runtime|^INFO: ")
+
+
+def verbose() -> bool:
+    """`cmlite -v` (CMLITE_VERBOSE=1): every log line of every library is shown."""
+    return os.environ.get("CMLITE_VERBOSE", "") not in ("", "0")
+
+
+@contextlib.contextmanager
+def native_logs():
+    """Within the block, lines the native libraries write to stderr are filtered (all shown with -v)."""
+    if verbose():
+        yield
+        return
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (a notebook, a test's capture)
+        fd = 2
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), fd)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, fd)
+            os.close(saved)
+            tmp.seek(0)
+            kept = [line for line in tmp.read().decode(errors="replace").splitlines()
+                    if line.strip() and not NOISE.search(line)]
+            if kept:
+                sys.stderr.write("\n".join(kept) + "\n")

@@ -187,7 +187,7 @@ def demo_rows(report: dict) -> list[list]:
         vs = twin is not None and r is not twin and None not in (twin.get("mask_ap"), r.get("mask_ap"))
         out.append([r["target"] + (f" {r['input_hw'][0]}x{r['input_hw'][1]}" if r.get("input_hw") else ""),
                     r["precision"], r["mask_ap"], r["box_ap"], r["mask_ap50"], r["box_ap50"], r["latency_ms"]["p50"],
-                    r["fps"], r["size_mb"], f"{r['mask_ap'] - twin['mask_ap']:+.1f}" if vs else "",
+                    r["fps"], r["size_mb"], f"{round(r['mask_ap'] - twin['mask_ap'], 1) + 0.0:+.1f}" if vs else "",
                     f"{twin['latency_ms']['p50'] / r['latency_ms']['p50']:.2f}x" if vs else ""])
     return out
 

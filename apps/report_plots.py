@@ -185,9 +185,10 @@ def front_plot(reports: list[dict]) -> str:
         if pts:
             on_front = [p in front for p in pts]
             ax.scatter(*zip(*pts), c=["#d62728" if f else "#1f77b4" for f in on_front], zorder=3, s=24)
+        offsets = ((5, 6), (5, -11), (5, 17), (5, -22))  # neighbours' names on alternating rows, not on each other
         for i, r in enumerate(sorted(best.values(), key=lambda r: r["latency_ms"]["p50"])):  # every point named
             ax.annotate(f"{r['model']} ({r['threads']} thr)", (r["latency_ms"]["p50"], r["mask_ap"]), fontsize=7,
-                        xytext=(5, 6 if i % 2 else -11), textcoords="offset points")
+                        xytext=offsets[i % len(offsets)], textcoords="offset points")
         ax.set_xlabel("latency p50, ms (fastest thread count)")
         ax.grid(alpha=0.3)
     if aps:  # at least MIN_AP_SPAN of AP, centred on the points, with room for the names

@@ -144,6 +144,25 @@ class Manifest:
                                     f"(sha256 differs from the manifest); build it again: cmlite build-engine {folder}")
 
 
+def _check_inside(path: Path, d: dict) -> None:
+    """Every file a manifest names (graphs, their aux files, TensorRT engines) is a plain name inside its folder:
+    '../x.onnx', '/etc/x', 'C:\\x' or a link out of the folder is refused before anything is read."""
+    names = [(f"graph {k}", g.get("file")) for k, g in d.get("graphs", {}).items()]
+    names += [(f"graph {k}", a) for k, g in d.get("graphs", {}).items() for a in (g.get("aux_files") or {})]
+    names += [(f"engine {k}", e.get("file")) for k, e in
+              ((((d.get("tensorrt") or {}).get("engines") or {}).get("files")) or {}).items()]
+    folder = path.parent.resolve()
+    for what, name in names:
+        if not isinstance(name, str) or not name:
+            raise ManifestError(f"{path}: {what} has no file name; convert the model again")
+        p = Path(name)
+        bad = p.is_absolute() or p.drive or ".." in p.parts or "\\" in name or \
+            not (folder / p).resolve().is_relative_to(folder)
+        if bad:
+            raise ManifestError(f"{path}: {what} names {name!r}, outside the model's folder: a manifest names only "
+                                f"files inside its own folder; restore manifest.json or convert the model again")
+
+
 def _check_classes(path: Path, model: dict, graphs: dict[str, GraphSpec]) -> None:
     """class_names, category_ids, num_classes and the graphs' class dimension must agree."""
     counts = {"num_classes": model["num_classes"], "class_names": len(model["class_names"]),
@@ -183,6 +202,7 @@ def read_manifest(folder: str | Path) -> Manifest:
             raise ManifestError(f"{path}: unknown target/precision {d['target']}/{d['precision']} (this cmlite runs "
                                 f"{', '.join(TARGETS)} in {', '.join(PRECISIONS)}); convert the model again with "
                                 f"`cmlite convert --targets ...` or upgrade cmlite")
+        _check_inside(path, d)
         graphs = {k: GraphSpec(**g) for k, g in d["graphs"].items()}
         if not {"dense", "masks"} <= set(graphs) <= set(GRAPHS):
             raise ManifestError(f"{path}: expected graphs 'dense' and 'masks' (and 'masks_noiou'), found "
@@ -192,6 +212,6 @@ def read_manifest(folder: str | Path) -> Manifest:
                         pipeline=PipelineConfig.from_dict(d["pipeline"]), graphs=graphs,
                         provenance=d.get("provenance", {}), schema=d["schema"], quantization=d.get("quantization"),
                         tensorrt=d.get("tensorrt"))
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ManifestError(f"{path} is incomplete or malformed ({type(e).__name__}: {e}); "
                             "convert the model again") from None

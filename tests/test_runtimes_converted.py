@@ -241,3 +241,32 @@ def test_a_folder_without_the_headless_graph_says_what_to_do(converted, tmp_path
     assert runtimes.load(folder).maskiou  # with the head, as before
     with pytest.raises(CmliteError, match=r"no graph 2 without the MaskIoU head.*convert it again.*--maskiou on"):
         runtimes.load(folder, maskiou=False)
+
+
+@pytest.mark.parametrize("where", ["../outside.onnx", "/tmp/cmlite-outside.onnx", "sub/../../outside.onnx",
+                                   "link.onnx", "aux:../outside.bin", "engine:../x.engine"])
+def test_files_named_by_a_manifest_stay_inside_its_folder(converted, tmp_path, where):
+    """A manifest that names a file outside its folder (a path that climbs out, an absolute one, a link out) is
+    refused in one line before any file is read: a model folder from elsewhere cannot make cmlite read (or hash,
+    or load) an arbitrary file."""
+    folder = tmp_path / "model"
+    shutil.copytree(converted["openvino-fp32" if where.startswith("aux") else "onnx-fp32"], folder)
+    outside = tmp_path / "outside.onnx"
+    outside.write_bytes(b"not to be read")
+    m = json.loads((folder / "manifest.json").read_text())
+    if where == "link.onnx":
+        (folder / "link.onnx").symlink_to(outside)
+        m["graphs"]["dense"]["file"] = "link.onnx"
+    elif where.startswith("aux:"):
+        m["graphs"]["dense"]["aux_files"] = {where[4:]: "0" * 64}
+    elif where.startswith("engine:"):
+        m["tensorrt"] = {"engines": {"files": {"dense": {"file": where[7:], "sha256": "0" * 64}}}}
+    else:
+        m["graphs"]["dense"]["file"] = where
+    (folder / "manifest.json").write_text(json.dumps(m))
+    outside.chmod(0o000)  # reading it would fail differently: the refusal comes first
+    try:
+        with pytest.raises(CmliteError, match=r"outside the model's folder: a manifest names only files inside"):
+            runtimes.load(folder)
+    finally:
+        outside.chmod(0o644)

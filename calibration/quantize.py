@@ -10,7 +10,6 @@ or interrupted run leaves nothing half-written.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -236,7 +235,7 @@ def quantize(model, out_dir: str | Path, targets: list[str], frames: CalibFrames
 
     spawn_helper_processes()
     from converters.convert import convert
-    from converters.folders import check_dir_path, output_dir, refuse_to_replace
+    from converters.folders import check_dir_path, output_dir, refuse_to_replace, staging_dir
 
     check_targets(targets)
     if method not in ort_quant.METHODS:
@@ -254,7 +253,7 @@ def quantize(model, out_dir: str | Path, targets: list[str], frames: CalibFrames
             return [out_dir / f"{t}-int8" for t in kept]
     replaced = refuse_to_replace(out_dir, [f"{t}-int8" for t in targets], overwrite, "quantize")
     written = [out_dir / f"{t}-int8" for t in kept]
-    with output_dir(out_dir), tempfile.TemporaryDirectory(prefix=".cmlite-quantize-", dir=out_dir) as work:
+    with output_dir(out_dir), staging_dir(out_dir, "quantize", log) as work:
         work = Path(work)
         searching = keep_float is None and val is not None  # the plan search runs on ONNX Runtime
         twin_targets = sorted({TWIN[t] for t in targets} | ({"onnx"} if searching else set()))

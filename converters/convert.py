@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as _dt
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from runtimes.errors import CmliteError
 from runtimes.manifest import SCHEMA, GraphSpec, Manifest, sha256
 from runtimes.versions import package_versions
 
-from .folders import check_dir_path, output_dir, refuse_to_replace
+from .folders import check_dir_path, output_dir, refuse_to_replace, staging_dir
 
 # target -> precisions it can be converted to here
 SUPPORTED = {"onnx": ("fp32", "fp16"), "openvino": ("fp32", "fp16", "bf16"), "tflite": ("fp32", "fp16"),
@@ -144,7 +143,7 @@ def convert(model: CenterMaskLite, out_dir: str | Path, targets: list[str], prec
                   "command": " ".join(["cmlite", *sys.argv[1:]]) if sys.argv[0].endswith("cmlite") else None,
                   "tools": package_versions(*CONVERT_TOOLS)}
     written = []
-    with output_dir(out_dir), tempfile.TemporaryDirectory(prefix=".cmlite-convert-", dir=out_dir) as work:
+    with output_dir(out_dir), staging_dir(out_dir, "convert", log) as work:
         work = Path(work)
         exported: dict[str, Path] = {}
         tflite_files: dict[tuple[int, int], dict[str, Path]] = {}

@@ -1,6 +1,15 @@
-"""Output folders that a failed or interrupted run does not leave behind."""
+"""Output folders that a failed or interrupted run does not leave behind.
+
+A run builds its folders in a hidden staging folder inside --out, `.cmlite-<command>-<pid>-<start>-<random>`, and
+renames them into place only when all are complete. An exception or Ctrl-C removes the staging folder at once; a
+run killed outright (SIGKILL, power loss) leaves it behind, and the next run in that --out removes it: its owner,
+named by pid and process start time, is gone. A folder the killed run had moved aside to replace it (--overwrite)
+is put back first when nothing took its place."""
 from __future__ import annotations
 
+import os
+import secrets
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -45,3 +54,73 @@ def refuse_to_replace(out_dir: Path, names: list[str], overwrite: bool, command:
         raise CmliteError(f"{existing[0]} exists{more}: give --overwrite to replace it ({command} writes the new "
                           f"folders first and replaces the old ones only when all are complete), or another --out")
     return existing
+
+
+STAGING_PREFIX = ".cmlite-"
+OLD_SUFFIX = ".old"  # a folder being replaced waits in the staging folder under this name
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (Linux), so a reused pid is not taken for the owner;
+    '0' where /proc is not there."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "0"
+
+
+def _owner_alive(name: str) -> bool:
+    """Whether the run that made staging folder `name` is still running."""
+    parts = name[len(STAGING_PREFIX):].split("-")
+    try:
+        pid, start = int(parts[1]), parts[2]
+    except (IndexError, ValueError):
+        return False  # not one of ours by name: made by a cmlite before owners were recorded
+    if start != "0" and Path("/proc").is_dir():
+        return _start_time(pid) == start
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _restore_replaced(work: Path, out_dir: Path, log) -> None:
+    """Folders a run moved aside to replace go back where nothing took their place."""
+    for old in sorted(work.glob(f"*{OLD_SUFFIX}")):
+        final = out_dir / old.name[:-len(OLD_SUFFIX)]
+        if old.is_dir() and not final.exists():
+            old.rename(final)
+            log(f"  restored {final} (a run stopped while replacing it)")
+
+
+def sweep_stale(out_dir: Path, log=print) -> None:
+    """Remove the staging folders of runs that were killed (their owner is gone) from out_dir."""
+    if not out_dir.is_dir():
+        return
+    for work in sorted(out_dir.glob(f"{STAGING_PREFIX}*")):
+        if not work.is_dir() or work.is_symlink() or _owner_alive(work.name):
+            continue
+        _restore_replaced(work, out_dir, log)
+        shutil.rmtree(work, ignore_errors=True)
+        log(f"removed {work.name} in {out_dir}: the staging folder of a run that was killed")
+
+
+@contextmanager
+def staging_dir(out_dir: Path, command: str, log=print):
+    """A hidden folder in out_dir (the same file system, so the finished folders rename into place), removed
+    when the block ends however it ends; stale ones of killed runs are swept first."""
+    sweep_stale(out_dir, log)
+    pid = os.getpid()
+    work = out_dir / f"{STAGING_PREFIX}{command}-{pid}-{_start_time(pid)}-{secrets.token_hex(4)}"
+    work.mkdir()
+    try:
+        yield work
+    finally:
+        try:
+            _restore_replaced(work, out_dir, log)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)

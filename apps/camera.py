@@ -39,6 +39,9 @@ class CameraOptions:
     record: str | None = None
     record_codec: str = "auto"  # recorder.py: a browser codec (auto) or the quick ones (fast)
     serve: str | None = None
+    token: str | None = None  # web.py: required off loopback (made when not given) unless no_token
+    no_token: bool = False
+    max_viewers: int = 8
     frames: int | None = None
     seconds: float | None = None
     stats: str | None = None
@@ -87,9 +90,9 @@ class _Outputs:
         if opts.serve:
             from .web import serve
 
-            self.server = serve(opts.serve, stats_fn)
-            opts.log(f"serving {self.server.url} (the page), {self.server.url}stream.mjpg and "
-                     f"{self.server.url}stats.json")
+            self.server = serve(opts.serve, stats_fn, opts.token, opts.no_token, opts.max_viewers, log=opts.log)
+            opts.log(f"serving {self.server.url} (the page), {self.server.link('/stream.mjpg')} and "
+                     f"{self.server.link('/stats.json')}")
 
     def show(self, image, record: bool = True) -> str | None:
         if self.recorder is not None and record:
@@ -148,8 +151,9 @@ def run_camera(seg: Segmenter, source: Source, opts: CameraOptions, threads: int
             if opts.stop.is_set():
                 reason = "stopped"
                 break
-            state["status"] = "paused (space to resume)" if state["paused"] else capture.status
-            if state["paused"] or (item := run.next(IDLE_S)) is None:
+            item = None if state["paused"] else run.next(IDLE_S)
+            state["status"] = "paused (space to resume)" if state["paused"] else capture.status  # as of this frame
+            if item is None:
                 if state["paused"]:
                     time.sleep(0.03)
                 action = _refresh(outputs, last, state["status"])
@@ -248,9 +252,10 @@ def cmd_camera(args) -> None:
     _check(args)
     overrides = config_overrides(args)
     if args.serve:
-        from .web import parse_address
+        from .web import check_options, parse_address
 
-        parse_address(args.serve)  # a bad address fails before the model loads
+        parse_address(args.serve)  # a bad address, token or viewer count fails before the model loads
+        check_options(args.token, args.max_viewers)
     source = open_source(args.source)
     try:
         seg = segmenter(args, **overrides)
@@ -258,7 +263,8 @@ def cmd_camera(args) -> None:
         source.close()
         raise
     opts = CameraOptions(loop=args.loop, realtime=args.realtime, mode=args.mode, window=not args.headless,
-                         record=args.record, record_codec=args.record_codec, serve=args.serve, frames=args.frames,
+                         record=args.record, record_codec=args.record_codec, serve=args.serve, token=args.token,
+                         no_token=args.no_token, max_viewers=args.max_viewers, frames=args.frames,
                          seconds=args.seconds,
                          stats=args.stats, show_thresh=args.show_thresh, snapshot_dir=args.snapshot_dir,
                          panel=args.panel)
@@ -297,7 +303,15 @@ def add_parser(sub) -> None:
                    help="auto: a codec browsers play, encoded when the run ends; fast: MPEG-4 part 2 in .mp4 and "
                         "Motion JPEG otherwise, as recorded (default auto)")
     p.add_argument("--serve", metavar="HOST:PORT", help="serve a live web page (/, /stream.mjpg, /stats.json); "
-                                                        "a bare PORT binds 127.0.0.1 only, 0.0.0.0:PORT every address")
+                                                        "a bare PORT binds 127.0.0.1 only, 0.0.0.0:PORT every address "
+                                                        "(then with a token)")
+    tok = p.add_mutually_exclusive_group()
+    tok.add_argument("--token", help="the token --serve asks for (default: off loopback one is made and printed with "
+                                     "the URL; on loopback none)")
+    tok.add_argument("--no-token", action="store_true", help="serve off loopback without a token (a warning says "
+                                                             "who can see the camera)")
+    p.add_argument("--max-viewers", type=int, default=8, help="viewers of the stream at once; more get a 503 "
+                                                              "(default 8)")
     p.add_argument("--frames", type=int, help="stop after N frames")
     p.add_argument("--seconds", type=float, help="stop after T seconds")
     p.add_argument("--stats", metavar="FILE", help="write a JSON summary (fps, latency percentiles, stages, device)")

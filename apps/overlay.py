@@ -71,6 +71,9 @@ def draw_banner(image: np.ndarray, text: str, colour=(0, 0, 200)) -> None:
     """A full-width strip at the bottom with a message (source lost, paused) (in place)."""
     scale = _scale(image) * 1.2
     (tw, th), base = cv2.getTextSize(text, FONT, scale, 2)
+    if tw > image.shape[1] - 8:  # a long message on a small frame: smaller, so all of it shows
+        scale *= (image.shape[1] - 8) / tw
+        (tw, th), base = cv2.getTextSize(text, FONT, scale, 2)
     h = th + base + 12
     region = image[-h:]
     region[:] = (region * 0.3 + np.array(colour, np.float32) * 0.7).astype(np.uint8)

@@ -1,18 +1,29 @@
 """The camera app's web page (`cmlite camera --serve HOST:PORT`): watch a headless device from a browser.
 
     /             the page: the live picture and a live stats panel
-    /stream.mjpg  multipart MJPEG of the overlaid frames (any number of viewers; one leaving stops nothing)
+    /stream.mjpg  multipart MJPEG of the overlaid frames (up to max_viewers at once; one leaving stops nothing)
     /stats.json   the current numbers (fps, latency, stages, backend, ...)
     /snapshot.jpg the latest frame
 
 Standard library only (http.server, one thread per viewer). Frames are JPEG-encoded once per frame, and only
-while someone watches the stream.
+while someone watches the stream; a viewer gets the newest frame when it is ready for one, so a slow or stalled
+viewer has frames dropped, never queued, and one that stalls or sends nothing for `IDLE_S` is dropped.
+
+Strangers: a bare port binds 127.0.0.1 only. Any other address needs a token (`--token TEXT`, or one made and
+printed with the URL, as Jupyter does; `--no-token` opts out, with a warning): every route answers 401 without
+it and 403 with a wrong one. It is accepted as `?token=` (the page passes it on to its stream and stats) or as
+an `Authorization: Bearer` / `X-Cmlite-Token` header, compared in constant time. Only the four routes exist:
+anything else, encoded or climbing paths included, is a 404, and a URL over MAX_URL characters a 414.
 """
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
+import secrets
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 import cv2
 import numpy as np
@@ -21,6 +32,11 @@ from runtimes.errors import CmliteError
 
 BOUNDARY = "cmliteframe"
 JPEG_QUALITY = 80
+MAX_VIEWERS = 8
+MAX_URL = 2048
+IDLE_S = 10.0  # a client that sends nothing, or stops reading the stream, this long is dropped
+ROUTES = ("/", "/index.html", "/stream.mjpg", "/stats.json", "/snapshot.jpg")
+HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>cmlite camera</title>
@@ -36,7 +52,7 @@ PAGE = """<!doctype html>
  #status { color: #f66; min-height: 1.2em; }
 </style></head>
 <body>
-<div id="view"><img id="live" src="/stream.mjpg" alt="live picture"></div>
+<div id="view"><img id="live" alt="live picture"></div>
 <div id="stats"><h1>cmlite camera</h1>
 <div><span class="fps" id="fps">-</span> fps</div><div id="status"></div>
 <table id="table"></table></div>
@@ -55,8 +71,10 @@ function show(s) {
     let v = f(s); if (typeof v === "number") v = Number.isInteger(v) ? v : v.toFixed(1);
     return `<tr><td>${k}</td><td class="v">${v == null ? "-" : v}</td></tr>`; }).join("");
 }
+const q = location.search;  // ?token=... when the app asks for one: passed on to the stream and the stats
+document.getElementById("live").src = "/stream.mjpg" + q;
 async function poll() {
-  try { show(await (await fetch("/stats.json", {cache: "no-store"})).json()); }
+  try { show(await (await fetch("/stats.json" + q, {cache: "no-store"})).json()); }
   catch (e) { document.getElementById("status").textContent = "the app is not answering"; }
   setTimeout(poll, 500);
 }
@@ -110,21 +128,56 @@ class FrameBroadcaster:
 class _Handler(BaseHTTPRequestHandler):
     server: "StatsServer"
     protocol_version = "HTTP/1.1"
+    # per socket operation (setup): a client that sends nothing, or a viewer that stops reading, is dropped
+
+    def setup(self):
+        self.timeout = self.server.idle_s
+        super().setup()
 
     def log_message(self, format, *args):  # no access log on the console
         pass
 
-    def _send(self, body: bytes, content_type: str, status: int = 200) -> None:
+    def _send(self, body: bytes, content_type: str, status: int = 200, headers: dict | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
+        for k, v in {**HEADERS, **(headers or {})}.items():
+            self.send_header(k, v)
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self):
-        path = self.path.split("?", 1)[0]
+    def send_error(self, code, message=None, explain=None):
+        """http.server's own refusals (414, 400, ...) with the same headers and no HTML echoing the request."""
+        self.close_connection = True
         try:
+            self._send(f"{code} {message or ''}".encode(), "text/plain", code, {"Connection": "close"})
+        except OSError:
+            pass
+
+    def _authorized(self, query: str) -> int | None:
+        """None when the request may go on; else the status to answer (401: no token, 403: a wrong one)."""
+        want = self.server.token
+        if want is None:
+            return None
+        auth = self.headers.get("Authorization", "")
+        given = (parse_qs(query).get("token") or [None])[0] or self.headers.get("X-Cmlite-Token") or \
+            (auth[7:] if auth.lower().startswith("bearer ") else None)
+        if not given:
+            return 401
+        return None if hmac.compare_digest(given.encode(), want.encode()) else 403
+
+    def do_GET(self):
+        if len(self.path) > MAX_URL:
+            return self.send_error(414, "URI too long")
+        path, _, query = self.path.partition("?")
+        try:
+            if path not in ROUTES:  # exact: no decoding, no normalising, so nothing else can be reached
+                return self._send(b"not found: try /, /stream.mjpg, /stats.json or /snapshot.jpg", "text/plain", 404)
+            refused = self._authorized(query)
+            if refused:
+                return self._send(b"a token is needed: open the URL the app printed (with ?token=...)" if refused == 401
+                                  else b"wrong token", "text/plain", refused,
+                                  {"WWW-Authenticate": 'Bearer realm="cmlite"'} if refused == 401 else None)
             if path in ("/", "/index.html"):
                 self._send(PAGE.encode(), "text/html; charset=utf-8")
             elif path == "/stats.json":
@@ -133,24 +186,31 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/snapshot.jpg":
                 jpeg = self.server.frames.latest_jpeg()
                 self._send(jpeg, "image/jpeg") if jpeg else self._send(b"no frame yet", "text/plain", 503)
-            elif path == "/stream.mjpg":
-                self._stream()
             else:
-                self._send(b"not found: try / , /stream.mjpg or /stats.json", "text/plain", 404)
-        except (BrokenPipeError, ConnectionResetError, TimeoutError):
-            pass  # the viewer left
+                self._stream()
+        except (BrokenPipeError, ConnectionResetError, TimeoutError, OSError):
+            self.close_connection = True  # the viewer left or stalled past IDLE_S
+
+    def do_HEAD(self):
+        self.do_GET()
 
     def _stream(self) -> None:
         frames = self.server.frames
-        self.send_response(200)
-        self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.close_connection = True
         with frames._cond:
-            frames.viewers += 1
+            full = frames.viewers >= self.server.max_viewers
+            if not full:
+                frames.viewers += 1
+        if full:
+            return self._send(f"{self.server.max_viewers} viewers already watch: try later".encode(), "text/plain",
+                              503, {"Retry-After": "10"})
         try:
+            self.send_response(200)
+            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+            for k, v in HEADERS.items():
+                self.send_header(k, v)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
             seq = -1
             while not frames.closed:
                 seq, jpeg = frames.wait_newer(seq, timeout=1.0)
@@ -168,17 +228,30 @@ class StatsServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], stats):
+    def __init__(self, address: tuple[str, int], stats, token: str | None = None, max_viewers: int = MAX_VIEWERS,
+                 idle_s: float = IDLE_S):
         super().__init__(address, _Handler)
         self.frames = FrameBroadcaster()
         self.stats = stats  # () -> dict for /stats.json
+        self.token, self.max_viewers, self.idle_s = token, max_viewers, idle_s
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2}, name="web",
                                         daemon=True)
 
+    def handle_error(self, request, client_address):
+        """A client that vanished mid-request is no error of the app's (socketserver would print a traceback)."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
     @property
     def url(self) -> str:
+        """The page's URL, with the token when there is one."""
+        return self.link("/")
+
+    def link(self, route: str) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://{host}:{port}{route}" + (f"?token={self.token}" if self.token else "")
 
     def start(self) -> "StatsServer":
         self._thread.start()
@@ -202,10 +275,35 @@ def parse_address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def serve(address: str, stats) -> StatsServer:
-    host, port = parse_address(address)
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
     try:
-        return StatsServer((host, port), stats).start()
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_options(token: str | None, max_viewers: int) -> None:
+    if token is not None and (len(token) < 8 or not token.isprintable() or " " in token):
+        raise CmliteError("--token: give at least 8 printable characters without spaces (or leave it out: one is "
+                          "made and printed)")
+    if max_viewers < 1:
+        raise CmliteError(f"--max-viewers {max_viewers}: give at least 1")
+
+
+def serve(address: str, stats, token: str | None = None, no_token: bool = False, max_viewers: int = MAX_VIEWERS,
+          log=lambda m: None, idle_s: float = IDLE_S) -> StatsServer:
+    """Serve on `address`; off loopback a token is required (given, or made here), unless no_token."""
+    host, port = parse_address(address)
+    check_options(token, max_viewers)
+    if token is None and not no_token and not is_loopback(host):
+        token = secrets.token_urlsafe(24)
+    if no_token and not is_loopback(host):
+        log(f"cmlite: warning: serving {host}:{port} without a token (--no-token): anyone who can reach this "
+            f"machine sees the camera and its numbers")
+    try:
+        return StatsServer((host, port), stats, None if no_token else token, max_viewers, idle_s).start()
     except OSError as e:
         raise CmliteError(f"cannot serve on {host}:{port}: {e.strerror or e} (is the port in use? pick another "
                           f"with --serve {host}:PORT)") from None

@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import threading
+import time
 import urllib.request
 
 import cv2
@@ -63,7 +64,7 @@ def _mjpeg_frames(url: str, n: int, out: list) -> None:
 def test_page_stream_to_two_viewers_and_stats(app):
     url, _ = app
     page = _get(url).decode()
-    assert '<img id="live" src="/stream.mjpg"' in page and "/stats.json" in page
+    assert '<img id="live"' in page and '"/stream.mjpg" + q' in page and '"/stats.json" + q' in page
     a, b = [], []
     ta = threading.Thread(target=_mjpeg_frames, args=(url, 2, a))
     tb = threading.Thread(target=_mjpeg_frames, args=(url, 5, b))
@@ -116,61 +117,83 @@ def test_browser_shows_the_live_picture_and_stats(app, tmp_path):
     assert re.search(r"<td>mode</td><td class=\"v\">(sequential|overlap)</td>", dom)
 
 
-def test_stream_source_that_goes_down_is_reopened(default_onnx):
-    """One app reads another's MJPEG stream (a real http:// source through OpenCV's FFmpeg); the serving app is
-    stopped (SIGTERM) and started again on the same port: the reader says so, reopens it and goes on."""
-    import signal
-    import socket
-    import sys
-    import time
+def _wait_for(cond, seconds: float = 60.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if cond():
+                return True
+        except OSError:
+            pass
+        time.sleep(0.05)
+    return False
 
-    from tests.conftest import REPO
+
+class _MjpegServer:
+    """A real MJPEG server on a fixed loopback port (web.py's, fed synthetic frames at 30 fps) that the test stops
+    and starts again: what a network camera that reboots looks like to the app."""
+
+    def __init__(self, port: int):
+        from apps.sources import SynthSource
+        from apps.web import StatsServer
+
+        self.server = StatsServer(("127.0.0.1", port), dict).start()
+        self.source, self.stop_event = SynthSource(width=320, height=240), threading.Event()
+        self.thread = threading.Thread(target=self._feed, daemon=True)
+        self.thread.start()
+
+    def _feed(self):
+        while not self.stop_event.wait(1 / 30):
+            self.server.frames.publish(self.source.read()[1])
+
+    def stop(self):
+        self.stop_event.set()
+        self.thread.join(5)
+        self.server.stop()
+
+
+def test_stream_source_that_dies_and_comes_back_10_times_is_reopened_every_time(default_onnx):
+    """An app reads a real http:// MJPEG stream through OpenCV's FFmpeg; the server goes away and comes back on
+    the same port 10 times (down for 0 to 1.5 s). Each time the app says it lost the stream, shows the banner to
+    its own viewers, reopens it, takes frames again, and never stops."""
+    import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/"
-
-    def serve_app():
-        return subprocess.Popen([sys.executable, "-m", "apps.cli", "camera", "--source", "synth:320x240@15",
-                                 "--model", str(default_onnx), "--headless", "--serve", f"127.0.0.1:{port}",
-                                 "--seconds", "120", "--threads", "1"], cwd=REPO, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-
-    def wait_for(cond, seconds=60.0):
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                if cond():
-                    return True
-            except OSError:
-                pass
-            time.sleep(0.2)
-        return False
-
-    first = serve_app()
-    second = None
+    upstream = _MjpegServer(port)
+    logs: list[str] = []
+    opts = CameraOptions(window=False, serve="127.0.0.1:0", log=lambda m: logs.append(f"{time.monotonic():.2f} {m}"))
+    result = {}
+    reader = threading.Thread(target=lambda: result.update(run_camera(
+        runtimes.load(default_onnx, threads=1), open_source(f"http://127.0.0.1:{port}/stream.mjpg"), opts,
+        threads=1)), daemon=True)
+    reader.start()
     try:
-        assert wait_for(lambda: _stats(url)["frames"] > 0)
-        logs: list[str] = []
-        opts = CameraOptions(window=False, log=logs.append)
-        result = {}
-        reader = threading.Thread(target=lambda: result.update(run_camera(
-            runtimes.load(default_onnx, threads=1), open_source(url + "stream.mjpg"), opts, threads=1)))
-        reader.start()
-        assert wait_for(lambda: _stats(url)["viewers"] == 1)
-        time.sleep(1.5)
-        first.send_signal(signal.SIGTERM)
-        assert first.wait(30) == 0  # SIGTERM stops the app cleanly
-        assert wait_for(lambda: any("lost: reopening" in m for m in logs), 30), logs
-        second = serve_app()
-        assert wait_for(lambda: any("reopened after" in m for m in logs), 90), logs
-        assert wait_for(lambda: _stats(url)["viewers"] == 1)
-        time.sleep(1.5)
+        assert _wait_for(lambda: any(" serving " in m for m in logs))
+        own = next(m.split()[2] for m in logs if " serving " in m)  # the reading app's own page
+        assert _wait_for(lambda: _stats(own)["frames"] >= 3), logs
+        for cycle in range(10):
+            upstream.stop()
+            assert _wait_for(lambda: sum("lost: reopening" in m for m in logs) > cycle, 30), (cycle, logs)
+            if cycle == 0:  # what a viewer of the app sees meanwhile: the last picture with a red banner
+                def banner() -> bool:
+                    snap = cv2.imdecode(np.frombuffer(_get(own + "snapshot.jpg"), np.uint8), cv2.IMREAD_COLOR)
+                    strip = np.median(snap[-8:].reshape(-1, 3), axis=0)  # BGR: red, under white text
+                    return strip[2] > 120 and strip[2] > 1.5 * max(strip[0], strip[1])
+
+                assert _wait_for(lambda: "lost: reopening" in _stats(own)["status"], 10)
+                assert _wait_for(banner, 10)
+            time.sleep(0.15 * cycle)  # down for a while: some reopen attempts fail and back off
+            upstream = _MjpegServer(port)
+            assert _wait_for(lambda: sum("reopened after" in m for m in logs) > cycle, 60), (cycle, logs)
+            before = _stats(own)["frames"]
+            assert _wait_for(lambda: _stats(own)["frames"] > before + 2, 60), cycle  # new frames come in
+            assert _stats(own)["status"] == "", logs  # and the banner went with the outage
+            assert reader.is_alive()
+    finally:
         opts.stop.set()
         reader.join(60)
-        assert result["reopens"] >= 1 and result["frames"] > 0 and result["source"].startswith("stream http://")
-    finally:
-        for p in (first, second):
-            if p is not None and p.poll() is None:
-                p.kill()
+        upstream.stop()
+    assert result["reopens"] == 10 and result["stopped_by"] == "stopped", result
+    assert result["captured"] == result["taken"] + result["dropped"] + result["pending"]

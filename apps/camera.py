@@ -198,7 +198,8 @@ def run_camera(seg: Segmenter, source: Source, opts: CameraOptions, threads: int
                "pending": capture.pending,
                "reopens": capture.reopens, "stopped_by": reason, "source_ended": ended,
                "recorded_frames": outputs.recorder.frames if outputs.recorder else None,
-               "recording": str(outputs.recorder.path) if outputs.recorder else None,
+               "recording": str(outputs.recorder.path) if outputs.recorder and outputs.recorder.frames else None,
+               "recording_error": outputs.recorder.error if outputs.recorder else None,
                **{k: v for k, v in info.items()}}
     if opts.stats:
         from .atomic import write_json_atomic
@@ -276,7 +277,7 @@ def cmd_camera(args) -> None:
     print(f"{plural(s['frames'], 'frame')} in {s['seconds']:.1f} s ({s['stopped_by']}): {s['fps_mean'] or 0:.1f} fps mean, "
           f"{s['fps_p50'] or 0:.1f} p50; latency p50 {lat['p50']} / p90 {lat['p90']} / p99 {lat['p99']} ms; "
           f"dropped {s['dropped']} of {s['captured']} captured; {s['device']}, {plural(s['threads'], 'thread')}"
-          + (f"; stats in {args.stats}" if args.stats else "") + (f"; video in {s['recording']}" if args.record else ""))
+          + (f"; stats in {args.stats}" if args.stats else "") + (f"; video in {s['recording']}" if s["recording"] else ""))
 
 
 def add_parser(sub) -> None:

@@ -13,11 +13,18 @@ JPEG to a hidden file beside the target, and the browser codec is encoded from i
 recording costs the app no fps. The frame rate is the source's for files played frame by frame; for live
 sources it is measured over the first frames (buffered until then), so the recording plays at the speed the
 app ran.
+
+A disk that fills up (or a file-size limit, RLIMIT_FSIZE) must not leave a broken file or a flood of
+warnings: every CHECK_EVERY frames the room left (free space, and the limit less the file's size) is
+compared with a reserve of a few frames; when it runs short the file is finished there, whole and playable,
+one line says so, and the run goes on without recording. A file that stops growing although frames are
+written (the check missed: another program filled the disk) is deleted, with one line.
 """
 from __future__ import annotations
 
 import functools
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +37,26 @@ from runtimes.errors import CmliteError
 SUFFIXES = (".webm", ".mp4", ".m4v", ".mov", ".avi", ".mkv")
 MEASURE_FRAMES, MEASURE_S = 10, 2.0
 LIVE_FOURCC = "MJPG"  # what the run writes: fast, and every OpenCV reads it back
+CHECK_EVERY = 10  # frames between checks of the room left
+RESERVE_MIN = 256 * 1024  # bytes kept free beyond a few frames: the file's index, --stats, other programs
+STALLED_CHECKS = 3  # checks without growth while frames were written: the writes are failing
+
+
+def room_left(path: Path) -> float:
+    """Bytes that can still go into `path`: the disk's free space, and the file-size limit less its size."""
+    room = float(shutil.disk_usage(path.parent).free)
+    try:
+        import resource
+    except ImportError:  # Windows: no file-size limit
+        return room
+    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if soft != resource.RLIM_INFINITY:
+        room = min(room, soft - (path.stat().st_size if path.exists() else 0))
+    return room
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:.1f} MB"
 
 
 @functools.lru_cache(maxsize=None)
@@ -78,10 +105,26 @@ class Recorder:
         suffix = self.path.suffix if direct else ".avi"
         self.tmp = self.path.with_name(f".{self.path.stem}.partial{suffix}")
         self.fps, self.frames = fps, 0
+        self.error: str | None = None  # why the recording stopped early (the run went on without it)
         self._writer: cv2.VideoWriter | None = None
         self._buffer: list[tuple[float, np.ndarray]] = []
+        self._checked = (0, 0)  # (frames, file size) at the last room check
+        self._step = 0  # the most bytes one check interval added
+        self._still = 0  # checks in a row the file did not grow
+        self._encode_after = not direct
 
     def write(self, image: np.ndarray) -> None:
+        if self.error is not None:
+            return
+        try:
+            self._write(image)
+            if self._writer is not None and self.frames - self._checked[0] >= CHECK_EVERY:
+                self._check_room()
+        except cv2.error as e:  # an encoder that failed mid-run: keep the app going
+            self._stop(f"recording stopped at frame {self.frames}: OpenCV could not write {self.tmp.name} "
+                       f"({str(e).strip().splitlines()[-1]}); the run goes on without recording", keep=False)
+
+    def _write(self, image: np.ndarray) -> None:
         if self._writer is None:
             self._buffer.append((time.perf_counter(), image.copy()))
             t = [b[0] for b in self._buffer]
@@ -107,10 +150,46 @@ class Recorder:
             raise CmliteError(f"cannot write video {self.path}: OpenCV has no writer for it here (try a .avi name)")
         buffered, self._buffer = self._buffer, []
         for _, img in buffered:
-            self.write(img)
+            self._write(img)
+
+    def _check_room(self) -> None:
+        """Finish the file while it still fits (see the module's note); delete it if its writes are failing."""
+        size = self.tmp.stat().st_size if self.tmp.exists() else 0
+        frames0, size0 = self._checked
+        self._checked = (self.frames, size)
+        self._step = max(self._step, size - size0)
+        self._still = self._still + 1 if size <= size0 else 0
+        if self._still >= STALLED_CHECKS:
+            self._stop(f"recording failed at frame {self.frames}: {self.tmp} stopped growing (is the disk full or "
+                       f"gone?); the unfinished file was deleted and the run goes on without recording", keep=False)
+            return
+        room = room_left(self.tmp)
+        reserve = 2 * self._step + 32 * self.frames + RESERVE_MIN  # two intervals' frames, the index, a margin
+        if room >= reserve:
+            return
+        if self._encode_after:  # no room to encode a second copy: the Motion JPEG itself is kept, as .avi
+            self.path, self.fourcc, self._encode_after = self.path.with_suffix(".avi"), self.live_fourcc, False
+        self._stop(f"recording stopped at frame {self.frames}: {_mb(max(room, 0))} left for {self.path.name} "
+                   f"(disk nearly full, or the file-size limit); the {self.frames} frames so far are kept in "
+                   f"{self.path} and the run goes on without recording", keep=True)
+
+    def _stop(self, why: str, keep: bool) -> None:
+        """End the recording early: the file finished and named (keep) or deleted; one line."""
+        self.error = why
+        self.log(why)
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        if keep and self.frames:
+            self.tmp.replace(self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+            self.frames = 0
 
     def close(self) -> None:
         """Finish the file and give it its name (nothing is left when no frame came)."""
+        if self.error is not None:
+            return  # finished (or deleted) when it stopped
         if self._writer is None and self._buffer:
             self._open(self._buffer[0][1].shape)
         if self._writer is not None:
@@ -119,7 +198,7 @@ class Recorder:
         if not self.frames:
             self.tmp.unlink(missing_ok=True)
             return
-        if self.live_fourcc == self.fourcc:
+        if not self._encode_after:
             self.tmp.replace(self.path)
             return
         try:
@@ -138,15 +217,28 @@ class Recorder:
             if not writer.isOpened():
                 raise CmliteError(f"cannot write video {self.path}: OpenCV has no {self.fourcc} encoder here (name "
                                   f"it .avi, or use --record-codec fast)")
+            n, complete = 0, True
             while True:
                 ok, frame = cap.read()
                 if not ok:
                     break
                 writer.write(frame)
-            writer.release()
-            os.replace(out, self.path)
+                n += 1
+                if n % CHECK_EVERY == 0 and room_left(out) < out.stat().st_size / n * 3 * CHECK_EVERY + RESERVE_MIN:
+                    complete = False  # no room for the encoded copy: the Motion JPEG is kept below
+                    break
+            if complete:
+                writer.release()
+                os.replace(out, self.path)
+                self.log(f"encoded {self.path} in {time.perf_counter() - t0:.1f} s")
+                return
         finally:
             cap.release()
             writer.release()
             out.unlink(missing_ok=True)
-        self.log(f"encoded {self.path} in {time.perf_counter() - t0:.1f} s")
+        kept = self.path.with_suffix(".avi")
+        self.tmp.replace(kept)
+        self.error = (f"no room to encode {self.path.name} ({_mb(room_left(kept))} left): the recording is kept as "
+                      f"Motion JPEG in {kept}")
+        self.path, self.fourcc = kept, self.live_fourcc
+        self.log(self.error)

@@ -93,9 +93,11 @@ def bench_images(paths: list[str], count: int) -> list[Path]:
 class _Row:
     """The parent's end of one row's process."""
 
-    def __init__(self, ctx, spec: RowSpec, images: list[Path]):
+    def __init__(self, ctx, spec: RowSpec, images: list[Path], timeout: float | None = None):
         self.spec, self.samples, self.info, self.error, self.metrics = spec, [], None, None, None
         self.throughput: dict | None = None
+        self.timeout = timeout  # seconds the process may go without a word (an answer or a tick): then it is hung
+        self.timed_out = False
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=worker, args=(child, spec, [str(p) for p in images]), daemon=True)
         self.proc.start()
@@ -106,10 +108,17 @@ class _Row:
         return self.error is None
 
     def ask(self, *msg, on_tick=None):
-        """Send a command and wait for its answer; ticks (progress) go to on_tick. Raises RuntimeError."""
+        """Send a command and wait for its answer; ticks (progress) go to on_tick. Raises RuntimeError, also when
+        the process says nothing for `timeout` seconds (it is killed then: a model that never returns)."""
         try:
             self.conn.send(msg)
             while True:
+                if self.timeout and not self.conn.poll(self.timeout):
+                    self.proc.kill()
+                    self.proc.join(timeout=5)
+                    self.timed_out = True
+                    raise RuntimeError(f"no answer to {msg[0]!r} in {self.timeout:g} s, so the row's process was "
+                                       f"killed (a model that never returns? --row-timeout sets the limit)")
                 reply = self.conn.recv()
                 if reply[0] == "tick":
                     if on_tick:
@@ -179,6 +188,7 @@ def _result(row: _Row, label: str) -> dict:
     out["throughput"] = row.throughput
     out["eval_error"] = m.get("eval_error")  # AP not measured (e.g. a model of other classes than the data's)
     out["error"] = row.error
+    out["timed_out"] = row.timed_out
     return out
 
 
@@ -187,6 +197,7 @@ def _key(spec: RowSpec) -> tuple:
     return spec.kind, spec.source, spec.size, spec.maskiou
 
 
+ROW_TIMEOUT_S = 300.0  # default --row-timeout: long enough for a first inference of V-19 FP32 on a Pi 5
 THROUGHPUT_MODES = ("sequential", "overlap")
 THROUGHPUT_ROUNDS = 2
 
@@ -268,11 +279,13 @@ def _run_batch(rows: list[_Row], bar, warmup: int, runs: int, data, eval_images:
 def run_bench(specs: list[RowSpec], images: list[Path], runs: int = 20, warmup: int = 3,
               data: tuple[str, str, int | None] | None = None, device_name: str | None = None,
               progress: bool = True, log=None, command: str | None = None, max_procs: int | None = None,
-              throughput: int = 0) -> dict:
+              throughput: int = 0, row_timeout: float | None = ROW_TIMEOUT_S) -> dict:
     """Run the rows and return the report (the dict `report.json` holds). log: where a failing row is told
     as it happens (default: above the progress bar). max_procs: at most this many row processes at once (the
     rows run in consecutive batches, interleaved within each; for devices short of memory). throughput: images
-    per stream when measuring each row's images per second, sequential and overlapped (0: not measured)."""
+    per stream when measuring each row's images per second, sequential and overlapped (0: not measured).
+    row_timeout: seconds a row's process may go without answering (a load with its first inference, one run,
+    one streamed or evaluated image) before it is killed and reported (None: wait for ever)."""
     from runtimes.progress import progress_bar
 
     from .device_info import fingerprint
@@ -302,7 +315,7 @@ def run_bench(specs: list[RowSpec], images: list[Path], runs: int = 20, warmup: 
         for b in range(0, len(specs), step):
             rows = []
             try:
-                rows = [_Row(ctx, s, images) for s in specs[b:b + step]]
+                rows = [_Row(ctx, s, images, row_timeout) for s in specs[b:b + step]]
                 _run_batch(rows, bar, warmup, runs, data, eval_images, metrics, log, throughput)
             finally:
                 for r in rows:
@@ -316,7 +329,7 @@ def run_bench(specs: list[RowSpec], images: list[Path], runs: int = 20, warmup: 
     labels = _labels(done_rows)
     settings = {"images": [p.name for p in images], "image_folder": str(Path(images[0]).parent),
                 "runs": runs, "warmup": warmup, "threads": sorted({s.threads for s in specs}),
-                "throughput_images": throughput,
+                "throughput_images": throughput, "row_timeout_s": row_timeout,
                 "sizes": list(dict.fromkeys(f"{s.size[0]}/{s.size[1] or 'model'}" for s in specs if s.size))
                 or ["model default"],
                 "data": {"annotations": str(data[0]), "images": str(data[1]), "count": eval_images} if data else None,
@@ -332,6 +345,8 @@ def cmd_bench(args) -> int:
     from .report import write_report
 
     check_dir_path(args.out)
+    if args.row_timeout < 0:
+        raise CmliteError(f"--row-timeout {args.row_timeout}: give seconds (0 to wait for ever)")
     if args.throughput < 0:
         raise CmliteError(f"--throughput {args.throughput}: give a number of images (0 to leave it out)")
     if args.data_limit is not None and args.data_limit < 1:
@@ -358,7 +373,7 @@ def cmd_bench(args) -> int:
           f"{plural(len(images), 'image')}{', AP on ' + args.data if data else ''}", file=sys.stderr)
     report = run_bench(specs, images, args.runs, args.warmup, data, args.device_name,
                        command="cmlite " + " ".join(sys.argv[1:]), max_procs=args.max_procs,
-                       throughput=args.throughput)
+                       throughput=args.throughput, row_timeout=args.row_timeout or None)
     paths = write_report(report, Path(args.out))
     from .report_md import speed_table
 
@@ -402,6 +417,10 @@ def add_parser(sub) -> None:
     p.add_argument("--max-procs", type=int, metavar="N",
                    help="at most N row processes at once (default: all rows, interleaved together); for devices "
                         "short of memory")
+    p.add_argument("--row-timeout", type=float, default=ROW_TIMEOUT_S, metavar="S",
+                   help=f"kill a row whose process says nothing for S seconds (a load with its first inference, "
+                        f"one run, one streamed or evaluated image) and report it; the other rows go on "
+                        f"(default {ROW_TIMEOUT_S:g}; 0: wait for ever)")
     p.add_argument("--device-name", help="the device's name in reports (default: the host name)")
     p.add_argument("--out", required=True, metavar="DIR", help="report folder: report.json, report.md, report.html")
     p.set_defaults(func=cmd_bench)

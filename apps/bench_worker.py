@@ -96,7 +96,7 @@ def _load(spec: RowSpec):
     return seg, info
 
 
-def throughput(seg, images: list, mode: str, count: int) -> dict:
+def throughput(seg, images: list, mode: str, count: int, on_image=None) -> dict:
     """A stream of `count` images (cycling through `images`) in one runtimes/overlap.py mode: images per second from
     the first result to the last (the pipeline's filling left out), and the median latency from take to result."""
     from runtimes.overlap import stream
@@ -105,6 +105,8 @@ def throughput(seg, images: list, mode: str, count: int) -> dict:
     for _, job in stream(seg, ((i, images[i % len(images)]) for i in range(count)), mode):
         done.append(time.perf_counter())
         latency.append((done[-1] - job.t_taken) * 1e3)
+        if on_image:
+            on_image()
     span = done[-1] - done[0]
     return {"images_per_s": round((len(done) - 1) / span, 3) if span > 0 else None,
             "latency_ms": round(sorted(latency)[len(latency) // 2], 3)}
@@ -148,7 +150,7 @@ def worker(conn, spec: RowSpec, image_paths: list[str]) -> None:
                 conn.send(("ok", {"total": total, "stages": dict(seg.timings), "instances": len(inst),
                                   "peak_rss_mb": peak_rss_mb()}))
             elif cmd == "throughput":
-                conn.send(("ok", throughput(seg, images, msg[1], msg[2])))
+                conn.send(("ok", throughput(seg, images, msg[1], msg[2], on_image=lambda: conn.send(("tick",)))))
             elif cmd == "eval":
                 from .evaluate import evaluate
 

@@ -346,3 +346,60 @@ def test_ctrl_c_stops_the_rows_and_writes_nothing(tmp_path, default_onnx, val_se
         time.sleep(0.2)
     else:
         pytest.fail("processes of the interrupted bench are still running")
+
+
+def _hanging_copy(folder, out):
+    """The model with an endless Loop before its first layer: it loads, and its first inference never returns."""
+    import shutil
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    from runtimes.manifest import sha256
+
+    shutil.copytree(folder, out)
+    m = json.loads((out / "manifest.json").read_text())
+    graph_file = out / m["graphs"]["dense"]["file"]
+    model = onnx.load(str(graph_file))
+    g = model.graph
+    name = g.input[0].name
+    for node in g.node:
+        node.input[:] = [f"{name}_looped" if i == name else i for i in node.input]
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Identity", ["v_in"], ["v_out"])],
+        "forever", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                    helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+                    helper.make_tensor_value_info("v_in", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, None)])
+    g.initializer.extend([helper.make_tensor("trips", TensorProto.INT64, [], [2 ** 62]),
+                          helper.make_tensor("always", TensorProto.BOOL, [], [True])])
+    g.node.insert(0, helper.make_node("Loop", ["trips", "always", name], [f"{name}_looped"], body=body))
+    onnx.save(model, str(graph_file))
+    m["graphs"]["dense"]["sha256"] = sha256(graph_file)
+    if "bytes" in m["graphs"]["dense"]:
+        m["graphs"]["dense"]["bytes"] = graph_file.stat().st_size
+    (out / "manifest.json").write_text(json.dumps(m, indent=2))
+    return out
+
+
+def test_a_row_that_hangs_is_killed_after_row_timeout_and_the_others_finish(tmp_path, default_onnx, val_set, capsys):
+    """A real model that never returns (ONNX Runtime looping for ever in its first inference) beside a good one:
+    the hung row's process is killed after --row-timeout and reported; the good row has all its rounds."""
+    import time
+
+    hung = _hanging_copy(default_onnx, tmp_path / "hung" / "onnx-fp32")
+    out = tmp_path / "r"
+    t0 = time.monotonic()
+    rc = main(["bench", "--model", str(hung), "--model", str(default_onnx), "--images", str(val_set / "val"),
+               "--threads", "1", "--runs", "3", "--warmup", "1", "--throughput", "4", "--row-timeout", "10",
+               "--out", str(out)])
+    assert time.monotonic() - t0 < 120
+    assert rc == 1
+    rows = {r["path"]: r for r in json.loads((out / "report.json").read_text())["results"]}
+    bad, good = rows[str(hung)], rows[str(default_onnx)]
+    assert bad["timed_out"] and "no answer to 'load' in 10 s" in bad["error"] and "--row-timeout" in bad["error"]
+    assert good["error"] is None and not good["timed_out"] and len(good["latency_samples_ms"]) == 3
+    assert good["throughput"]["sequential"]["images_per_s"] > 0
+    err = capsys.readouterr().err
+    assert "--row-timeout" in err

@@ -72,18 +72,11 @@ def _clip(path: Path, frames: int) -> Path:
     """The moving scene as a Motion JPEG clip (made once; its frames depend only on the seed)."""
     import cv2
 
-    from calibration.synth_scene import MovingScene
+    from calibration.synth_scene import write_clip
 
     if path.is_file() and int(cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FRAME_COUNT)) == frames:
         return path
-    scene = MovingScene(640, 480, seed=7)
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 480))
-    for i in range(frames):
-        writer.write(scene.render(i / 30))
-    writer.release()
-    tmp.replace(path)
-    return path
+    return write_clip(path, frames, seed=7)
 
 
 def live_run(folder: Path, clip: Path, out: Path, threads: int, log=print) -> dict:

@@ -34,18 +34,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def _video(path: Path, frames: int) -> None:
-    import cv2
-
-    from calibration.synth_scene import MovingScene
-
-    scene = MovingScene(640, 480, seed=3)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 480))
-    for i in range(frames):
-        writer.write(scene.render(i / 30))
-    writer.release()
-
-
 def _run(config: tuple, source: str, args, stats: Path) -> dict:
     code, model, _, mode, maskiou = config
     flag = ["--weights", model[len("weights:"):]] if model.startswith("weights:") else ["--model", model]
@@ -82,12 +70,13 @@ def main() -> None:
     args = ap.parse_args()
     from apps.device_info import cpu_line
     from apps.table import format_table
+    from calibration.synth_scene import write_clip
 
     models = args.model + [f"weights:{w}" for w in args.weights]
     modes = args.modes.split(",")
     tmp = Path(tempfile.mkdtemp(prefix="camera_fps_"))
     video = tmp / "scene.avi"
-    _video(video, 120)  # played in a loop
+    write_clip(video, 120, seed=3)  # played in a loop
     sources = {"video": str(video), "synth": "synth"}
     configs = [("after", m, s, mode, iou) for m in models for s in args.sources.split(",")
                for iou in args.maskiou.split(",") for mode in modes]

@@ -122,6 +122,8 @@ class Capture:
                 else:
                     while self._slot is not None and not self._stop.is_set():
                         self._cond.wait(0.1)
+                    if self._slot is not None:  # stopped while the last frame waits: this one is not captured
+                        return
                 self._slot = frame
                 self.captured += 1
                 self._cond.notify_all()

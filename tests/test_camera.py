@@ -14,7 +14,7 @@ import runtimes
 from apps.camera import CameraOptions, run_camera
 from apps.cli import main
 from apps.sources import Source, open_source
-from calibration.synth_scene import MovingScene
+from calibration.synth_scene import MovingScene, write_clip
 from runtimes.errors import CmliteError
 from tests.conftest import run_torch_free
 
@@ -24,12 +24,7 @@ PANEL = (slice(4, 30), slice(4, 200))  # inside the panel's first line at 640x48
 @pytest.fixture(scope="module")
 def video(tmp_path_factory):
     """16 frames of the moving scene as an MJPG .avi, and the frames as OpenCV decodes them from it."""
-    path = tmp_path_factory.mktemp("video") / "scene.avi"
-    scene = MovingScene(640, 480, seed=3)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 480))
-    for i in range(16):
-        writer.write(scene.render(i / 10))
-    writer.release()
+    path = write_clip(tmp_path_factory.mktemp("video") / "scene.avi", 16, fps=10.0, seed=3)
     return path, _read_all(path)
 
 
@@ -156,6 +151,23 @@ def test_loop_replays_a_file(tmp_path, default_onnx, video):
                  "--frames", "20", "--stats", str(stats)]) == 0
     s = _stats(stats)
     assert s["frames"] == 20 and not s["source_ended"] and s["stopped_by"] == "20 frames"
+
+
+def test_stopping_a_file_capture_counts_every_frame_it_read(video):
+    """Stopped while a frame waits and the reader holds the next one: that one was not captured (before, it
+    replaced the waiting frame, and captured ran one ahead of taken + dropped + pending)."""
+    from apps.capture import Capture
+
+    cap = Capture(open_source(str(video[0]))).start()
+    for _ in range(3):
+        assert cap.get(timeout=10) is not None
+    deadline = time.monotonic() + 10
+    while not cap.pending and time.monotonic() < deadline:  # the next frame waits; the reader holds one more
+        time.sleep(0.01)
+    time.sleep(0.3)
+    cap.stop()
+    assert (cap.taken, cap.pending, cap.dropped) == (3, 1, 0)
+    assert cap.captured == cap.taken + cap.dropped + cap.pending
 
 
 def test_folder_in_natural_order(tmp_path, video):

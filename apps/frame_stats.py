@@ -18,19 +18,49 @@ STAGES = ("preprocess", "graph1", "host", "graph2", "paste", "draw", "output")
 SMOOTH_S = 2.0  # window of the smoothed fps
 
 
+class Ring:
+    """The last `size` values in an array allocated and touched at the start, so the process's memory is the
+    same after a minute and after a week (a deque of floats grew by about 0.4 MB each 1,000 frames)."""
+
+    def __init__(self, size: int, dtype=np.float32):
+        self._a = np.full(size, np.nan, dtype)
+        self.count = 0  # values ever added
+
+    def append(self, value: float) -> None:
+        self._a[self.count % len(self._a)] = value
+        self.count += 1
+
+    def __len__(self) -> int:
+        return min(self.count, len(self._a))
+
+    def values(self) -> np.ndarray:
+        """The kept values, oldest first."""
+        if self.count <= len(self._a):
+            return self._a[:self.count]
+        i = self.count % len(self._a)
+        return np.concatenate([self._a[i:], self._a[:i]])
+
+    def last(self, k: int = 1) -> np.ndarray:
+        k = min(k, len(self))
+        return np.array([self._a[(self.count - k + j) % len(self._a)] for j in range(k)])
+
+
 class FrameStats:
     def __init__(self, keep: int = 100_000):
-        self.t_display: deque[float] = deque(maxlen=keep)
-        self.latency_ms: deque[float] = deque(maxlen=keep)
-        self.stages: dict[str, deque[float]] = {s: deque(maxlen=keep) for s in STAGES}
+        """keep: the last frames the --stats percentiles are taken over (about an hour at 30 fps)."""
+        self.t_display = Ring(keep, np.float64)
+        self.latency_ms = Ring(keep)
+        self.stages = {s: Ring(keep) for s in STAGES}
         self.frames = 0
         self.t_start = time.perf_counter()
+        self.t_first: float | None = None  # the first frame shown: the mean fps covers the whole run
         self.cpu_start = time.process_time()  # every thread of the process
         self._recent: deque[float] = deque()
         self.last: dict = {}
 
     def add(self, t_capture: float, t_display: float, timings: dict[str, float]) -> None:
         self.frames += 1
+        self.t_first = t_display if self.t_first is None else self.t_first
         self.t_display.append(t_display)
         self.latency_ms.append((t_display - t_capture) * 1e3)
         for s in STAGES:
@@ -46,7 +76,8 @@ class FrameStats:
         """From the last two frames."""
         if len(self.t_display) < 2:
             return None
-        dt = self.t_display[-1] - self.t_display[-2]
+        a, b = self.t_display.last(2)
+        dt = b - a
         return 1.0 / dt if dt > 0 else None
 
     @property
@@ -63,14 +94,15 @@ class FrameStats:
             return None if v is None else round(v, 2)
 
         return {"frames": self.frames, "fps": r(self.fps_smooth), "fps_now": r(self.fps_now),
-                "latency_ms": r(self.latency_ms[-1]) if self.latency_ms else None, "stages_ms": self.last,
+                "latency_ms": r(float(self.latency_ms.last()[0])) if len(self.latency_ms) else None,
+                "stages_ms": self.last,
                 "seconds": round(time.perf_counter() - self.t_start, 2)}
 
     def summary(self) -> dict:
         """The run as a whole (--stats FILE)."""
-        t = np.asarray(self.t_display)
+        t = self.t_display.values()
         intervals = np.diff(t)
-        mean_fps = (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else None
+        mean_fps = (self.frames - 1) / (t[-1] - self.t_first) if self.frames > 1 and t[-1] > self.t_first else None
         seconds = time.perf_counter() - self.t_start
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         return {
@@ -81,6 +113,6 @@ class FrameStats:
             "fps_mean": None if mean_fps is None else round(mean_fps, 2),
             "fps_p50": round(1.0 / float(np.median(intervals)), 2) if len(intervals) and np.median(intervals) > 0
             else None,
-            "latency_ms": {k: v for k, v in summarize(self.latency_ms, digits=2).items() if k != "std"},
-            "stages_ms_p50": {s: percentile(v, 50) for s, v in self.stages.items() if len(v)},
+            "latency_ms": {k: v for k, v in summarize(self.latency_ms.values(), digits=2).items() if k != "std"},
+            "stages_ms_p50": {s: percentile(v.values(), 50) for s, v in self.stages.items() if len(v)},
         }

@@ -316,3 +316,18 @@ def test_labels_stay_out_of_the_panel():
     x1, y1, x2, y2 = spots[0]
     assert y1 >= rect[3] or x1 >= rect[2]  # moved out from under it, still on its box's edge
     assert spots[1][:2] == (300, 186)  # elsewhere: where it always goes
+
+
+def test_frame_stats_keep_the_last_frames_in_fixed_memory():
+    """The percentiles cover the last `keep` frames, the mean fps the whole run; the arrays never grow."""
+    from apps.frame_stats import FrameStats
+
+    st = FrameStats(keep=5)
+    for i in range(12):  # a frame every 0.1 s, latency i ms
+        st.add(t_capture=i * 0.1 - i / 1e3, t_display=i * 0.1, timings={"graph1": float(i)})
+    s = st.summary()
+    assert s["frames"] == 12 and s["fps_mean"] == pytest.approx(10.0, rel=1e-3)
+    assert s["latency_ms"]["p50"] == pytest.approx(9.0, abs=1e-3)  # the median of 7..11
+    assert s["stages_ms_p50"]["graph1"] == 9.0
+    assert list(st.latency_ms.values().round(3)) == [7, 8, 9, 10, 11]
+    assert st.live()["latency_ms"] == 11.0 and st.fps_now == pytest.approx(10.0, rel=1e-3)

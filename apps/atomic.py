@@ -28,7 +28,7 @@ def check_file_path(text: str | None, flag: str, example: str = "out.json") -> P
         return None
     path = Path(text)
     if path.is_dir():
-        from runtimes.errors import CmliteError
+        from cmlite.runtimes.errors import CmliteError
 
         raise CmliteError(f"{flag} {path} is a folder: give a file name in it, e.g. {path / example}")
     return path

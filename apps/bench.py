@@ -14,7 +14,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from runtimes.errors import CmliteError
+from cmlite.runtimes.errors import CmliteError
 
 from .bench_worker import RowSpec, worker
 from .latency_stats import summarize
@@ -80,7 +80,7 @@ def _check_runs(runs: int, warmup: int, max_procs: int | None = None) -> None:
 def bench_images(paths: list[str], count: int) -> list[Path]:
     """The first `count` images (the rows cycle through them); each one is decoded here first, so a bad file
     stops the run before any model loads."""
-    from .images import expand_images, read_bgr
+    from cmlite.runtimes.images import expand_images, read_bgr
 
     images = expand_images(paths)[:count]
     if not images:
@@ -286,7 +286,7 @@ def run_bench(specs: list[RowSpec], images: list[Path], runs: int = 20, warmup: 
     per stream when measuring each row's images per second, sequential and overlapped (0: not measured).
     row_timeout: seconds a row's process may go without answering (a load with its first inference, one run,
     one streamed or evaluated image) before it is killed and reported (None: wait for ever)."""
-    from runtimes.progress import progress_bar
+    from cmlite.runtimes.progress import progress_bar
 
     from .device_info import fingerprint
     from .report_schema import new_report
@@ -295,7 +295,7 @@ def run_bench(specs: list[RowSpec], images: list[Path], runs: int = 20, warmup: 
     _check_runs(runs, warmup, max_procs)
     eval_images = 0
     if data:
-        from .evaluate import load_coco
+        from cmlite.calibration.coco_eval import load_coco
 
         ann, image_dir, limit = data
         coco = load_coco(ann)
@@ -340,7 +340,7 @@ def run_bench(specs: list[RowSpec], images: list[Path], runs: int = 20, warmup: 
 
 
 def cmd_bench(args) -> int:
-    from converters.folders import check_dir_path
+    from cmlite.converters.folders import check_dir_path
 
     from .report import write_report
 

@@ -64,7 +64,7 @@ def rss_mb() -> float | None:
 
 
 def _one_line(e: BaseException) -> str:
-    from runtimes.errors import CmliteError
+    from cmlite.runtimes.errors import CmliteError
 
     text = str(e) if isinstance(e, CmliteError) else f"{type(e).__name__}: {e}"
     return " ".join(text.split())
@@ -75,7 +75,7 @@ def _load(spec: RowSpec):
     from pathlib import Path
 
     if spec.kind == "weights":
-        import lite
+        from cmlite import lite
 
         model = lite.load_model(spec.source)
         seg = lite.predictor(model, threads=spec.threads, maskiou=spec.maskiou, **spec.config_overrides())
@@ -83,7 +83,7 @@ def _load(spec: RowSpec):
         info = {"variant": model.variant.name, "target": "pytorch", "precision": "fp32",
                 "size_mb": round(path.stat().st_size / 2**20, 2), "path": str(path)}
     else:
-        import runtimes
+        from cmlite import runtimes
 
         seg = runtimes.load(spec.source, threads=spec.threads, maskiou=spec.maskiou, backend=spec.backend,
                             **spec.config_overrides())
@@ -99,7 +99,7 @@ def _load(spec: RowSpec):
 def throughput(seg, images: list, mode: str, count: int, on_image=None) -> dict:
     """A stream of `count` images (cycling through `images`) in one runtimes/overlap.py mode: images per second from
     the first result to the last (the pipeline's filling left out), and the median latency from take to result."""
-    from runtimes.overlap import stream
+    from cmlite.runtimes.overlap import stream
 
     done, latency = [], []
     for _, job in stream(seg, ((i, images[i % len(images)]) for i in range(count)), mode):
@@ -116,7 +116,7 @@ def worker(conn, spec: RowSpec, image_paths: list[str]) -> None:
     """The process body (multiprocessing spawn target)."""
     import signal
 
-    from .images import read_bgr
+    from cmlite.runtimes.images import read_bgr
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the rows
 
@@ -152,7 +152,7 @@ def worker(conn, spec: RowSpec, image_paths: list[str]) -> None:
             elif cmd == "throughput":
                 conn.send(("ok", throughput(seg, images, msg[1], msg[2], on_image=lambda: conn.send(("tick",)))))
             elif cmd == "eval":
-                from .evaluate import evaluate
+                from cmlite.calibration.coco_eval import evaluate
 
                 _, ann, image_dir, limit = msg
                 metrics, _ = evaluate(seg, ann, image_dir, limit=limit, progress=False,

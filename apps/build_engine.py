@@ -5,14 +5,14 @@ from pathlib import Path
 
 
 def cmd_build_engine(args) -> None:
-    from converters.tensorrt_engine import BuildSettings, build_engines, check_settings, engine_shapes
-    from runtimes.manifest import read_manifest
+    from cmlite.converters.tensorrt_engine import BuildSettings, build_engines, check_settings, engine_shapes
+    from cmlite.runtimes.manifest import read_manifest
 
     settings = BuildSettings(workspace_mb=args.workspace, dla_core=args.dla,
                              timing_cache=Path(args.timing_cache) if args.timing_cache else None)
     folder = Path(args.folder)
     if args.trtexec:  # no TensorRT needed: print the equivalent command lines
-        from converters.tensorrt_export import trtexec_commands
+        from cmlite.converters.tensorrt_export import trtexec_commands
 
         manifest = read_manifest(folder)
         check_settings(manifest, folder, settings)

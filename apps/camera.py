@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runtimes.errors import CmliteError
-from runtimes.overlap import runner
-from runtimes.pipeline import Segmenter
+from cmlite.runtimes.errors import CmliteError
+from cmlite.runtimes.overlap import runner
+from cmlite.runtimes.pipeline import Segmenter
 
 from .capture import Capture, EndOfSource
 from .frame_stats import FrameStats

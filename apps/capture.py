@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runtimes.errors import CmliteError
+from cmlite.runtimes.errors import CmliteError
 
 from .sources import Source
 

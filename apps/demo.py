@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from runtimes.errors import CmliteError
+from cmlite.runtimes.errors import CmliteError
 
 # the default model's validation split: `cmlite data synth --seed 0 --size 320` (val images depend only on
 # the seed, the split and the index, so any --train count gives the same val set)
@@ -27,8 +27,8 @@ CPU_TARGETS = ("onnx", "openvino", "tflite")
 def convert_default(model, models_dir: Path, targets=CPU_TARGETS, precisions=("fp32", "fp16"),
                     log=print) -> list[Path]:
     """The demo's folders: dynamic ONNX Runtime / OpenVINO, TFLite at the val frame; up-to-date ones reused."""
-    import lite
-    from converters.convert import convert, up_to_date
+    from cmlite import lite
+    from cmlite.converters.convert import convert, up_to_date
 
     # TFLite graphs have a fixed input: made at the val images' frame size (320x320), as one converts for a
     # camera's frame size; at the default 4:3 frame (320x448) these square images would be padded (-1.0 AP)
@@ -52,9 +52,9 @@ def quantize_default(model, models_dir: Path, data: Path, calib_count: int, targ
     """The demo's INT8 folders: calibrated on `calib_count` training images, the same plan (nothing kept float) on
     every target; ONNX Runtime and OpenVINO dynamic, TFLite at the val frame as its FP32 folder. The FP32 folders
     beside are the twins; up-to-date INT8 folders are reused."""
-    import lite
-    from calibration.frames import read_frames
-    from calibration.quantize import quantize
+    from cmlite import lite
+    from cmlite.calibration.frames import read_frames
+    from cmlite.calibration.quantize import quantize
 
     frames = read_frames(str(data / "annotations" / "instances_train.json"), calib_count,
                          images_dir=str(data / "train"), progress=False)
@@ -72,7 +72,7 @@ def _clip(path: Path, frames: int) -> Path:
     """The moving scene as a Motion JPEG clip (made once; its frames depend only on the seed)."""
     import cv2
 
-    from calibration.synth_scene import write_clip
+    from cmlite.calibration.synth_scene import write_clip
 
     if path.is_file() and int(cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FRAME_COUNT)) == frames:
         return path
@@ -81,7 +81,7 @@ def _clip(path: Path, frames: int) -> Path:
 
 def live_run(folder: Path, clip: Path, out: Path, threads: int, log=print) -> dict:
     """`cmlite camera --source CLIP --model FOLDER --record OUT`'s own code, headless: the summary it writes."""
-    import runtimes
+    from cmlite import runtimes
 
     from .camera import CameraOptions, run_camera
     from .sources import open_source
@@ -96,13 +96,13 @@ def run_demo(out: Path, val_images: int = 200, threads: int = 2, targets=CPU_TAR
     """Returns the benchmark report (also written to OUT/report/: report.json, report.md, report.html)."""
     import cv2
 
-    import lite
-    import runtimes
-    from calibration.synth import generate
+    from cmlite import lite
+    from cmlite import runtimes
+    from cmlite.calibration.synth import generate
 
     from .bench import bench_images, run_bench
     from .bench_worker import RowSpec
-    from .images import read_bgr
+    from cmlite.runtimes.images import read_bgr
     from .report import write_report
     from .table import format_table, plural
     from .visualize import draw
@@ -189,7 +189,7 @@ def cmd_demo(args) -> None:
     from .model_args import need_torch
 
     need_torch("cmlite demo (it converts the default model)", extra="all")
-    from converters.folders import check_dir_path
+    from cmlite.converters.folders import check_dir_path
 
     check_dir_path(args.out)
     for flag, v in (("--val-images", args.val_images), ("--calib-count", args.calib_count),
@@ -201,3 +201,18 @@ def cmd_demo(args) -> None:
                  clip_frames=args.clip_frames, log=lambda m: print(m, file=sys.stderr))
     except ValueError as e:
         raise CmliteError(str(e)) from None
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("demo", help="the whole toolkit on the embedded default model (convert, quantize, eval, "
+                                    "camera, report)",
+                       description="Converts the embedded default model to every target and precision, quantizes "
+                                   "it to INT8 for every CPU target, measures and evaluates each on its validation "
+                                   "set, runs the camera app on a synthetic clip with the fastest INT8 model and "
+                                   "prints one table; the report plays the clip.")
+    p.add_argument("--out", default="out", help="output folder (default out/)")
+    p.add_argument("--val-images", type=int, default=200, help="validation images (default 200)")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    p.add_argument("--calib-count", type=int, default=32, help="training images INT8 is calibrated on (default 32)")
+    p.add_argument("--clip-frames", type=int, default=90, help="frames of the live clip (default 90)")
+    p.set_defaults(func=cmd_demo)

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from runtimes.versions import package_versions
+from cmlite.runtimes.versions import package_versions
 
 # the flags that decide INT8/BF16 speed, as /proc/cpuinfo names them (x86 "flags", ARM "Features")
 ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16",

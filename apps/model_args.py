@@ -1,7 +1,7 @@
 """What every command that runs a model shares: --weights / --model, the runtime flags, and opening the model."""
 from __future__ import annotations
 
-from runtimes.errors import CmliteError
+from cmlite.runtimes.errors import CmliteError
 
 
 def need_torch(what: str, extra: str = "torch", model_hint: bool = False) -> None:
@@ -18,7 +18,7 @@ def need_torch(what: str, extra: str = "torch", model_hint: bool = False) -> Non
 def load_model(weights: str | None):
     need_torch("--weights" if weights and weights != "default" else "the embedded default model (no --model given)",
                model_hint=True)
-    import lite
+    from cmlite import lite
 
     return lite.load_model(weights or "default")
 
@@ -28,14 +28,14 @@ def segmenter(args, **overrides):
     maskiou = getattr(args, "maskiou", "on") == "on"
     backend = getattr(args, "backend", None)
     if getattr(args, "model", None):
-        import runtimes
+        from cmlite import runtimes
 
         return runtimes.load(args.model, threads=args.threads, maskiou=maskiou, backend=backend, **overrides)
     if backend:
         raise CmliteError(f"--backend {backend} runs a converted folder (--model DIR) on another runtime; a "
                           f"checkpoint runs in PyTorch")
     model = load_model(args.weights)  # says what to install before anything imports torch
-    import lite
+    from cmlite import lite
 
     return lite.predictor(model, threads=args.threads, maskiou=maskiou, **overrides)
 
@@ -89,7 +89,7 @@ def add_runtime_args(p, weights_required: bool = False, maskiou: str = "on") -> 
 
 def add_mode_arg(p, what: str = "image") -> None:
     """--mode: how consecutive images share the CPU (runtimes/overlap.py)."""
-    from runtimes.overlap import MODES
+    from cmlite.runtimes.overlap import MODES
 
     p.add_argument("--mode", choices=MODES, default="auto",
                    help=f"overlap: the host work of one {what} (reading, resize, decode, RoIAlign, paste, drawing) "

@@ -1,13 +1,19 @@
 """Parity of a converted model with the PyTorch model: per-instance agreement and the first stage that diverges."""
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from runtimes.decode import box_iou_matrix
-from runtimes.instances import Instances
-from runtimes.pipeline import Segmenter
+from cmlite.runtimes.decode import box_iou_matrix
+from cmlite.runtimes.errors import CmliteError
+from cmlite.runtimes.instances import Instances
+from cmlite.runtimes.pipeline import Segmenter
+
+from .atomic import check_file_path, write_json_atomic
+from .model_args import add_runtime_args, config_overrides, load_model, need_torch
 
 # relative error beyond which a float stage counts as diverged, per precision
 TOLERANCE = {"fp32": 1e-3, "fp16": 3e-2, "bf16": 5e-2, "int8": 0.15}
@@ -145,3 +151,81 @@ def compare(reference: Segmenter | tuple, converted: Segmenter, image: np.ndarra
     stages.append(("instances", worst, ok))
     return ParityResult(stages, matches, extra, len(ref), len(got), details,
                         tuple(ct["preprocessed"].tensor.shape[2:]))
+
+
+# -- the `cmlite parity` command ---------------------------------------------------------------------------
+
+def cmd_parity(args) -> int:
+    from cmlite import runtimes
+    from cmlite.runtimes.images import read_bgr
+
+    from .predict import check_images
+    from .table import format_table
+
+    images = check_images(args.images)
+    check_file_path(args.json, "--json")
+    need_torch("cmlite parity (the PyTorch model is its reference)")
+    from cmlite import lite
+
+    loaded, problems = [], []
+    for path in images:  # a bad image or model is reported and skipped; the others are compared
+        try:
+            loaded.append((path, read_bgr(path)))
+        except CmliteError as e:
+            problems.append(f"{path}: skipped: {e}")
+            print(f"cmlite: {problems[-1]}", file=sys.stderr)
+    if not loaded:
+        raise CmliteError(f"none of the {len(images)} images could be read")
+    maskiou = args.maskiou == "on"  # both sides alike: off compares graph 2 without the MaskIoU head
+    reference = lite.predictor(load_model(args.weights), threads=args.threads, maskiou=maskiou,
+                               **config_overrides(args))
+    report, rows = [], []
+    for folder in args.model:
+        try:
+            seg = runtimes.load(folder, threads=args.threads, maskiou=maskiou, backend=args.backend,
+                                **config_overrides(args))
+        except CmliteError as e:
+            problems.append(f"{folder}: skipped: {e}")
+            print(f"cmlite: {problems[-1]}", file=sys.stderr)
+            continue
+        for path, img in loaded:
+            res = compare(reference, seg, img, seg.manifest.precision)
+            s = res.summary()
+            report.append({"model": str(folder), "image": str(path), **s,
+                           "stages": [{"stage": n, "error": e, "ok": ok} for n, e, ok in res.stages],
+                           "instances_detail": [vars(m) for m in res.matches]})
+            rows.append([Path(folder).name, path.name, f"{s['matched']}/{s['ref_instances']} ({s['instances']})",
+                         s["min_box_iou"], s["min_mask_iou"], s["median_mask_iou"], s["max_abs_score_diff"],
+                         s["first_divergence"], s["verdict"]])
+            if args.stages:
+                hw = "x".join(map(str, res.input_hw))
+                print(f"{Path(folder).name} on {path.name} ({seg.manifest.precision} tolerances, input {hw}):")
+                print(format_table(["stage", "error", "ok"], [[n, e, "yes" if ok else "NO"] for n, e, ok in res.stages],
+                                   floatfmt=".2e"))
+    print(format_table(["model", "image", "matched (got)", "min box IoU", "min mask IoU", "median mask IoU",
+                        "max |dscore|", "first divergence", "verdict"], rows, floatfmt=".4f"))
+    failed = [f"{Path(r['model']).name} on {Path(r['image']).name}" for r in report if r["verdict"] != "PASS"]
+    if report:
+        print(f"{len(report) - len(failed)} of {len(report)} model-image pairs PASS"
+              + (f"; FAIL: {', '.join(failed)}" if failed else ""))
+    if args.json and report:
+        write_json_atomic(Path(args.json), report)
+        print(f"wrote {args.json}")
+    if problems:
+        print(f"cmlite: {len(problems)} input(s) skipped (above); the others were compared", file=sys.stderr)
+    return 1 if problems or failed else 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("parity", help="compare converted models with the PyTorch model on images",
+                       description="Per-instance box/mask IoU and score difference, and the first stage that "
+                                   "diverges beyond the precision's tolerance.")
+    p.add_argument("images", nargs="+", help="image files or folders")
+    p.add_argument("--weights", help="the checkpoint the models were converted from (default: the embedded default "
+                                     "model)")
+    p.add_argument("--model", action="append", required=True, help="converted model folder (repeat for more)")
+    p.add_argument("--json", metavar="OUT", help="write the full report as JSON")
+    p.add_argument("-v", "--verbose", dest="stages", action="store_true",
+                   help="print the stage table per model and image (and the libraries' log lines, as cmlite -v)")
+    add_runtime_args(p)
+    p.set_defaults(func=cmd_parity)

@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtimes.errors import CmliteError, ImageError
-from runtimes.progress import progress_bar
+from cmlite.runtimes.errors import CmliteError
+from cmlite.runtimes.progress import progress_bar
 
 from .atomic import check_file_path, write_json_atomic
 from .model_args import config_overrides, segmenter
@@ -36,7 +36,7 @@ class Item:
 
 def check_images(paths: list[str]) -> list[Path]:
     """Files and folders -> image and video paths; a path that does not exist stops before any model loads."""
-    from .images import expand_images
+    from cmlite.runtimes.images import expand_images
 
     images = expand_images(paths)
     for p in images:
@@ -50,7 +50,7 @@ def _is_video(path: Path) -> bool:
 
 
 def _open_video(path: Path):
-    from calibration.frames import open_capture
+    from cmlite.calibration.frames import open_capture
 
     cap = open_capture(str(path))
     if not cap.isOpened():
@@ -61,8 +61,8 @@ def _open_video(path: Path):
 def _items(paths: list[Path], first=None):
     """(Item, reader) in order: each image once, each video frame by frame (ids 1..N over everything, or the
     images' numeric stems when all inputs are such images)."""
-    from .coco_results import image_ids
-    from .images import read_bgr
+    from cmlite.calibration.coco_results import image_ids
+    from cmlite.runtimes.images import read_bgr
 
     ids = image_ids(paths) if not any(map(_is_video, paths)) else None
     next_id = 1
@@ -132,11 +132,11 @@ class _Vis:
 
 
 def cmd_predict(args) -> int:
-    from converters.folders import check_dir_path
-    from runtimes.overlap import stream
+    from cmlite.converters.folders import check_dir_path
+    from cmlite.runtimes.overlap import stream
 
-    from .coco_results import to_coco_results
-    from .images import read_bgr
+    from cmlite.calibration.coco_results import to_coco_results
+    from cmlite.runtimes.images import read_bgr
 
     paths = check_images(args.images)
     if not 0 <= args.vis_thresh <= 1:

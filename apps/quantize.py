@@ -5,7 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-from runtimes.errors import CmliteError
+from cmlite.runtimes.errors import CmliteError
 
 from .table import plural
 
@@ -65,16 +65,16 @@ def cmd_quantize(args) -> None:
     from .model_args import load_model, need_torch, parse_hw
 
     need_torch("cmlite quantize", extra="convert")
-    import lite
-    from calibration.frames import read_frames
-    from calibration.quantize import Validation, check_targets, quantize
-    from runtimes.manifest import read_manifest
+    from cmlite import lite
+    from cmlite.calibration.frames import read_frames
+    from cmlite.calibration.quantize import Validation, check_targets, quantize
+    from cmlite.runtimes.manifest import read_manifest
 
     from .table import format_table
 
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     check_targets(targets)  # before loading anything
-    from converters.folders import check_dir_path
+    from cmlite.converters.folders import check_dir_path
 
     check_dir_path(args.out)
     if (args.val is None) != (args.val_images is None):

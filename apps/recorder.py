@@ -32,7 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtimes.errors import CmliteError
+from cmlite.runtimes.errors import CmliteError
 
 SUFFIXES = (".webm", ".mp4", ".m4v", ".mov", ".avi", ".mkv")
 MEASURE_FRAMES, MEASURE_S = 10, 2.0

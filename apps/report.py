@@ -40,7 +40,7 @@ def write_report(report: dict, out: Path, log=lambda m: print(m, file=sys.stderr
     from .report_md import markdown_report
 
     reports = report["reports"] if "reports" in report else [report]
-    from converters.folders import check_dir_path
+    from cmlite.converters.folders import check_dir_path
 
     out = check_dir_path(out)
     plots = _plots(reports)
@@ -73,7 +73,7 @@ def unique_reports(paths: list[str], log=lambda m: print(m, file=sys.stderr)) ->
 
 
 def cmd_report(args) -> None:
-    from runtimes.errors import CmliteError
+    from cmlite.runtimes.errors import CmliteError
 
     reports = unique_reports(args.reports)
     if not reports:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from runtimes.errors import CmliteError
+from cmlite.runtimes.errors import CmliteError
 
 SCHEMA, MERGED_SCHEMA, SCHEMA_VERSION = "cmlite-bench", "cmlite-bench-merged", 1
 RESULT_KEYS = ("model", "target", "precision", "threads", "size", "latency_ms", "fps", "stages_ms", "peak_rss_mb",
@@ -21,7 +21,7 @@ RESULT_KEYS = ("model", "target", "precision", "threads", "size", "latency_ms", 
 
 
 def new_report(device: dict, settings: dict, results: list[dict]) -> dict:
-    from runtimes import __version__
+    from cmlite.runtimes import __version__
 
     return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "cmlite": __version__, "device": device,
             "settings": settings, "results": results}
@@ -83,6 +83,6 @@ def load_reports(path: str | Path) -> list[dict]:
 
 
 def _version() -> str:
-    from runtimes import __version__
+    from cmlite.runtimes import __version__
 
     return __version__

@@ -16,10 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from calibration.frames import open_capture
-from runtimes.errors import CmliteError, ImageError
+from cmlite.calibration.frames import open_capture
+from cmlite.runtimes.errors import CmliteError, ImageError
 
-from .images import IMAGE_SUFFIXES, read_bgr
+from cmlite.runtimes.images import IMAGE_SUFFIXES, read_bgr
 
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 STREAM_TIMEOUT_MS = 5000
@@ -149,7 +149,7 @@ class SynthSource(Source):
 
     def __init__(self, spec: str = "synth", width: int = 640, height: int = 480, fps: float = 30.0, seed: int = 0):
         super().__init__(spec)
-        from calibration.synth_scene import MovingScene
+        from cmlite.calibration.synth_scene import MovingScene
 
         self.scene = MovingScene(width, height, seed)
         self.fps = fps

@@ -10,7 +10,7 @@ import functools
 import cv2
 import numpy as np
 
-from runtimes.instances import Instances
+from cmlite.runtimes.instances import Instances
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 

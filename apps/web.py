@@ -28,7 +28,7 @@ from urllib.parse import parse_qs
 import cv2
 import numpy as np
 
-from runtimes.errors import CmliteError
+from cmlite.runtimes.errors import CmliteError
 
 BOUNDARY = "cmliteframe"
 JPEG_QUALITY = 80

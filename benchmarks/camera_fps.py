@@ -23,21 +23,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from checkouts import checkout_env
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def _run(config: tuple, source: str, args, stats: Path) -> dict:
     code, model, _, mode, maskiou = config
     flag = ["--weights", model[len("weights:"):]] if model.startswith("weights:") else ["--model", model]
-    cmd = [sys.executable, "-m", "apps.cli", "camera", "--source", source, *flag, "--headless", "--frames",
+    cmd = [sys.executable, "-m", "cmlite.apps.cli", "camera", "--source", source, *flag, "--headless", "--frames",
            str(args.frames), "--stats", str(stats), "--threads", str(args.threads)]
     if code == "before":  # the older app: --pipeline or nothing, and always the MaskIoU head
         cmd += ["--pipeline"] if mode == "pipeline" else []
@@ -47,7 +47,7 @@ def _run(config: tuple, source: str, args, stats: Path) -> dict:
     cmd += ["--min-size", str(args.min_size)] if args.min_size else []
     cmd += ["--max-size", str(args.max_size)] if args.max_size else []
     checkout = Path(args.before).resolve() if code == "before" else REPO
-    subprocess.run(cmd, cwd=checkout, check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(checkout)})
+    subprocess.run(cmd, cwd=checkout, check=True, capture_output=True, env=checkout_env(checkout))
     s = json.loads(stats.read_text())
     s.setdefault("mode", "pipeline" if s.get("pipeline") else "sequential")
     return s
@@ -68,9 +68,9 @@ def main() -> None:
     ap.add_argument("--before", help="another checkout of cmlite to run beside this one")
     ap.add_argument("--json")
     args = ap.parse_args()
-    from apps.device_info import cpu_line
-    from apps.table import format_table
-    from calibration.synth_scene import write_clip
+    from cmlite.apps.device_info import cpu_line
+    from cmlite.apps.table import format_table
+    from cmlite.calibration.synth_scene import write_clip
 
     models = args.model + [f"weights:{w}" for w in args.weights]
     modes = args.modes.split(",")

@@ -9,7 +9,7 @@ import argparse
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-import lite
+from cmlite import lite
 
 
 def gmacs(fn, *args) -> float:

@@ -37,7 +37,6 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def rss_mb(pid: int) -> float | None:
@@ -127,12 +126,12 @@ def _sample(p: dict, last: dict, latencies: list[float], viewers, staller) -> di
 
 
 def soak(args) -> dict:
-    from calibration.synth_scene import write_clip
+    from cmlite.calibration.synth_scene import write_clip
 
     work = Path(tempfile.mkdtemp(prefix="cmlite_soak_"))
     clip = write_clip(work / "clip.avi", args.clip_frames, seed=5)
     rec, stats = work / "rec.avi", work / "stats.json"
-    cmd = [sys.executable, "-m", "apps.cli", "camera", "--source", str(clip), "--loop", "--model", args.model,
+    cmd = [sys.executable, "-m", "cmlite.apps.cli", "camera", "--source", str(clip), "--loop", "--model", args.model,
            "--threads", str(args.threads), "--headless", "--frames", str(args.frames), "--record", str(rec),
            "--record-codec", "fast", "--serve", "127.0.0.1:0", "--stats", str(stats)]
     print(" ".join(cmd), file=sys.stderr)
@@ -229,7 +228,7 @@ def judge(result: dict, args) -> list[tuple[str, bool, str]]:
 
 
 def _markdown(result: dict, checks, cpu: str) -> str:
-    from apps.table import markdown_table
+    from cmlite.apps.table import markdown_table
 
     rows = [[x["frames"], x["seconds"], x["rss_mb"], x["fps"], x["latency_p50_ms"], x["latency_p90_ms"],
              min(x["viewer_frames"]) if x["viewer_frames"] else "-", x["stalled_viewers"]] for x in result["samples"]]
@@ -278,7 +277,7 @@ def main(argv=None) -> int:
     ap.add_argument("--poll-s", type=float, default=0.2)
     ap.add_argument("--out", help="folder for soak.json, soak.md and soak.png")
     args = ap.parse_args(argv)
-    from apps.device_info import cpu_line
+    from cmlite.apps.device_info import cpu_line
 
     result = soak(args)
     checks = judge(result, args)

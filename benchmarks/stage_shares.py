@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
+from checkouts import checkout_env
+
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("preprocess", "graph1", "host", "graph2", "paste")
 WORKER = """
 import json, sys, time, statistics
-import cv2, runtimes
+import cv2
+
+from cmlite import runtimes
 model, image, threads, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 seg = runtimes.load(model, threads=threads)
 img = cv2.imread(image)
@@ -41,7 +44,7 @@ print(json.dumps({"total": statistics.median(totals), "instances": len(inst),
 
 
 def _run(checkout: Path, model: str, args) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    env = checkout_env(checkout)
     out = subprocess.run([sys.executable, "-c", WORKER, model, args.image, str(args.threads), str(args.runs)],
                          cwd=checkout, env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -57,9 +60,8 @@ def main() -> None:
     ap.add_argument("--before", help="another checkout of cmlite (e.g. a git worktree of an older commit)")
     ap.add_argument("--json")
     args = ap.parse_args()
-    sys.path.insert(0, str(REPO))
-    from apps.device_info import cpu_line
-    from apps.table import format_table
+    from cmlite.apps.device_info import cpu_line
+    from cmlite.apps.table import format_table
 
     checkouts = {"after": REPO} | ({"before": Path(args.before).resolve()} if args.before else {})
     pairs = [(v, m) for m in args.model for v in checkouts]

@@ -18,9 +18,9 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from apps.images import IMAGE_SUFFIXES, read_bgr
-from runtimes.errors import CmliteError, ImageError
-from runtimes.progress import LineProgress, progress_bar
+from cmlite.runtimes.images import IMAGE_SUFFIXES, read_bgr
+from cmlite.runtimes.errors import CmliteError, ImageError
+from cmlite.runtimes.progress import LineProgress, progress_bar
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 KEEP_PER_FRAME = 4  # live/sequential grabbing keeps at most this many frames per requested frame (bounded memory)

@@ -13,8 +13,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtimes.errors import CmliteError
-from runtimes.manifest import GraphSpec, read_manifest, sha256
+from cmlite.runtimes.errors import CmliteError
+from cmlite.runtimes.manifest import GraphSpec, read_manifest, sha256
 
 from . import ort_quant
 from . import plan as plans
@@ -41,7 +41,7 @@ def check_targets(targets: list[str]) -> None:
 
 
 def _check_val_classes(model, val: Validation) -> None:
-    from apps.evaluate import load_coco
+    from .coco_eval import load_coco
 
     coco = load_coco(val.annotations)
     names = {c["id"]: c["name"] for c in coco.loadCats(coco.getCatIds())}
@@ -67,7 +67,7 @@ class _Int8Folder:
         if sys.argv[0].endswith("cmlite"):  # the command that made this folder (the twin's may be a convert)
             m.provenance = {**m.provenance, "command": " ".join(["cmlite", *sys.argv[1:]])}
         if self.target == "tensorrt":
-            from converters import tensorrt_export
+            from cmlite.converters import tensorrt_export
 
             m.tensorrt = tensorrt_export.section(m)
         m.write(self.folder)
@@ -82,8 +82,8 @@ def _spec(folder: Path, file: str, io, old: GraphSpec, aux: list[str] = ()) -> G
 
 
 def _evaluate(folder: Path, val: Validation, threads: int | None, backend: str | None = None) -> dict:
-    import runtimes
-    from apps.evaluate import evaluate
+    from cmlite import runtimes
+    from .coco_eval import evaluate
 
     m, _ = evaluate(runtimes.load(folder, threads=threads, backend=backend), val.annotations, val.images,
                     limit=val.limit, progress=False)
@@ -95,7 +95,7 @@ class Quantizer:
 
     def __init__(self, work: Path, twins: dict[str, Path], frames: CalibFrames, method: str, threads: int | None,
                  reduce_range: bool, log):
-        import runtimes
+        from cmlite import runtimes
 
         self.work, self.twins, self.frames, self.method = work, twins, frames, method
         self.threads, self.reduce_range, self.log = threads, reduce_range, log
@@ -122,14 +122,14 @@ class Quantizer:
 
     def build(self, target: str, keep_float: list[str], folder: Path, record: dict) -> Path:
         """`folder` as the INT8 model of `target` with `keep_float` kept float; `record` goes to the manifest."""
-        from converters import onnx_export
+        from cmlite.converters import onnx_export
 
         f = _Int8Folder(self.twins[TWIN[target]], folder, target)
         settings, graphs = {}, {}
         for kind in f.manifest.graphs:  # dense, masks and, where the twin has it, masks_noiou
             old = f.manifest.graphs[kind]
             if kind == "masks_noiou" and target in ("onnx", "tensorrt"):  # cut from the quantized graph 2
-                from converters.convert import finish_onnx_graph
+                from cmlite.converters.convert import finish_onnx_graph
 
                 graphs[kind] = finish_onnx_graph(folder, onnx_export.masks_only(folder / "masks.onnx",
                                                                                 folder / "masks_noiou.onnx"), target)
@@ -141,12 +141,12 @@ class Quantizer:
                                                     self.method, keep_float, form=target,
                                                     reduce_range=self.reduce_range and target == "onnx")
                 if target == "tensorrt":  # checked against TensorRT's parser and Q/DQ rules
-                    from converters import tensorrt_export
+                    from cmlite.converters import tensorrt_export
 
                     tensorrt_export.write(folder / f"{kind}.onnx", folder / f"{kind}.onnx")
                 graphs[kind] = _spec(folder, f"{kind}.onnx", onnx_export.io_spec, old)
             elif target == "openvino":
-                from converters import openvino_export
+                from cmlite.converters import openvino_export
 
                 from . import nncf_quant
 
@@ -155,7 +155,7 @@ class Quantizer:
                 graphs[kind] = _spec(folder, old.file, openvino_export.io_spec, old,
                                      [Path(old.file).with_suffix(".bin").name])
             else:
-                from converters import tflite_export
+                from cmlite.converters import tflite_export
 
                 from . import tflite_quant
 
@@ -188,7 +188,7 @@ class Quantizer:
 def int8_up_to_date(folder: Path, model, source: Path | None, fixed_hw, frames: CalibFrames, method: str,
                     keep_float: list[str]) -> str | None:
     """Why `folder` is not what quantizing `model` now would write, or None when it is (see up_to_date)."""
-    from converters.convert import default_fixed_hw, up_to_date
+    from cmlite.converters.convert import default_fixed_hw, up_to_date
 
     if not (folder / "manifest.json").is_file():
         return "no such folder"
@@ -207,7 +207,7 @@ def int8_up_to_date(folder: Path, model, source: Path | None, fixed_hw, frames: 
 
 def find_twins(model, targets: list[str], folders: list[Path], source: Path | None, fixed_hw) -> dict[str, Path]:
     """target -> an up-to-date `<target>-fp32` folder of this model in one of `folders` (the first found)."""
-    from converters.convert import default_fixed_hw, up_to_date
+    from cmlite.converters.convert import default_fixed_hw, up_to_date
 
     found = {}
     for t in targets:
@@ -231,11 +231,11 @@ def quantize(model, out_dir: str | Path, targets: list[str], frames: CalibFrames
     up-to-date conversion of this model is there (converters.convert.up_to_date), else converted. reuse (with an
     explicit keep_float): INT8 folders in out_dir quantized from this model with these frames, method and plan are
     kept as they are (`cmlite demo`'s second run)."""
-    from converters import spawn_helper_processes
+    from cmlite.converters import spawn_helper_processes
 
     spawn_helper_processes()
-    from converters.convert import convert
-    from converters.folders import check_dir_path, output_dir, refuse_to_replace, staging_dir
+    from cmlite.converters.convert import convert
+    from cmlite.converters.folders import check_dir_path, output_dir, refuse_to_replace, staging_dir
 
     check_targets(targets)
     if method not in ort_quant.METHODS:

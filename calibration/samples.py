@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runtimes.errors import CmliteError
-from runtimes.pipeline import Segmenter
+from cmlite.runtimes.errors import CmliteError
+from cmlite.runtimes.pipeline import Segmenter
 
 
 @dataclass
@@ -39,7 +39,7 @@ def _batches(rois: np.ndarray, onehot: np.ndarray, batch: int | None) -> list[di
 
 def collect(seg: Segmenter, frames: list[np.ndarray], progress: bool = True) -> GraphSamples:
     """Run `seg` (FP32) on every frame and keep both graphs' inputs, at `seg`'s input size and mask batch."""
-    from runtimes.progress import progress_bar
+    from cmlite.runtimes.progress import progress_bar
 
     dense, masks = [], []
     for frame in progress_bar(frames, desc="calibration inputs", unit="frame", disable=not progress or len(frames) < 2,

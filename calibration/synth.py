@@ -1,6 +1,6 @@
 """A deterministic synthetic instance-segmentation dataset (coloured shapes on cluttered backgrounds), COCO format.
 
-    from calibration.synth import generate
+    from cmlite.calibration.synth import generate
     generate("data/shapes", n_train=2000, n_val=200, size=320, seed=0)
 
 writes
@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_util
 
-from runtimes.progress import progress_bar
+from cmlite.runtimes.progress import progress_bar
 
 GENERATOR_VERSION = "1.0"
 # Category ids are 1..K in this order. Thin: cross, bar; concave: star, crescent, cross; holed: ring.
@@ -406,7 +406,7 @@ def _write_split(root: Path, split: str, n: int, size: int, seed: int, bar) -> d
         for instance in instances:
             annotations.append(annotation(instance, len(annotations) + 1, image_id))
         bar.update(1)
-    info = {"description": "cmlite synthetic shapes (calibration.synth)", "generator": "calibration.synth",
+    info = {"description": "cmlite synthetic shapes (cmlite.calibration.synth)", "generator": "cmlite.calibration.synth",
             "version": GENERATOR_VERSION, "seed": seed, "split": split, "size": size, "images": len(images),
             "annotations": len(annotations), "classes": list(CLASSES)}
     coco = {"info": info, "images": images, "annotations": annotations, "categories": categories()}

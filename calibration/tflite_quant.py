@@ -160,7 +160,7 @@ def quantize_tflite(fp32_file: Path, out_file: Path, samples: list[dict[str, np.
     from ai_edge_quantizer import qtyping, quantizer
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
-    from converters.tflite_export import _quiet
+    from cmlite.converters.tflite_export import _quiet
 
     fp32_file, out_file = Path(fp32_file), Path(out_file)
     ops = _graph_ops(fp32_file)

@@ -11,11 +11,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from lite.model import CenterMaskLite
-from runtimes.config import PipelineConfig
-from runtimes.errors import CmliteError
-from runtimes.manifest import SCHEMA, GraphSpec, Manifest, sha256
-from runtimes.versions import package_versions
+from cmlite.lite.model import CenterMaskLite
+from cmlite.runtimes.config import PipelineConfig
+from cmlite.runtimes.errors import CmliteError
+from cmlite.runtimes.manifest import SCHEMA, GraphSpec, Manifest, sha256
+from cmlite.runtimes.versions import package_versions
 
 from .folders import check_dir_path, output_dir, refuse_to_replace, staging_dir
 
@@ -75,7 +75,7 @@ def up_to_date(folder: Path, model: CenterMaskLite, source: Path | None, fixed_h
     """Why `folder` is not what converting `model` (from the checkpoint `source`) at `fixed_hw` would write now, or
     None when it is: the same checkpoint (sha256), test size and settings, graphs (graph 2 without the MaskIoU head
     included), the same cmlite and converter versions, every file intact."""
-    from runtimes.manifest import read_manifest
+    from cmlite.runtimes.manifest import read_manifest
 
     try:
         m = read_manifest(folder)

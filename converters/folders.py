@@ -13,7 +13,7 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
-from runtimes.errors import CmliteError
+from cmlite.runtimes.errors import CmliteError
 
 
 def check_dir_path(path: str | Path, flag: str = "--out") -> Path:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lite.model import CenterMaskLite
-from runtimes.pipeline import DENSE_INPUTS, MASK_INPUTS, dense_output_names, mask_output_names  # noqa: F401
+from cmlite.lite.model import CenterMaskLite
+from cmlite.runtimes.pipeline import DENSE_INPUTS, MASK_INPUTS, dense_output_names, mask_output_names  # noqa: F401
 
 
 class DenseGraph(nn.Module):

@@ -14,7 +14,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from lite.model import CenterMaskLite
+from cmlite.lite.model import CenterMaskLite
 
 from .graphs import DENSE_INPUTS, MASK_INPUTS, DenseGraph, MaskGraph, dense_output_names, mask_output_names, \
     sample_inputs

@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtimes.errors import CmliteError
-from runtimes.manifest import Manifest, read_manifest, sha256
+from cmlite.runtimes.errors import CmliteError
+from cmlite.runtimes.manifest import Manifest, read_manifest, sha256
 
 from . import node_module  # runs on the device: numpy, TensorRT and CUDA's bindings only (no torch, no onnx)
 
@@ -215,8 +215,8 @@ def build_engines(folder: str | Path, s: BuildSettings = BuildSettings(), adopt:
                   log=print) -> Manifest:
     """Build dense.engine and masks.engine in `folder` on this device and record them in its manifest
     (adopt: record the engines already there instead, e.g. built with trtexec)."""
-    from runtimes.cuda_device import cuda_api
-    from runtimes.tensorrt_backend import require_tensorrt
+    from cmlite.runtimes.cuda_device import cuda_api
+    from cmlite.runtimes.tensorrt_backend import require_tensorrt
 
     folder = Path(folder)
     manifest = read_manifest(folder)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.config import PipelineConfig
+from cmlite.runtimes.config import PipelineConfig
 
 # the ONNX parser of TensorRT 10.0+ reads opsets 9 to 20 (onnx-tensorrt docs/operators.md, 10.x branches)
 OPSET_RANGE = (9, 20)
@@ -141,7 +141,7 @@ def plan_profiles(cfg: PipelineConfig, fixed_hw: tuple[int, int] | None, channel
     opt is the camera frame's resize (640x480 -> 320x448 at the default size). A fixed-size folder has one shape.
     Graph 2: 1 RoI up to the detection cap (post_nms_topk; the runtime runs more in chunks), opt a typical frame's
     count (16, or the cap when lower)."""
-    from runtimes.preprocess import resized_size
+    from cmlite.runtimes.preprocess import resized_size
 
     d = cfg.size_divisibility
     if fixed_hw:

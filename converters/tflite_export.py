@@ -17,8 +17,8 @@ from pathlib import Path
 
 from torch import nn
 
-from lite.model import CenterMaskLite
-from runtimes.manifest import GraphSpec, sha256
+from cmlite.lite.model import CenterMaskLite
+from cmlite.runtimes.manifest import GraphSpec, sha256
 
 from .graphs import DenseGraph, MaskGraph, sample_inputs
 
@@ -29,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the converter's C++ info l
 def _quiet():
     """litert-torch and the quantizer print torchao load failures, deprecations and size reports (Python), and
     absl's and oneDNN's lines (C++, runtimes/quiet.py)."""
-    from runtimes.quiet import native_logs
+    from cmlite.runtimes.quiet import native_logs
 
     with native_logs(), warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()), \
             contextlib.redirect_stdout(io.StringIO()):
@@ -68,7 +68,7 @@ def _fp16(src: Path, dst: Path) -> Path:
 
 def io_spec(path: Path) -> tuple[list[dict], list[dict]]:
     """Signature inputs and outputs (names, shapes, dtypes) as the interpreter reports them."""
-    from runtimes.litert_backend import interpreter_class
+    from cmlite.runtimes.litert_backend import interpreter_class
 
     runner = interpreter_class()(model_path=str(path)).get_signature_runner()
 

@@ -1,6 +1,7 @@
 """CenterMask-Lite in plain PyTorch.
 
-    import lite, cv2
+    import cv2
+    from cmlite import lite
     model = lite.load_model("centermask2-lite-V-19-eSE.pth")   # variant detected from the weights
     instances = lite.predictor(model).predict(cv2.imread("image.jpg"))
 """

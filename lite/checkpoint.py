@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from runtimes.config import PipelineConfig
-from runtimes.errors import CheckpointError
+from cmlite.runtimes.config import PipelineConfig
+from cmlite.runtimes.errors import CheckpointError
 
 from .layers import skip_init
 from .model import CenterMaskLite

@@ -9,8 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtimes.errors import CmliteError
-from runtimes.preprocess import resize_bilinear_pil, resized_size
+from cmlite.runtimes.errors import CmliteError
+from cmlite.runtimes.preprocess import resize_bilinear_pil, resized_size
 
 
 @dataclass

@@ -10,7 +10,7 @@ from dataclasses import asdict
 import torch
 from torch import nn
 
-from runtimes.config import PipelineConfig
+from cmlite.runtimes.config import PipelineConfig
 
 from .classes import COCO_CATEGORY_IDS, COCO_CLASSES
 from .fcos import FCOSHead, ProposalGenerator

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from runtimes.host_setup import prepare_process
-from runtimes.pipeline import Segmenter, dense_output_names, mask_output_names
+from cmlite.runtimes.host_setup import prepare_process
+from cmlite.runtimes.pipeline import Segmenter, dense_output_names, mask_output_names
 
 from .model import CenterMaskLite
 

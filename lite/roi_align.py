@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from runtimes.roi_align import roi_align_weights
+from cmlite.runtimes.roi_align import roi_align_weights
 
 
 def roi_align(features: list[torch.Tensor], boxes: np.ndarray, levels: np.ndarray, batch_idx: np.ndarray,

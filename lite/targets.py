@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from runtimes.decode import box_iou_matrix, locations as level_locations
-from runtimes.roi_align import roi_align as np_roi_align
+from cmlite.runtimes.decode import box_iou_matrix, locations as level_locations
+from cmlite.runtimes.roi_align import roi_align as np_roi_align
 
 SIZES_OF_INTEREST = ((0, 64), (64, 128), (128, 256), (256, 512), (512, float("inf")))
 CENTER_RADIUS = 1.5

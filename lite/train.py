@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from runtimes.decode import decode
-from runtimes.errors import CmliteError
-from runtimes.roi_align import assign_levels
+from cmlite.runtimes.decode import decode
+from cmlite.runtimes.errors import CmliteError
+from cmlite.runtimes.roi_align import assign_levels
 
 from .checkpoint import detect_variant, read_checkpoint, save_checkpoint
 from .data import CocoSegmentation
@@ -148,7 +148,7 @@ def train(cfg: TrainConfig, ann_file: str | Path, images_dir: str | Path, out_di
           resume: bool = False, progress: bool = True, log=print) -> Path:
     """Train and write out_dir/model_final.pth (official layout + metadata). out_dir/last.pth is the
     resumable state; out_dir/train_log.jsonl has the losses of every iteration."""
-    from runtimes.progress import progress_bar
+    from cmlite.runtimes.progress import progress_bar
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

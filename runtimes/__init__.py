@@ -1,6 +1,7 @@
 """Torch-free runtime: numpy + OpenCV and one backend package. Shared pre/post-processing lives here.
 
-    import runtimes, cv2
+    import cv2
+    from cmlite import runtimes
     seg = runtimes.load("out/openvino-fp32", threads=2)
     inst = seg.predict(cv2.imread("image.jpg"))
 """

@@ -11,10 +11,10 @@ from .pipeline import Segmenter
 
 # target -> (module, class); one file per backend
 BACKENDS = {
-    "onnx": ("runtimes.ort_backend", "OrtSegmenter"),
-    "openvino": ("runtimes.openvino_backend", "OpenVinoSegmenter"),
-    "tflite": ("runtimes.litert_backend", "LiteRtSegmenter"),
-    "tensorrt": ("runtimes.tensorrt_backend", "TensorRtSegmenter"),
+    "onnx": ("cmlite.runtimes.ort_backend", "OrtSegmenter"),
+    "openvino": ("cmlite.runtimes.openvino_backend", "OpenVinoSegmenter"),
+    "tflite": ("cmlite.runtimes.litert_backend", "LiteRtSegmenter"),
+    "tensorrt": ("cmlite.runtimes.tensorrt_backend", "TensorRtSegmenter"),
 }
 
 

@@ -47,7 +47,7 @@ def reference():
 
 @pytest.fixture(scope="session")
 def ref_model():
-    import lite
+    from cmlite import lite
 
     return lite.load_model(CKPT)
 
@@ -57,7 +57,7 @@ def ref_run(ref_model):
     """The reference image through the eager model: (instances, host trace, dense trace)."""
     import torch
 
-    import lite
+    from cmlite import lite
 
     seg = lite.predictor(ref_model)
     host: dict = {}
@@ -83,7 +83,7 @@ def run_torch_free(code: str, timeout: int = 300):
 
 def one_line_error(capsys, argv) -> str:
     """Run `cmlite ARGV`: it must exit 2 with one line on stderr (cmlite's error prefix, no traceback); returns it."""
-    from apps.cli import main
+    from cmlite.apps.cli import main
 
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
@@ -94,7 +94,7 @@ def one_line_error(capsys, argv) -> str:
 @pytest.fixture(scope="session")
 def converted(tmp_path_factory, ref_model):
     """The reference checkpoint converted once per session: {folder name: path}."""
-    from converters.convert import convert
+    from cmlite.converters.convert import convert
 
     out = tmp_path_factory.mktemp("converted")
     folders = convert(ref_model, out, ["onnx", "openvino", "tflite", "tensorrt"], ["fp32", "fp16"], source=CKPT,
@@ -106,8 +106,8 @@ def converted(tmp_path_factory, ref_model):
 def default_models(tmp_path_factory):
     """The embedded default model converted once per session by `cmlite demo`'s own conversion: ONNX Runtime and
     OpenVINO dynamic, TFLite at the val frame (320x320), FP32 and FP16: {folder name: path}."""
-    import lite
-    from apps.demo import convert_default
+    from cmlite import lite
+    from cmlite.apps.demo import convert_default
 
     folders = convert_default(lite.load_model(), tmp_path_factory.mktemp("default_models"), log=lambda m: None)
     return {f.name: f for f in folders}

@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 import pytest
 
-from apps.bench_worker import RowSpec
-from apps.cli import main
-from apps.latency_stats import summarize
-from apps.report_plots import pareto
+from cmlite.apps.bench_worker import RowSpec
+from cmlite.apps.cli import main
+from cmlite.apps.latency_stats import summarize
+from cmlite.apps.report_plots import pareto
 from tests.system_tools import need
 
 RESULT_KEYS = ("model", "target", "precision", "threads", "size", "latency_ms", "fps", "stages_ms", "peak_rss_mb",
@@ -46,7 +46,7 @@ def test_speed_accuracy_front():
 
 
 def test_device_fingerprint_of_this_machine():
-    from apps.device_info import cpu, fingerprint
+    from cmlite.apps.device_info import cpu, fingerprint
 
     d = fingerprint("bench-box")
     assert d["name"] == "bench-box" and d["cpu"]["model"] and d["cpu"]["usable_cores"] >= 1
@@ -63,7 +63,7 @@ def test_device_fingerprint_of_this_machine():
 
 def test_jetson_and_gpu_parsers():
     """The formats L4T, nvpmodel and nvidia-smi print (as documented by NVIDIA)."""
-    from apps.device_info import parse_cpuinfo, parse_l4t, parse_nvidia_smi, parse_nvpmodel
+    from cmlite.apps.device_info import parse_cpuinfo, parse_l4t, parse_nvidia_smi, parse_nvpmodel
 
     assert parse_l4t("# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64") == "35.4.1"
     assert parse_l4t("garbage") is None
@@ -81,7 +81,7 @@ def test_jetson_and_gpu_parsers():
 
 @pytest.fixture(scope="module")
 def val_set(tmp_path_factory):
-    from calibration.synth import generate
+    from cmlite.calibration.synth import generate
 
     d = tmp_path_factory.mktemp("bench_val") / "data"
     generate(d, 0, 4, 320, 0, progress=False)
@@ -147,7 +147,7 @@ def test_bench_writes_the_three_files_with_every_key(bench_run, capsys):
 
 def test_every_row_that_clashes_says_its_folder():
     """Two --models-dir with an onnx-fp32 each: before, only the first row said which one it was."""
-    from apps.bench import _labels
+    from cmlite.apps.bench import _labels
 
     class Row:
         def __init__(self, path):
@@ -258,7 +258,7 @@ def test_report_without_matplotlib_has_tables_and_says_how(bench_run, tmp_path):
     _, out = bench_run
     res = run_torch_free(f"""
         sys.modules['matplotlib'] = None
-        from apps.cli import main
+        from cmlite.apps.cli import main
         sys.exit(main(['report', {str(out)!r}, '--out', {str(tmp_path)!r}]))
     """)
     assert res.returncode == 0, res.stderr
@@ -328,7 +328,7 @@ def test_ctrl_c_stops_the_rows_and_writes_nothing(tmp_path, default_onnx, val_se
     from tests.conftest import REPO
 
     out = tmp_path / "r"
-    proc = subprocess.Popen([sys.executable, "-m", "apps.cli", "bench", "--model", str(default_onnx), "--images",
+    proc = subprocess.Popen([sys.executable, "-m", "cmlite.apps.cli", "bench", "--model", str(default_onnx), "--images",
                              str(val_set / "val"), "--threads", "1,2", "--runs", "500", "--out", str(out)],
                             cwd=REPO, stderr=subprocess.PIPE, text=True, start_new_session=True)
     time.sleep(12)  # loaded, running rounds
@@ -355,7 +355,7 @@ def _hanging_copy(folder, out):
     import onnx
     from onnx import TensorProto, helper
 
-    from runtimes.manifest import sha256
+    from cmlite.runtimes.manifest import sha256
 
     shutil.copytree(folder, out)
     m = json.loads((out / "manifest.json").read_text())

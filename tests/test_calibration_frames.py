@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from calibration import frames as cf
-from calibration import synth
-from runtimes.errors import CmliteError
+from cmlite.calibration import frames as cf
+from cmlite.calibration import synth
+from cmlite.runtimes.errors import CmliteError
 
 from .conftest import run_torch_free
 
@@ -306,7 +306,7 @@ def test_digest_is_the_hash_of_the_frame_list():
 
 def test_imports_without_torch():
     proc = run_torch_free("""
-        import calibration.frames
+        import cmlite.calibration.frames
         assert "torch" not in {m.split(".")[0] for m in sys.modules if sys.modules[m] is not None}
         print("ok")
     """)

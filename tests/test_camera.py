@@ -10,12 +10,12 @@ import cv2
 import numpy as np
 import pytest
 
-import runtimes
-from apps.camera import CameraOptions, run_camera
-from apps.cli import main
-from apps.sources import Source, open_source
-from calibration.synth_scene import MovingScene, write_clip
-from runtimes.errors import CmliteError
+from cmlite import runtimes
+from cmlite.apps.camera import CameraOptions, run_camera
+from cmlite.apps.cli import main
+from cmlite.apps.sources import Source, open_source
+from cmlite.calibration.synth_scene import MovingScene, write_clip
+from cmlite.runtimes.errors import CmliteError
 from tests.conftest import run_torch_free
 
 PANEL = (slice(4, 30), slice(4, 200))  # inside the panel's first line at 640x480
@@ -156,7 +156,7 @@ def test_loop_replays_a_file(tmp_path, default_onnx, video):
 def test_stopping_a_file_capture_counts_every_frame_it_read(video):
     """Stopped while a frame waits and the reader holds the next one: that one was not captured (before, it
     replaced the waiting frame, and captured ran one ahead of taken + dropped + pending)."""
-    from apps.capture import Capture
+    from cmlite.apps.capture import Capture
 
     cap = Capture(open_source(str(video[0]))).start()
     for _ in range(3):
@@ -195,7 +195,7 @@ def test_synth_source_paces_like_a_camera():
 def test_runs_without_torch(default_onnx, tmp_path):
     stats = tmp_path / "s.json"
     r = run_torch_free(f"""
-        from apps.cli import main
+        from cmlite.apps.cli import main
         assert main(["camera", "--source", "synth:320x240", "--model", r"{default_onnx}", "--headless",
                      "--frames", "3",
                      "--stats", r"{stats}"]) == 0
@@ -242,7 +242,7 @@ def test_ctrl_c_stops_cleanly(tmp_path, default_onnx):
     from tests.conftest import REPO
 
     rec, stats = tmp_path / "run.webm", tmp_path / "s.json"
-    proc = subprocess.Popen([sys.executable, "-m", "apps.cli", "camera", "--source", "synth", "--model",
+    proc = subprocess.Popen([sys.executable, "-m", "cmlite.apps.cli", "camera", "--source", "synth", "--model",
                              str(default_onnx), "--headless", "--record", str(rec), "--stats", str(stats)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
@@ -263,7 +263,7 @@ def test_ctrl_c_stops_cleanly(tmp_path, default_onnx):
 def test_recordings_play_in_browsers(tmp_path, default_onnx, video):
     """Before: MPEG-4 part 2 (FMP4), which browsers do not play. .webm is VP8; a .mp4 without an H.264 encoder in
     this OpenCV goes to a .webm of the same name, saying so; --record-codec fast keeps the old codec."""
-    from apps.recorder import has_encoder
+    from cmlite.apps.recorder import has_encoder
 
     path, inputs = video
     logs: list[str] = []
@@ -305,8 +305,8 @@ def test_the_panel_is_compact_translucent_and_movable(tmp_path, default_onnx, vi
 
 
 def test_labels_stay_out_of_the_panel():
-    from apps.overlay import panel_rect
-    from apps.visualize import place_labels
+    from cmlite.apps.overlay import panel_rect
+    from cmlite.apps.visualize import place_labels
 
     rect = panel_rect((480, 640, 3), ["60.0 fps (now 60.0)  latency 18 ms", "pre 2.2 g1 7.4 host 1.7 g2 2.3 ms",
                                       "onnx int8 320x448  2 threads  overlap  frame 10  dropped 0"])
@@ -320,7 +320,7 @@ def test_labels_stay_out_of_the_panel():
 
 def test_frame_stats_keep_the_last_frames_in_fixed_memory():
     """The percentiles cover the last `keep` frames, the mean fps the whole run; the arrays never grow."""
-    from apps.frame_stats import FrameStats
+    from cmlite.apps.frame_stats import FrameStats
 
     st = FrameStats(keep=5)
     for i in range(12):  # a frame every 0.1 s, latency i ms

@@ -30,7 +30,7 @@ def gui_cv2() -> str:
 
 
 def _camera(args, env, timeout=300):
-    return subprocess.run([sys.executable, "-m", "apps.cli", "camera", *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "cmlite.apps.cli", "camera", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -38,7 +38,7 @@ def test_window_under_xvfb(default_onnx, gui_cv2, tmp_path):
     xvfb = need("xvfb-run", "xvfb")
     stats = tmp_path / "s.json"
     env = {**os.environ, "PYTHONPATH": gui_cv2, "QT_LOGGING_RULES": "*=false"}
-    r = subprocess.run([xvfb, "-a", sys.executable, "-m", "apps.cli", "camera", "--source", "synth", "--model",
+    r = subprocess.run([xvfb, "-a", sys.executable, "-m", "cmlite.apps.cli", "camera", "--source", "synth", "--model",
                         str(default_onnx), "--frames", "6", "--stats", str(stats), "--snapshot-dir", str(tmp_path)],
                        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr

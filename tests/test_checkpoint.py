@@ -6,8 +6,8 @@ import os
 import pytest
 import torch
 
-import lite
-from runtimes.errors import CheckpointError
+from cmlite import lite
+from cmlite.runtimes.errors import CheckpointError
 
 from .conftest import CKPT
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_util
 
-from apps.cli import main
+from cmlite.apps.cli import main
 
 from .conftest import CKPT, IMAGE, box_iou, mask_iou, one_line_error
 
@@ -29,7 +29,7 @@ def test_predict_reproduces_official_instances(tmp_path, reference):
     assert "50 instances" in proc.stdout
     res = json.loads(out.read_text())
     assert len(res) == 50 and {r["image_id"] for r in res} == {139}
-    from lite.classes import COCO_CATEGORY_IDS
+    from cmlite.lite.classes import COCO_CATEGORY_IDS
 
     cat_to_class = {c: i for i, c in enumerate(COCO_CATEGORY_IDS)}
     np.testing.assert_array_equal([cat_to_class[r["category_id"]] for r in res], reference["final.classes"])
@@ -45,7 +45,7 @@ def test_predict_reproduces_official_instances(tmp_path, reference):
 
 
 def test_image_ids_never_collide(tmp_path):
-    from apps.coco_results import image_ids
+    from cmlite.calibration.coco_results import image_ids
 
     assert image_ids([Path("a/42.jpg"), Path("7.png")]) == [42, 7]  # all numeric and distinct: COCO ids
     # a name that is not a number, or two equal numbers: 1..N in order for all (000001.png and zzz.png both
@@ -122,7 +122,7 @@ def test_data_train_convert_parity_commands_end_to_end(tmp_path, capsys):
             "--iters", "2", "--batch", "2", "--warmup", "1", "--ckpt-every", "1", "--no-maskiou", "--threads", "2"]
     assert main(argv) == 0
     ckpt = run / "model_final.pth"
-    import lite
+    from cmlite import lite
     import torch
 
     raw = torch.load(ckpt, weights_only=True)
@@ -145,8 +145,8 @@ def test_data_train_convert_parity_commands_end_to_end(tmp_path, capsys):
     assert "onnx-fp32 exists (and 1 more): give --overwrite to replace it" in capsys.readouterr().err
     assert main(convert + ["--overwrite"]) == 0
     assert "onnx-fp32 (replaced the folder that was there)" in capsys.readouterr().err
-    import runtimes
-    from runtimes.manifest import sha256
+    from cmlite import runtimes
+    from cmlite.runtimes.manifest import sha256
 
     for name in ("onnx-fp32", "openvino-fp32"):
         m = runtimes.read_manifest(models / name)

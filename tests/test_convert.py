@@ -5,9 +5,9 @@ import shutil
 
 import pytest
 
-from apps.cli import main
-from converters import convert as conv
-from runtimes.errors import CmliteError
+from cmlite.apps.cli import main
+from cmlite.converters import convert as conv
+from cmlite.runtimes.errors import CmliteError
 
 from .conftest import CKPT
 
@@ -36,7 +36,7 @@ def test_unknown_precisions_are_refused(tmp_path, capsys, precisions):
 
 
 def test_default_fixed_size_is_a_padded_4_3_frame():
-    from runtimes.config import PipelineConfig
+    from cmlite.runtimes.config import PipelineConfig
 
     assert conv.default_fixed_hw(PipelineConfig()) == (608, 800)
     assert conv.default_fixed_hw(PipelineConfig(min_size=320, max_size=533)) == (320, 448)
@@ -59,9 +59,9 @@ def test_failed_conversion_leaves_nothing_half_written(tmp_path, ref_model, conv
     def boom(*args, **kwargs):
         raise KeyboardInterrupt  # as if the user pressed Ctrl-C mid-conversion
 
-    from converters import tensorrt_export
+    from cmlite.converters import tensorrt_export
 
-    from converters import onnx_export
+    from cmlite.converters import onnx_export
 
     def exported(kind):  # the session's export of this model (the exporter's 30 s once is enough)
         return lambda model, path, *a, **k: shutil.copyfile(converted["onnx-fp32"] / f"{kind}.onnx", path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtimes.decode import batched_nms, decode, decode_level, locations, select_top
+from cmlite.runtimes.decode import batched_nms, decode, decode_level, locations, select_top
 
 
 def greedy_nms(boxes, scores, classes, thresh):

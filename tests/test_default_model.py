@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-import lite
-from apps.cli import main
-from apps.evaluate import evaluate
-from calibration.synth import CLASSES, generate
+from cmlite import lite
+from cmlite.apps.cli import main
+from cmlite.calibration.coco_eval import evaluate
+from cmlite.calibration.synth import CLASSES, generate
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +50,8 @@ def test_demo_end_to_end(tmp_path, capsys, default_models):
     overlaid clip written and played by report.html; a second run reuses everything up to date."""
     import shutil
 
-    import lite
-    from converters.convert import up_to_date
+    from cmlite import lite
+    from cmlite.converters.convert import up_to_date
 
     def _up_to_date(folder, hw) -> bool:
         return up_to_date(folder, lite.load_model(), lite.DEFAULT_WEIGHTS, hw) is None

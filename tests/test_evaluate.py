@@ -12,11 +12,11 @@ from pycocotools import mask as mask_util
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-import lite
-from apps.cli import main
-from apps.evaluate import coco_metrics, evaluate, load_coco
-from lite.classes import COCO_CATEGORY_IDS, COCO_CLASSES
-from runtimes.errors import CmliteError
+from cmlite import lite
+from cmlite.apps.cli import main
+from cmlite.calibration.coco_eval import coco_metrics, evaluate, load_coco
+from cmlite.lite.classes import COCO_CATEGORY_IDS, COCO_CLASSES
+from cmlite.runtimes.errors import CmliteError
 
 from .conftest import CKPT, IMAGE
 
@@ -114,7 +114,7 @@ def test_eval_errors(tiny_set, ref_model, tmp_path):
 
 def test_limit_scores_only_the_evaluated_images(tmp_path):
     """--limit N must give the AP of those N images alone (the others' ground truth is not scored as missed)."""
-    from calibration.synth import generate
+    from cmlite.calibration.synth import generate
 
     generate(tmp_path / "d", 0, 6, 96, 0, progress=False)
     ann = json.loads((tmp_path / "d" / "annotations" / "instances_val.json").read_text())

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtimes.decode import decode
-from runtimes.paste import paste_masks, scale_clip_boxes
-from runtimes.roi_align import assign_levels, roi_align
+from cmlite.runtimes.decode import decode
+from cmlite.runtimes.paste import paste_masks, scale_clip_boxes
+from cmlite.runtimes.roi_align import assign_levels, roi_align
 from tests import previous_host as old
 
 STRIDES, POOLER = (8, 16, 32, 64, 128), (8, 16, 32)
@@ -87,7 +87,7 @@ def test_decode_levels_roi_align_and_paste_equal_the_previous_implementation(ref
 def test_nms_on_a_prefix_keeps_what_nms_on_all_keeps(n):
     """decode's NMS runs on the best candidates only (grown until it keeps N): the top N it returns must be what
     NMS over every candidate, then top N, returns, ties at the cut included."""
-    from runtimes.decode import batched_nms, nms_top, select_top
+    from cmlite.runtimes.decode import batched_nms, nms_top, select_top
 
     rng = np.random.default_rng(n)
     m = 3000

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import lite
+from cmlite import lite
 
 from .conftest import IMAGE
 

@@ -14,14 +14,14 @@ from pathlib import Path
 import cv2
 import pytest
 
-import runtimes
-from converters.folders import STAGING_PREFIX, staging_dir, sweep_stale
+from cmlite import runtimes
+from cmlite.converters.folders import STAGING_PREFIX, staging_dir, sweep_stale
 from tests.conftest import REPO
 
 
 def _run_until(argv: list[str], marker: str | None, timeout: float = 600) -> tuple[int, str]:
     """Run `cmlite ARGV`; SIGKILL it as soon as a line containing `marker` is logged. -> (returncode, log)."""
-    proc = subprocess.Popen([sys.executable, "-u", "-m", "apps.cli", *argv], cwd=REPO, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "cmlite.apps.cli", *argv], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     killer = threading.Timer(timeout, proc.kill)
@@ -78,7 +78,7 @@ def test_killed_convert_leaves_no_partial_folder_and_the_next_run_cleans_up(tmp_
 
 
 def test_killed_quantize_leaves_no_partial_folder_and_the_next_run_cleans_up(tmp_path):
-    from apps.sources import SynthSource
+    from cmlite.apps.sources import SynthSource
 
     calib = tmp_path / "calib"
     calib.mkdir()
@@ -105,7 +105,7 @@ def test_staging_of_a_live_run_is_left_alone_and_a_replaced_folder_comes_back(tm
     out.mkdir()
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        from converters.folders import _start_time
+        from cmlite.converters.folders import _start_time
 
         live = out / f"{STAGING_PREFIX}convert-{sleeper.pid}-{_start_time(sleeper.pid)}-abcd"
         live.mkdir()

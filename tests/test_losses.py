@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from lite.losses import fcos_losses, giou_loss, mask_losses, sigmoid_focal_loss
-from lite.targets import fcos_targets, match_proposals, mask_targets
+from cmlite.lite.losses import fcos_losses, giou_loss, mask_losses, sigmoid_focal_loss
+from cmlite.lite.targets import fcos_targets, match_proposals, mask_targets
 
 # FCOS's settings (AdelaiDet's defaults: CENTER_SAMPLE, POS_RADIUS 1.5, SIZES_OF_INTEREST [64, 128, 256, 512])
 CENTER_RADIUS = 1.5

@@ -8,10 +8,10 @@ import threading
 import numpy as np
 import pytest
 
-import runtimes
-from calibration.synth_scene import MovingScene
-from runtimes.errors import CmliteError, ImageError
-from runtimes.overlap import Auto, Overlapped, Sequential, runner, stream
+from cmlite import runtimes
+from cmlite.calibration.synth_scene import MovingScene
+from cmlite.runtimes.errors import CmliteError, ImageError
+from cmlite.runtimes.overlap import Auto, Overlapped, Sequential, runner, stream
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ import json
 import cv2
 import numpy as np
 
-import lite
-from apps.cli import main
-from apps.parity import compare, match_instances
-from runtimes.decode import box_iou_matrix
+from cmlite import lite
+from cmlite.apps.cli import main
+from cmlite.apps.parity import compare, match_instances
+from cmlite.runtimes.decode import box_iou_matrix
 
 from .conftest import IMAGE
 
@@ -58,7 +58,7 @@ def test_parity_of_a_fixed_size_folder_runs_both_at_its_input(default_models, tm
     """Before: a correct TFLite FP32 conversion (fixed 320x320) against PyTorch (dynamic) read "first divergence:
     input, error inf". Now both run at the folder's input, each model and image ends with a verdict, every -v
     table says whose it is, and --weights defaults to the embedded default like every other command."""
-    from calibration.synth_scene import MovingScene
+    from cmlite.calibration.synth_scene import MovingScene
 
     frame = tmp_path / "frame.png"
     cv2.imwrite(str(frame), MovingScene(640, 480, seed=2).render(0.5))

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from runtimes.paste import paste_masks, scale_clip_boxes
+from cmlite.runtimes.paste import paste_masks, scale_clip_boxes
 
 
 def detectron2_paste(mask: np.ndarray, box: np.ndarray, h: int, w: int) -> np.ndarray:

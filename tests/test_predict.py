@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-import runtimes
-from apps.cli import main
-from calibration.synth_scene import MovingScene
+from cmlite import runtimes
+from cmlite.apps.cli import main
+from cmlite.calibration.synth_scene import MovingScene
 
 
 @pytest.fixture(scope="module")

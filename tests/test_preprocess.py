@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from runtimes.preprocess import check_image, preprocess, resize_bilinear_pil, resized_size
+from cmlite.runtimes.preprocess import check_image, preprocess, resize_bilinear_pil, resized_size
 
 MEAN = (103.530, 116.280, 123.675)
 
@@ -133,7 +133,7 @@ def test_odd_images_are_converted_or_refused():
 def test_extreme_aspect_ratios_keep_a_pixel(hw, default_onnx):
     """A 1x3000 strip resizes to 0.18 x 533 px: the side is kept at 1 px (it crashed in resize before), and the
     whole pipeline runs on it, dynamic and fixed-size, the masks in the original frame."""
-    import runtimes
+    from cmlite import runtimes
 
     h, w = resized_size(*hw, 320, 533)
     assert min(h, w) >= 1 and max(h, w) <= 533

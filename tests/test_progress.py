@@ -6,11 +6,11 @@ import io
 import subprocess
 import sys
 
-from runtimes.progress import LineProgress, progress_bar
+from cmlite.runtimes.progress import LineProgress, progress_bar
 
 from .conftest import REPO
 
-CMLITE = [sys.executable, "-m", "apps.cli"]
+CMLITE = [sys.executable, "-m", "cmlite.apps.cli"]
 
 
 def test_a_redirected_bar_prints_lines_now_and_then():
@@ -37,7 +37,7 @@ def test_redirected_commands_write_no_carriage_returns(tmp_path):
 def test_library_lines_only_with_v(default_models, tmp_path):
     """LiteRT announces its XNNPACK delegate on stderr from C++ ("INFO: Created TensorFlow Lite XNNPACK delegate");
     it is kept out, and shown with `cmlite -v`."""
-    from calibration.synth_scene import MovingScene
+    from cmlite.calibration.synth_scene import MovingScene
     import cv2
 
     image = tmp_path / "f.png"

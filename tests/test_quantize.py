@@ -8,16 +8,16 @@ import numpy as np
 import onnx
 import pytest
 
-import lite
-import runtimes
-from apps.cli import main
-from calibration import ort_quant
-from calibration import plan as plans
-from calibration.frames import read_frames
-from calibration.quantize import Validation, quantize
-from calibration.synth import generate
-from converters import node_module
-from runtimes.errors import CmliteError
+from cmlite import lite
+from cmlite import runtimes
+from cmlite.apps.cli import main
+from cmlite.calibration import ort_quant
+from cmlite.calibration import plan as plans
+from cmlite.calibration.frames import read_frames
+from cmlite.calibration.quantize import Validation, quantize
+from cmlite.calibration.synth import generate
+from cmlite.converters import node_module
+from cmlite.runtimes.errors import CmliteError
 
 from .conftest import run_torch_free
 
@@ -80,7 +80,7 @@ def test_up_to_date_fp32_folders_are_reused_as_twins(default_models, data, tmp_p
     assert f"FP32 twins: reusing {models / 'onnx-fp32'} (up to date)" in logs
     assert not any("exporting graph" in m for m in logs)  # nothing converted
     assert runtimes.read_manifest(folder).precision == "int8" and runtimes.load(folder).predict(frames.frames[0])
-    from converters.convert import up_to_date
+    from cmlite.converters.convert import up_to_date
 
     assert up_to_date(models / "tflite-fp32", lite.load_model(), lite.DEFAULT_WEIGHTS, None) == \
         "input (320, 320), not dynamic"  # what would not be reused, and why
@@ -108,7 +108,8 @@ def test_a_damaged_int8_folder_says_quantize_again(quantized, tmp_path):
 def test_int8_folders_run_without_torch(quantized, data, target):
     backend = ", backend='onnx'" if target == "tensorrt" else ""  # TensorRT's graphs in ONNX Runtime here
     proc = run_torch_free(f"""
-        import cv2, runtimes
+        import cv2
+        from cmlite import runtimes
         seg = runtimes.load({str(quantized[target])!r}, threads=1{backend})
         inst = seg.predict(cv2.imread({str(data['val'] / '000001.png')!r}))
         assert "torch" not in {{m.split(".")[0] for m in sys.modules if sys.modules[m] is not None}}
@@ -161,7 +162,7 @@ def test_the_plan_is_applied_identically_on_every_backend(quantized):
                 assert q != any(plans.matches(name, e) for e in plan), ("openvino", name)
     assert kept["onnx"] == kept["tensorrt"] and kept["onnx"]
     assert all(any(m == e or m.startswith(e + ".") or m.startswith(e + "/") for e in plan) for m in kept["onnx"])
-    from calibration.tflite_quant import tflite_keep_float_ops
+    from cmlite.calibration.tflite_quant import tflite_keep_float_ops
 
     for kind in ("dense", "masks"):
         f = runtimes.read_manifest(quantized["tflite"]).graphs[kind].file
@@ -172,7 +173,7 @@ def test_tensorrt_form_node_by_node(quantized):
     """int8 symmetric Q/DQ, zero points 0, per-channel weight scales on axis 0, bias float (TensorRT's form);
     the CPU form beside it has uint8 activations. The graphs pass TensorRT's parser check with only the default
     domain imported, and the manifest carries the profiles build-engine uses."""
-    from converters.tensorrt_export import check_graph
+    from cmlite.converters.tensorrt_export import check_graph
 
     m = runtimes.read_manifest(quantized["tensorrt"])
     image = m.tensorrt["profiles"]["dense"]["image"]  # quantized at a fixed 320x320: one shape
@@ -210,8 +211,8 @@ def test_calibration_methods_differ(tmp_path, data):
     """minmax, percentile and entropy give different ranges (ORT's own Entropy would equal MinMax)."""
     import cv2
 
-    from calibration.samples import collect
-    from converters.onnx_export import export_masks
+    from cmlite.calibration.samples import collect
+    from cmlite.converters.onnx_export import export_masks
 
     model = lite.load_model()
     frames = [cv2.imread(str(p)) for p in sorted(data["calib"].iterdir())[:4]]
@@ -314,7 +315,7 @@ def test_interrupted_run_leaves_nothing(tmp_path, data):
 def test_parity_knows_int8_tolerances(quantized, data):
     import cv2
 
-    from apps.parity import compare
+    from cmlite.apps.parity import compare
 
     img = cv2.imread(str(data["val"] / "000001.png"))
     ref = lite.predictor(lite.load_model(), threads=2)

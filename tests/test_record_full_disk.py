@@ -18,8 +18,8 @@ import time
 import cv2
 import pytest
 
-import apps.recorder as recorder
-from apps.sources import open_source
+import cmlite.apps.recorder as recorder
+from cmlite.apps.sources import open_source
 from tests.conftest import REPO
 
 LIMIT = 3_000_000  # bytes: about 80 frames of the synthetic scene in Motion JPEG
@@ -45,7 +45,7 @@ def test_camera_recording_into_a_full_disk_stops_with_one_line_and_the_run_goes_
     rec, stats = tmp_path / "run.webm", tmp_path / "s.json"
     limited = (f"import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_FSIZE, ({LIMIT}, "
                f"resource.getrlimit(resource.RLIMIT_FSIZE)[1])); sys.argv[0] = 'cmlite'; "
-               f"runpy.run_module('apps.cli', run_name='__main__')")  # the limit set in the child, no fork hook
+               f"runpy.run_module('cmlite.apps.cli', run_name='__main__')")  # the limit set in the child, no fork hook
     proc = subprocess.Popen([sys.executable, "-c", limited, "camera", "--source", "synth", "--model",
                              str(default_onnx), "--threads", "2", "--headless", "--record", str(rec),
                              "--stats", str(stats)],

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from runtimes.roi_align import assign_levels, roi_align
+from cmlite.runtimes.roi_align import assign_levels, roi_align
 
 
 def kernel_roi_align(feat: np.ndarray, box, scale: float, out: int) -> np.ndarray:

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-import runtimes
-from runtimes.errors import CmliteError
-from runtimes.manifest import SCHEMA, read_manifest, sha256
+from cmlite import runtimes
+from cmlite.runtimes.errors import CmliteError
+from cmlite.runtimes.manifest import SCHEMA, read_manifest, sha256
 
 from .conftest import CKPT, IMAGE, box_iou, mask_iou, run_torch_free
 
@@ -35,7 +35,7 @@ def test_fp32_backends_reproduce_official_instances(converted, reference, name):
 
 @pytest.mark.parametrize("name", ["onnx-fp16", "openvino-fp16", "tflite-fp16"])
 def test_fp16_parity_figures(converted, ref_run, name):
-    from apps.parity import compare
+    from cmlite.apps.parity import compare
 
     res = compare(ref_run[:2], runtimes.load(converted[name]), cv2.imread(str(IMAGE)), "fp16")
     s = res.summary()
@@ -68,7 +68,8 @@ def test_manifest_is_the_contract(converted):
 @pytest.mark.parametrize("name", FP32)
 def test_converted_models_run_without_torch(converted, name):
     proc = run_torch_free(f"""
-        import cv2, runtimes
+        import cv2
+        from cmlite import runtimes
         seg = runtimes.load({str(converted[name])!r}, threads=1)
         inst = seg.predict(cv2.imread({str(IMAGE)!r}))
         assert "torch" not in {{m.split(".")[0] for m in sys.modules if sys.modules[m] is not None}}
@@ -82,8 +83,8 @@ def test_converted_models_run_without_torch(converted, name):
 def test_cli_predict_with_a_converted_model_reproduces_official_instances(converted, tmp_path, reference, name):
     from pycocotools import mask as mask_util
 
-    from apps.cli import main
-    from lite.classes import COCO_CATEGORY_IDS
+    from cmlite.apps.cli import main
+    from cmlite.lite.classes import COCO_CATEGORY_IDS
 
     out = tmp_path / "r.json"
     assert main(["predict", "--model", str(converted[name]), str(IMAGE), "--json", str(out)]) == 0
@@ -99,7 +100,7 @@ def test_cli_predict_with_a_converted_model_reproduces_official_instances(conver
 def test_missing_backend_package_gives_one_line(converted):
     proc = run_torch_free(f"""
         sys.modules["onnxruntime"] = None
-        from apps.cli import main
+        from cmlite.apps.cli import main
         sys.exit(main(["predict", "--model", {str(converted["onnx-fp32"])!r}, {str(IMAGE)!r}]))
     """)
     assert proc.returncode == 2
@@ -169,11 +170,11 @@ def test_depthwise_variant_without_maskiou_converts_at_a_small_size(tmp_path):
     score is the score."""
     import torch
 
-    import lite
-    from apps.parity import compare
-    from converters.convert import convert
-    from lite.model import CenterMaskLite
-    from lite.variants import get_variant
+    from cmlite import lite
+    from cmlite.apps.parity import compare
+    from cmlite.converters.convert import convert
+    from cmlite.lite.model import CenterMaskLite
+    from cmlite.lite.variants import get_variant
 
     torch.manual_seed(0)
     model = CenterMaskLite(get_variant("V-19-slim-dw-eSE").with_(maskiou=False)).eval()
@@ -210,7 +211,7 @@ def test_maskiou_off_skips_the_head_and_nothing_else(converted, ref_model, ref_r
     """Graph 2 without the MaskIoU head: the official instances and masks, and the mask score is the score, as in
     models without the head. ONNX, TFLite and TensorRT folders carry that graph (hashed); OpenVINO cuts it at
     load. The official model gives the same instances, masks and scores without its head (the head only ranks)."""
-    import lite
+    from cmlite import lite
 
     backend = "onnx" if name.startswith("tensorrt") else None
     img = cv2.imread(str(IMAGE))

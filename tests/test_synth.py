@@ -10,7 +10,7 @@ import pytest
 from pycocotools import mask as mask_util
 from pycocotools.coco import COCO
 
-from calibration import synth
+from cmlite.calibration import synth
 
 
 def _files(root: Path) -> dict[str, bytes]:

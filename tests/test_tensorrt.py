@@ -14,14 +14,14 @@ import numpy as np
 import onnx
 import pytest
 
-import runtimes
-from apps.cli import main
-from converters import tensorrt_export
-from converters.tensorrt_engine import BuildSettings, engine_shapes, layer_precisions, parse_failure, record_engines
-from runtimes.errors import CmliteError
-from runtimes.manifest import ManifestError, read_manifest, sha256
-from runtimes.preprocess import preprocess
-from runtimes.tensorrt_backend import check_engine_record, shape_problem
+from cmlite import runtimes
+from cmlite.apps.cli import main
+from cmlite.converters import tensorrt_export
+from cmlite.converters.tensorrt_engine import BuildSettings, engine_shapes, layer_precisions, parse_failure, record_engines
+from cmlite.runtimes.errors import CmliteError
+from cmlite.runtimes.manifest import ManifestError, read_manifest, sha256
+from cmlite.runtimes.preprocess import preprocess
+from cmlite.runtimes.tensorrt_backend import check_engine_record, shape_problem
 
 from .conftest import IMAGE, REPO, one_line_error, run_torch_free
 
@@ -89,7 +89,7 @@ def test_the_parser_check_refuses_what_tensorrt_cannot_parse():
 @pytest.mark.parametrize("name", TRT)
 def test_tensorrt_graphs_in_onnxruntime_reproduce_pytorch(converted, ref_run, name):
     """The exact graphs TensorRT builds from, through the project's pipeline, against the FP32 model."""
-    from apps.parity import compare
+    from cmlite.apps.parity import compare
 
     precision = name.split("-")[1]
     seg = runtimes.load(converted[name], threads=2, backend="onnx")
@@ -198,10 +198,10 @@ def test_build_engine_and_the_runtime_need_neither_torch_nor_onnx(converted):
     proc = run_torch_free(f"""
         import sys
         sys.modules["onnx"] = None
-        from apps.cli import main
+        from cmlite.apps.cli import main
         assert main(["build-engine", {str(folder)!r}, "--trtexec"]) == 0
         code = main(["build-engine", {str(folder)!r}])
-        import runtimes
+        from cmlite import runtimes
         try:
             runtimes.load({str(folder)!r})
         except Exception as e:

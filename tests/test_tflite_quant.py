@@ -22,7 +22,7 @@ def own(tensor_name: str) -> str:
 
 @pytest.fixture(scope="module")
 def default_model():
-    import lite
+    from cmlite import lite
 
     return lite.load_model("default")
 
@@ -30,8 +30,8 @@ def default_model():
 @pytest.fixture(scope="module")
 def fp32(tmp_path_factory, default_models):
     """The embedded default converted to TFLite FP32 at 320x320 (the session's), plus a few synthetic images."""
-    from calibration.synth import generate
-    from runtimes.manifest import read_manifest
+    from cmlite.calibration.synth import generate
+    from cmlite.runtimes.manifest import read_manifest
 
     root = tmp_path_factory.mktemp("tflite_quant")
     generate(root / "data", 6, 3, 320, 1, progress=False)
@@ -45,10 +45,10 @@ def fp32(tmp_path_factory, default_models):
 @pytest.fixture(scope="module")
 def int8(fp32):
     """Both graphs quantized with PLAN (calibrated on the train images), as an int8 model folder."""
-    import runtimes
-    from calibration.tflite_quant import quantize_tflite
-    from runtimes.manifest import read_manifest, sha256
-    from runtimes.preprocess import preprocess
+    from cmlite import runtimes
+    from cmlite.calibration.tflite_quant import quantize_tflite
+    from cmlite.runtimes.manifest import read_manifest, sha256
+    from cmlite.runtimes.preprocess import preprocess
 
     root, folder, images = fp32
     seg = runtimes.load(folder, threads=2)
@@ -82,7 +82,7 @@ def int8(fp32):
 
 
 def test_plan_maps_to_ops_by_module_path(fp32, default_model):
-    from calibration.tflite_quant import tflite_keep_float_ops
+    from cmlite.calibration.tflite_quant import tflite_keep_float_ops
 
     _, folder, _ = fp32
     dense = folder / "dense_320x320.tflite"
@@ -107,7 +107,7 @@ def test_plan_maps_to_ops_by_module_path(fp32, default_model):
 def test_kept_ops_stay_float_and_the_rest_is_int8(fp32, int8):
     from ai_edge_litert.interpreter import Interpreter
 
-    from calibration.tflite_quant import _graph_ops, tensor_dtypes, tflite_keep_float_ops
+    from cmlite.calibration.tflite_quant import _graph_ops, tensor_dtypes, tflite_keep_float_ops
 
     _, folder, _ = fp32
     out, settings = int8
@@ -132,8 +132,8 @@ def test_kept_ops_stay_float_and_the_rest_is_int8(fp32, int8):
 
 
 def test_int8_model_runs_close_to_fp32(fp32, int8):
-    import runtimes
-    from runtimes.pipeline import NUM_LEVELS
+    from cmlite import runtimes
+    from cmlite.runtimes.pipeline import NUM_LEVELS
 
     _, folder, images = fp32
     out, _ = int8
@@ -152,8 +152,8 @@ def test_int8_model_runs_close_to_fp32(fp32, int8):
 
 def test_int8_graph_runs_on_xnnpack(fp32, int8):
     """No dramatic slowdown against FP32 (an op XNNPACK cannot run in int8 falls back to the slow kernels)."""
-    import runtimes
-    from runtimes.preprocess import preprocess
+    from cmlite import runtimes
+    from cmlite.runtimes.preprocess import preprocess
 
     _, folder, images = fp32
     out, _ = int8

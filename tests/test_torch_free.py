@@ -7,11 +7,11 @@ from .conftest import run_torch_free
 def test_runtimes_run_without_torch():
     proc = run_torch_free("""
         import numpy as np
-        import runtimes
-        from runtimes.decode import decode
-        from runtimes.paste import paste_masks
-        from runtimes.preprocess import preprocess
-        from runtimes.roi_align import assign_levels, roi_align
+        from cmlite import runtimes
+        from cmlite.runtimes.decode import decode
+        from cmlite.runtimes.paste import paste_masks
+        from cmlite.runtimes.preprocess import preprocess
+        from cmlite.runtimes.roi_align import assign_levels, roi_align
         pre = preprocess(np.zeros((48, 64, 3), np.uint8), 64, 100, (1.0, 2.0, 3.0))
         levels = [(np.zeros((2, s, s), np.float32), np.ones((4, s, s), np.float32), np.zeros((1, s, s), np.float32))
                   for s in (8, 4, 2, 1, 1)]

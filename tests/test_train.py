@@ -9,11 +9,11 @@ import pytest
 import torch
 from pycocotools import mask as mask_util
 
-import lite
-import runtimes
-from apps.parity import compare
-from lite.norms import freeze_norms, unfreeze_norms
-from lite.train import TrainConfig, train
+from cmlite import lite
+from cmlite import runtimes
+from cmlite.apps.parity import compare
+from cmlite.lite.norms import freeze_norms, unfreeze_norms
+from cmlite.lite.train import TrainConfig, train
 
 from .conftest import CKPT as REFERENCE_CKPT
 
@@ -77,7 +77,7 @@ def test_training_lowers_the_loss(trained):
 
 
 def test_trained_checkpoint_is_official_and_round_trips(trained, tiny_data, tmp_path):
-    from converters.convert import convert
+    from cmlite.converters.convert import convert
 
     raw = torch.load(trained, weights_only=True)
     assert set(raw) >= {"model", "cmlite"} and not any("num_batches_tracked" in k for k in raw["model"])
@@ -101,7 +101,7 @@ def test_resume_continues_exactly(tiny_data, tmp_path):
     # the same run, interrupted after the checkpoint at 3 and resumed
     part = TrainConfig(**{**cfg.__dict__})
     out = tmp_path / "b"
-    import lite.train as lt
+    import cmlite.lite.train as lt
 
     calls = {"n": 0}
     real = lt.step_losses
@@ -149,10 +149,10 @@ def test_norms_fold_without_changing_outputs():
 def test_init_starts_from_given_weights(trained, tiny_data, tmp_path):
     """--init: every tensor of a same-class checkpoint is loaded; a checkpoint with other classes (the embedded
     default: 8 shapes) gives all but the class-dependent layers, which start fresh; another variant is refused."""
-    import lite.train as lt
-    from lite.model import CenterMaskLite
-    from lite.variants import get_variant
-    from runtimes.errors import CmliteError
+    import cmlite.lite.train as lt
+    from cmlite.lite.model import CenterMaskLite
+    from cmlite.lite.variants import get_variant
+    from cmlite.runtimes.errors import CmliteError
 
     def fresh(classes=("disc", "square")):
         torch.manual_seed(1)

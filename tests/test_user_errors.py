@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.cli import main
+from cmlite.apps.cli import main
 
 from .conftest import CKPT, IMAGE, one_line_error, run_torch_free
 
@@ -18,7 +18,7 @@ from .conftest import CKPT, IMAGE, one_line_error, run_torch_free
 @pytest.fixture(scope="module")
 def three_images(tmp_path_factory):
     """Two val images of the default model's data and one that does not decode, in one folder."""
-    from calibration.synth import generate
+    from cmlite.calibration.synth import generate
 
     d = tmp_path_factory.mktemp("data") / "d"
     generate(d, 0, 2, 320, 0, progress=False)
@@ -68,7 +68,7 @@ def test_failed_runs_leave_no_empty_folders(three_images, default_onnx, tmp_path
                  "--save-vis", str(vis)]) == 2
     assert not (tmp_path / "new").exists()  # before: made, then the image failed to decode
 
-    from converters.folders import output_dir
+    from cmlite.converters.folders import output_dir
 
     keep = tmp_path / "keep"
     keep.mkdir()
@@ -79,8 +79,8 @@ def test_failed_runs_leave_no_empty_folders(three_images, default_onnx, tmp_path
 
 
 def test_interrupted_convert_leaves_no_folder(tmp_path):
-    import lite
-    from converters.convert import convert
+    from cmlite import lite
+    from cmlite.converters.convert import convert
 
     def interrupt(message):
         if "exporting" in message:
@@ -133,8 +133,8 @@ def test_bad_manifests_give_one_line(default_onnx, tmp_path, capsys, edit, words
                                          ("openvino-fp16", "fp32"), ("tflite-fp32", "fp16"), ("tflite-fp16", "int8")])
 def test_precision_that_does_not_match_the_graphs(converted, tmp_path, name, claim):
     """Each backend reads what its graphs hold (ONNX initializers, OpenVINO constants, TFLite tensors)."""
-    import runtimes
-    from runtimes.errors import CmliteError
+    from cmlite import runtimes
+    from cmlite.runtimes.errors import CmliteError
 
     folder = tmp_path / name
     folder.mkdir()
@@ -181,7 +181,7 @@ def test_synth_hint_names_the_flag(tmp_path, capsys):
 
 
 def test_version(capsys):
-    from runtimes import __version__
+    from cmlite.runtimes import __version__
 
     with pytest.raises(SystemExit) as e:
         main(["--version"])
@@ -191,7 +191,7 @@ def test_version(capsys):
 def test_every_option_has_help_and_states_its_default():
     import argparse
 
-    from apps.cli import build_parser
+    from cmlite.apps.cli import build_parser
 
     missing = []
 
@@ -225,7 +225,7 @@ def test_every_option_has_help_and_states_its_default():
 ])
 def test_without_torch_one_line_says_what_to_install(argv, words):
     res = run_torch_free(f"""
-        from apps.cli import main
+        from cmlite.apps.cli import main
         sys.exit(main({argv!r}))
     """)
     err = res.stderr.strip()
@@ -265,8 +265,8 @@ def test_eval_refuses_a_dataset_whose_ids_name_other_classes(three_images, defau
 
 def test_counts_agree_with_their_nouns():
     """Before: "1 threads", "converted 1 models", "1 of 2 images ... were"."""
-    from apps.overlay import panel_lines
-    from apps.table import plural
+    from cmlite.apps.overlay import panel_lines
+    from cmlite.apps.table import plural
 
     assert [plural(n, "thread") for n in (0, 1, 2)] == ["0 threads", "1 thread", "2 threads"]
     assert plural("all", "thread") == "all threads" and plural(1, "thread count") == "1 thread count"

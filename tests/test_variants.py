@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-import lite
-from lite.checkpoint import detect_variant
-from runtimes.errors import CheckpointError
+from cmlite import lite
+from cmlite.lite.checkpoint import detect_variant
+from cmlite.runtimes.errors import CheckpointError
 
 from .conftest import REFERENCE
 

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from apps.web import serve
-from calibration.synth_scene import MovingScene
+from cmlite.apps.web import serve
+from cmlite.calibration.synth_scene import MovingScene
 
 ROUTES = ("/", "/stream.mjpg", "/stats.json", "/snapshot.jpg")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from pycocotools import mask as mask_util
 
-from runtimes.instances import BoxMasks, Instances
+from cmlite.runtimes.instances import BoxMasks, Instances
 
 
 def image_ids(paths: list[Path]) -> list[int]:

@@ -6,7 +6,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtimes.errors import ImageError
+from cmlite.runtimes.errors import ImageError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jp2"}
 

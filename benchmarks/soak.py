@@ -247,12 +247,19 @@ def _plot(result: dict, path: Path) -> bool:
     except ImportError:
         return False
     x = [s["frames"] for s in result["samples"]]
+    rss = [s["rss_mb"] for s in result["samples"]]
+    settings = result["settings"]
+    base = next((s["rss_mb"] for s in result["samples"] if s["frames"] >= settings["warmup"]), rss[0])
     fig, ax = plt.subplots(figsize=(8, 3.5))
-    ax.plot(x, [s["rss_mb"] for s in result["samples"]], "o-", color="tab:blue")
+    ax.plot(x, rss, "o-", color="tab:blue")
+    ax.axhline(base + settings["rss_limit"], color="tab:blue", lw=0.8, ls=":")  # the pass bound
+    ax.set_ylim(min(min(rss), base) - settings["rss_limit"], max(max(rss), base) + 1.5 * settings["rss_limit"])
     ax.set_xlabel("frames")
-    ax.set_ylabel("RSS (MB)", color="tab:blue")
+    ax.set_ylabel("RSS (MB; dotted: the bound)", color="tab:blue")
     ax2 = ax.twinx()
-    ax2.plot(x, [s["fps"] for s in result["samples"]], "s--", color="tab:orange")
+    fps = [s["fps"] or 0 for s in result["samples"]]
+    ax2.plot(x, fps, "s--", color="tab:orange")
+    ax2.set_ylim(0, 1.3 * max(fps + [1]))
     ax2.set_ylabel("fps since the last sample", color="tab:orange")
     ax.set_title("cmlite camera soak: memory and speed")
     fig.tight_layout()

@@ -155,7 +155,7 @@ class Recorder:
     def _check_room(self) -> None:
         """Finish the file while it still fits (see the module's note); delete it if its writes are failing."""
         size = self.tmp.stat().st_size if self.tmp.exists() else 0
-        frames0, size0 = self._checked
+        _, size0 = self._checked
         self._checked = (self.frames, size)
         self._step = max(self._step, size - size0)
         self._still = self._still + 1 if size <= size0 else 0

@@ -49,6 +49,7 @@ class CameraOptions:
     panel: str = "top-left"  # the status panel's corner, or "off" (the p key shows and hides it)
     snapshot_dir: str = "."
     stop: threading.Event = field(default_factory=threading.Event)  # set() ends the run (Python API)
+    stop_reason: str = "stopped"  # what --stats says stopped it when `stop` was set
     log: object = field(default=lambda message: print(message, file=sys.stderr))
 
 
@@ -149,7 +150,7 @@ def run_camera(seg: Segmenter, source: Source, opts: CameraOptions, threads: int
                 reason = f"{opts.seconds:g} s"
                 break
             if opts.stop.is_set():
-                reason = "stopped"
+                reason = opts.stop_reason
                 break
             item = None if state["paused"] else run.next(IDLE_S)
             state["status"] = "paused (space to resume)" if state["paused"] else capture.status  # as of this frame
@@ -243,8 +244,16 @@ def _check(args) -> None:
     check_file_path(args.record, "--record", "out.webm")
 
 
-def _interrupt(*_) -> None:
-    raise KeyboardInterrupt
+def _stop_between_frames(opts: CameraOptions):
+    """The handler for Ctrl-C and SIGTERM: the run ends after the frame in hand, so the recording, the counts and
+    the stats agree (an exception raised mid-write once left a frame in the file that no count had). A second
+    signal raises KeyboardInterrupt, for a run stuck in one frame."""
+    def handler(*_) -> None:
+        if opts.stop.is_set():
+            raise KeyboardInterrupt
+        opts.stop_reason = "interrupted"
+        opts.stop.set()
+    return handler
 
 
 def cmd_camera(args) -> None:
@@ -270,9 +279,14 @@ def cmd_camera(args) -> None:
                          stats=args.stats, show_thresh=args.show_thresh, snapshot_dir=args.snapshot_dir,
                          panel=args.panel)
     opts.log(f"{source.describe()} -> {seg.device} ({args.mode})")
+    before = {}
     if threading.current_thread() is threading.main_thread():  # `kill` stops as cleanly as Ctrl-C
-        signal.signal(signal.SIGTERM, _interrupt)
-    s = run_camera(seg, source, opts, threads=args.threads)
+        before = {sig: signal.signal(sig, _stop_between_frames(opts)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        s = run_camera(seg, source, opts, threads=args.threads)
+    finally:
+        for sig, handler in before.items():  # main() called from Python gets its handlers back
+            signal.signal(sig, handler)
     lat = s["latency_ms"]
     print(f"{plural(s['frames'], 'frame')} in {s['seconds']:.1f} s ({s['stopped_by']}): {s['fps_mean'] or 0:.1f} fps mean, "
           f"{s['fps_p50'] or 0:.1f} p50; latency p50 {lat['p50']} / p90 {lat['p90']} / p99 {lat['p99']} ms; "

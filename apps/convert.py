@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from .model_args import config_overrides, load_model, need_torch, parse_hw
+from .model_args import add_size_args, config_overrides, load_model, need_torch, parse_hw
 from .table import plural
 
 
@@ -55,11 +55,7 @@ def add_parser(sub) -> None:
                                                            "`cmlite quantize`)")
     p.add_argument("--input-size", metavar="HxW", help="fixed graph input size (TFLite always has one; "
                    "default for it: a 4:3 frame at the test size, e.g. 608x800)")
-    p.add_argument("--min-size", type=int, help="test size written to the manifest: short side (default: the model's "
-                                                "own: 320 for the embedded default, 600 for the official Lite models)")
-    p.add_argument("--max-size", type=int, help="test size written to the manifest: long side cap (default: the "
-                                                "model's own: 533 for the embedded default, 1000 for the official "
-                                                "Lite models)")
+    add_size_args(p, "the manifest")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace <target>-<precision> folders already in --out")
     p.set_defaults(func=cmd_convert, score_thresh=None)

@@ -80,11 +80,17 @@ def add_runtime_args(p, weights_required: bool = False, maskiou: str = "on") -> 
                    help="the MaskIoU head, which only ranks masks (their mask_score): off skips it, a third of graph "
                         "2, and the mask score is then the box score, as in models without the head (default "
                         f"{maskiou}{'' if maskiou == 'off' else '; the camera defaults to off'})")
-    p.add_argument("--min-size", type=int, help="test size: short side (default: the model's own: 320 for the "
-                                                "embedded default, 600 for the official Lite models)")
-    p.add_argument("--max-size", type=int, help="test size: long side cap (default: the model's own: 533 for the "
-                                                "embedded default, 1000 for the official Lite models)")
+    add_size_args(p)
     p.add_argument("--score-thresh", type=float, help="detection threshold (default 0.05, as the official model)")
+
+
+def add_size_args(p, written: str = "") -> None:
+    """--min-size / --max-size, the test size; written: where it goes ("the manifest" for convert, quantize)."""
+    where = f" written to {written}" if written else ""
+    p.add_argument("--min-size", type=int, help=f"test size{where}: short side (default: the model's own: 320 for "
+                                                f"the embedded default, 600 for the official Lite models)")
+    p.add_argument("--max-size", type=int, help=f"test size{where}: long side cap (default: the model's own: 533 "
+                                                f"for the embedded default, 1000 for the official Lite models)")
 
 
 def add_mode_arg(p, what: str = "image") -> None:

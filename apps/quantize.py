@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cmlite.runtimes.errors import CmliteError
 
+from .model_args import add_size_args
 from .table import plural
 
 
@@ -39,11 +40,7 @@ def add_parser(sub) -> None:
     p.add_argument("--no-reduce-range", action="store_true",
                    help="ONNX Runtime: 8-bit instead of 7-bit weights; only for CPUs with VNNI (AVX2-only CPUs "
                         "saturate and lose accuracy)")
-    p.add_argument("--min-size", type=int, help="test size written to the manifests: short side (default: the model's "
-                                                "own: 320 for the embedded default, 600 for the official Lite models)")
-    p.add_argument("--max-size", type=int, help="test size written to the manifests: long side cap (default: the "
-                                                "model's own: 533 for the embedded default, 1000 for the official "
-                                                "Lite models)")
+    add_size_args(p, "the manifests")
     p.add_argument("--threads", type=int, help="CPU threads for calibration and evaluation")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace <target>-int8 folders already in --out")

@@ -92,8 +92,14 @@ def file_size_limit():
     resource.setrlimit(resource.RLIMIT_FSIZE, old)
 
 
-def _scene():
-    return open_source("synth").scene
+def _record(path, frames: int, log: list[str]):
+    """A Recorder fed `frames` frames of the moving scene, then closed."""
+    rec = recorder.Recorder(path, fps=30, log=log.append)
+    scene = open_source("synth").scene
+    for i in range(frames):
+        rec.write(scene.render(i / 30))
+    rec.close()
+    return rec
 
 
 def test_a_recording_whose_writes_fail_unseen_is_deleted_with_one_line(tmp_path, monkeypatch, file_size_limit):
@@ -101,11 +107,7 @@ def test_a_recording_whose_writes_fail_unseen_is_deleted_with_one_line(tmp_path,
     so it is deleted with one line and later frames are ignored, without an exception."""
     monkeypatch.setattr(recorder, "room_left", lambda path: math.inf)
     logs: list[str] = []
-    rec = recorder.Recorder(tmp_path / "out.avi", fps=30, log=logs.append)
-    scene = _scene()
-    for i in range(300):
-        rec.write(scene.render(i / 30))
-    rec.close()
+    rec = _record(tmp_path / "out.avi", 300, logs)
     assert len(logs) == 1 and "stopped growing" in logs[0] and rec.error == logs[0], logs
     assert rec.frames == 0 and list(tmp_path.iterdir()) == []
 
@@ -114,11 +116,7 @@ def test_a_direct_recording_stops_whole_before_the_limit(tmp_path, file_size_lim
     """Motion JPEG written directly (.avi): finished at the check that finds too little room, every frame it
     counts readable."""
     logs: list[str] = []
-    rec = recorder.Recorder(tmp_path / "out.avi", fps=30, log=logs.append)
-    scene = _scene()
-    for i in range(300):
-        rec.write(scene.render(i / 30))
-    rec.close()
+    rec = _record(tmp_path / "out.avi", 300, logs)
     assert len(logs) == 1 and "recording stopped" in logs[0], logs
     assert 0 < rec.frames < 300 and _frames_in(tmp_path / "out.avi") == rec.frames
     assert [p.name for p in tmp_path.iterdir()] == ["out.avi"]
@@ -128,11 +126,7 @@ def test_no_room_to_encode_keeps_the_motion_jpeg(tmp_path, monkeypatch):
     """The run fitted but the browser codec's copy does not: the Motion JPEG is kept as .avi, with one line."""
     monkeypatch.setattr(recorder, "room_left", lambda path: 0 if ".encoding" in path.name else math.inf)
     logs: list[str] = []
-    rec = recorder.Recorder(tmp_path / "out.webm", fps=30, log=logs.append)
-    scene = _scene()
-    for i in range(40):
-        rec.write(scene.render(i / 30))
-    rec.close()
+    rec = _record(tmp_path / "out.webm", 40, logs)
     kept = [m for m in logs if "no room to encode" in m]
     assert len(kept) == 1 and rec.path == tmp_path / "out.avi" and rec.error == kept[0], logs
     assert _frames_in(tmp_path / "out.avi") == rec.frames == 40

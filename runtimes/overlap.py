@@ -231,6 +231,7 @@ class Auto(Sequential):
     of its frame intervals of sequential's."""
     mode = "auto"
     MARGIN = 1.03
+    LATENCY_FRAMES = 1.0  # how much more latency overlap may add, in its frame intervals
 
     def __init__(self, seg: Segmenter, take: Take, finish: Callable | None = None, trial: int = 24, warmup: int = 3):
         super().__init__(seg, take, finish)
@@ -269,7 +270,7 @@ class Auto(Sequential):
             self.run = Overlapped(self.seg, self.take, self.finish)
             return
         faster = self.rates["overlap"] >= self.MARGIN * self.rates["sequential"]
-        prompt = self.latency["overlap"] <= self.latency["sequential"] + 1.0 / self.rates["overlap"]
+        prompt = self.latency["overlap"] <= self.latency["sequential"] + self.LATENCY_FRAMES / self.rates["overlap"]
         self.chosen = "overlap" if faster and prompt else "sequential"
         if self.chosen == "sequential":
             self.run.drain()  # its images in flight come first, then Drained switches back

@@ -26,6 +26,7 @@ from .overlay import CORNERS, draw_banner, draw_panel, panel_lines
 from .sources import SOURCES_HELP, Source, open_source
 from .table import plural
 from .visualize import draw
+from .web import MAX_VIEWERS
 
 IDLE_S = 0.25  # how often the outputs refresh when no frame comes (source lost, slow stream)
 
@@ -41,7 +42,7 @@ class CameraOptions:
     serve: str | None = None
     token: str | None = None  # web.py: required off loopback (made when not given) unless no_token
     no_token: bool = False
-    max_viewers: int = 8
+    max_viewers: int = MAX_VIEWERS
     frames: int | None = None
     seconds: float | None = None
     stats: str | None = None
@@ -325,8 +326,8 @@ def add_parser(sub) -> None:
                                      "the URL; on loopback none)")
     tok.add_argument("--no-token", action="store_true", help="serve off loopback without a token (a warning says "
                                                              "who can see the camera)")
-    p.add_argument("--max-viewers", type=int, default=8, help="viewers of the stream at once; more get a 503 "
-                                                              "(default 8)")
+    p.add_argument("--max-viewers", type=int, default=MAX_VIEWERS,
+                   help=f"viewers of the stream at once; more get a 503 (default {MAX_VIEWERS})")
     p.add_argument("--frames", type=int, help="stop after N frames")
     p.add_argument("--seconds", type=float, help="stop after T seconds")
     p.add_argument("--stats", metavar="FILE", help="write a JSON summary (fps, latency percentiles, stages, device)")

@@ -188,13 +188,12 @@ class Quantizer:
 def int8_up_to_date(folder: Path, model, source: Path | None, fixed_hw, frames: CalibFrames, method: str,
                     keep_float: list[str]) -> str | None:
     """Why `folder` is not what quantizing `model` now would write, or None when it is (see up_to_date)."""
-    from cmlite.converters.convert import default_fixed_hw, up_to_date
+    from cmlite.converters.convert import target_hw, up_to_date
 
     if not (folder / "manifest.json").is_file():
         return "no such folder"
     m = read_manifest(folder)
-    hw = fixed_hw or (default_fixed_hw(model.config) if m.target == "tflite" else None)
-    why = up_to_date(folder, model, source, hw)
+    why = up_to_date(folder, model, source, target_hw(m.target, model.config, fixed_hw))
     if why:
         return why
     q = m.quantization or {}
@@ -207,11 +206,11 @@ def int8_up_to_date(folder: Path, model, source: Path | None, fixed_hw, frames: 
 
 def find_twins(model, targets: list[str], folders: list[Path], source: Path | None, fixed_hw) -> dict[str, Path]:
     """target -> an up-to-date `<target>-fp32` folder of this model in one of `folders` (the first found)."""
-    from cmlite.converters.convert import default_fixed_hw, up_to_date
+    from cmlite.converters.convert import target_hw, up_to_date
 
     found = {}
     for t in targets:
-        hw = fixed_hw or (default_fixed_hw(model.config) if t == "tflite" else None)
+        hw = target_hw(t, model.config, fixed_hw)
         for d in folders:
             if (d / f"{t}-fp32").is_dir() and up_to_date(d / f"{t}-fp32", model, source, hw) is None:
                 found[t] = d / f"{t}-fp32"

@@ -67,6 +67,12 @@ def default_fixed_hw(cfg: PipelineConfig) -> tuple[int, int]:
     return -(-short // d) * d, -(-long // d) * d
 
 
+def target_hw(target: str, cfg: PipelineConfig, fixed_hw) -> tuple[int, int] | None:
+    """The graph input a `target` folder gets: --input-size, else dynamic; TFLite always has one (the default
+    frame when none was asked)."""
+    return fixed_hw or (default_fixed_hw(cfg) if target == "tflite" else None)
+
+
 CONVERT_TOOLS = ("cmlite", "torch", "onnx", "onnxslim", "onnxruntime", "openvino", "litert-torch", "ai-edge-litert",
                  "numpy")
 
@@ -165,16 +171,14 @@ def convert(model: CenterMaskLite, out_dir: str | Path, targets: list[str], prec
             final = out_dir / job.name
             partial = work / job.name
             partial.mkdir()
+            hw = target_hw(job.target, cfg, fixed_hw)
             if job.target in ("onnx", "tensorrt"):
                 graphs = _build_onnx(job, partial, onnx_fp32, model.variant.maskiou)
-                hw = fixed_hw
             elif job.target == "openvino":
                 graphs = _build_openvino(job, partial, onnx_fp32)
-                hw = fixed_hw
             else:
                 from . import tflite_export
 
-                hw = fixed_hw or default_fixed_hw(cfg)
                 if hw not in tflite_files:
                     tflite_files[hw] = tflite_export.convert_fp32(model, work, hw, mask_batch, log)
                 graphs = tflite_export.build(job.precision, partial, tflite_files[hw], mask_batch)

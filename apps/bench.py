@@ -15,12 +15,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from cmlite.runtimes.errors import CmliteError
+from cmlite.runtimes.pipeline import STAGES
+from cmlite.runtimes.targets import NAMES
 
 from .bench_worker import RowSpec, worker
 from .latency_stats import summarize
 from .table import plural
 
-STAGES = ("preprocess", "graph1", "host", "graph2", "paste")
 
 
 def find_models(models_dir: str | Path) -> list[Path]:
@@ -398,7 +399,7 @@ def add_parser(sub) -> None:
     p.add_argument("--images", nargs="+", required=True, metavar="PATH",
                    help="image files or folders; the rows cycle through the first --warmup + --runs of them")
     p.add_argument("--threads", help="comma list of thread counts (default: 1 and all cores)")
-    p.add_argument("--backend", choices=("onnx", "openvino", "tflite", "tensorrt"),
+    p.add_argument("--backend", choices=NAMES,
                    help="the runtime for every --model folder (default: each folder's own target); onnx runs "
                         "TensorRT folders' ONNX graphs in ONNX Runtime, off the device")
     p.add_argument("--maskiou", choices=("on", "off", "both"), default="on",

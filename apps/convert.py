@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from .model_args import add_size_args, config_overrides, load_model, need_torch, parse_hw
+from .model_args import add_size_args, add_targets_arg, config_overrides, load_model, need_torch, parse_hw
 from .table import plural
 
 
@@ -49,8 +49,8 @@ def add_parser(sub) -> None:
                        description="Writes OUT/<target>-<precision>/ with the graphs and manifest.json per pair.")
     p.add_argument("--weights", default="default", help="CenterMask2 / cmlite checkpoint (.pth); default: the "
                                                         "embedded default model")
-    p.add_argument("--targets", default="onnx,openvino,tflite", help="comma list of onnx, openvino, tflite, tensorrt (TensorRT: ONNX graphs and profiles; the engines are "
-                   "built on the device with `cmlite build-engine`) (default: onnx,openvino,tflite)")
+    add_targets_arg(p, " (TensorRT: ONNX graphs and profiles; the engines are built on the device with "
+                       "`cmlite build-engine`)")
     p.add_argument("--precision", default="fp32,fp16", help="comma list of fp32, fp16, bf16 (OpenVINO only) (default fp32,fp16; int8: "
                                                            "`cmlite quantize`)")
     p.add_argument("--input-size", metavar="HxW", help="fixed graph input size (TFLite always has one; "

@@ -15,13 +15,23 @@ import sys
 from pathlib import Path
 
 from cmlite.runtimes.errors import CmliteError
+from cmlite.runtimes.targets import CPU_TARGETS
+from cmlite.runtimes.targets import get as target_row
 
 # the default model's validation split: `cmlite data synth --seed 0 --size 320` (val images depend only on
 # the seed, the split and the index, so any --train count gives the same val set)
 VAL_SEED, VAL_SIZE = 0, 320
 CALIB_FRAMES = 32  # training images the INT8 models are calibrated on
 CLIP_FRAMES = 90  # the live clip: 3 s of the moving scene at 30 fps, 640x480
-CPU_TARGETS = ("onnx", "openvino", "tflite")
+
+
+def _by_input(targets) -> list[tuple[list[str], tuple[int, int] | None]]:
+    """The targets in two groups: dynamic input, and fixed input made at the val images' frame size (320x320), as
+    one converts for a camera's frame size; at the default 4:3 frame (320x448) these square images would be padded
+    (-1.0 AP on TFLite)."""
+    groups = ([t for t in targets if not target_row(t).fixed_input], None), \
+        ([t for t in targets if target_row(t).fixed_input], (VAL_SIZE, VAL_SIZE))
+    return [(group, hw) for group, hw in groups if group]
 
 
 def convert_default(model, models_dir: Path, targets=CPU_TARGETS, precisions=("fp32", "fp16"),
@@ -30,13 +40,8 @@ def convert_default(model, models_dir: Path, targets=CPU_TARGETS, precisions=("f
     from cmlite import lite
     from cmlite.converters.convert import convert, up_to_date
 
-    # TFLite graphs have a fixed input: made at the val images' frame size (320x320), as one converts for a
-    # camera's frame size; at the default 4:3 frame (320x448) these square images would be padded (-1.0 AP)
-    dynamic = [t for t in targets if t != "tflite"]
     folders = []
-    for group, hw in ((dynamic, None), (["tflite"] if "tflite" in targets else [], (VAL_SIZE, VAL_SIZE))):
-        if not group:
-            continue
+    for group, hw in _by_input(targets):
         kept = [models_dir / f"{t}-{p}" for t in group for p in precisions]
         if all(up_to_date(f, model, lite.DEFAULT_WEIGHTS, hw) is None for f in kept):  # a second `cmlite demo`
             log(f"  reusing {', '.join(f.name for f in kept)} (converted from this model by this cmlite)")
@@ -59,12 +64,9 @@ def quantize_default(model, models_dir: Path, data: Path, calib_count: int, targ
     frames = read_frames(str(data / "annotations" / "instances_train.json"), calib_count,
                          images_dir=str(data / "train"), progress=False)
     folders = []
-    for group, hw in (([t for t in targets if t != "tflite"], None),
-                      (["tflite"] if "tflite" in targets else [], (VAL_SIZE, VAL_SIZE))):
-        if group:
-            folders += quantize(model, models_dir, group, frames, keep_float=[], fixed_hw=hw,
-                                source=lite.DEFAULT_WEIGHTS, log=log, overwrite=True, fp32_dirs=[models_dir],
-                                reuse=True)
+    for group, hw in _by_input(targets):
+        folders += quantize(model, models_dir, group, frames, keep_float=[], fixed_hw=hw, source=lite.DEFAULT_WEIGHTS,
+                            log=log, overwrite=True, fp32_dirs=[models_dir], reuse=True)
     return folders
 
 
@@ -83,7 +85,7 @@ def live_run(folder: Path, clip: Path, out: Path, threads: int, log=print) -> di
     """`cmlite camera --source CLIP --model FOLDER --record OUT`'s own code, headless: the summary it writes."""
     from cmlite import runtimes
 
-    from .camera import CameraOptions, run_camera
+    from .camera_loop import CameraOptions, run_camera
     from .sources import open_source
 
     seg = runtimes.load(folder, threads=threads, maskiou=False)  # as the camera runs by default
@@ -196,11 +198,8 @@ def cmd_demo(args) -> None:
                     ("--clip-frames", args.clip_frames)):
         if v < 1:
             raise CmliteError(f"{flag} {v}: give at least 1")
-    try:
-        run_demo(Path(args.out), args.val_images, args.threads, calib_count=args.calib_count,
-                 clip_frames=args.clip_frames, log=lambda m: print(m, file=sys.stderr))
-    except ValueError as e:
-        raise CmliteError(str(e)) from None
+    run_demo(Path(args.out), args.val_images, args.threads, calib_count=args.calib_count,
+             clip_frames=args.clip_frames, log=lambda m: print(m, file=sys.stderr))
 
 
 def add_parser(sub) -> None:

@@ -12,9 +12,11 @@ from collections import deque
 
 import numpy as np
 
+from cmlite.runtimes.pipeline import STAGES as PIPELINE_STAGES
+
 from .latency_stats import percentile, summarize
 
-STAGES = ("preprocess", "graph1", "host", "graph2", "paste", "draw", "output")
+STAGES = (*PIPELINE_STAGES, "draw", "output")  # the camera's own work after the pipeline's
 SMOOTH_S = 2.0  # window of the smoothed fps
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from cmlite.runtimes.errors import CmliteError
+from cmlite.runtimes.targets import CPU_TARGETS, NAMES
 
 
 def need_torch(what: str, extra: str = "torch", model_hint: bool = False) -> None:
@@ -73,7 +74,7 @@ def parse_hw(text: str | None) -> tuple[int, int] | None:
 def add_runtime_args(p, weights_required: bool = False, maskiou: str = "on") -> None:
     """maskiou: the --maskiou default (the camera shows no mask scores: off there)."""
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
-    p.add_argument("--backend", choices=("onnx", "openvino", "tflite", "tensorrt"),
+    p.add_argument("--backend", choices=NAMES,
                    help="the runtime for --model DIR (default: the folder's own target); onnx runs a TensorRT "
                         "folder's ONNX graphs in ONNX Runtime, off the device")
     p.add_argument("--maskiou", choices=("on", "off"), default=maskiou,
@@ -102,3 +103,9 @@ def add_mode_arg(p, what: str = "image") -> None:
                         f"runs beside the graphs of the next, each graph with every thread (up to one {what} more "
                         f"latency); sequential: one {what} at a time; auto: both are timed on the first {what}s and "
                         f"the faster runs (default auto)")
+
+
+def add_targets_arg(p, extra: str = "") -> None:
+    """--targets for convert and quantize: the table's targets, those that run on a CPU by default."""
+    default = ",".join(CPU_TARGETS)
+    p.add_argument("--targets", default=default, help=f"comma list of {', '.join(NAMES)}{extra} (default {default})")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from cmlite.runtimes.errors import CmliteError
 from cmlite.runtimes.progress import progress_bar
+from cmlite.runtimes.video_capture import VIDEO_SUFFIXES
 
 from .atomic import check_file_path, write_json_atomic
 from .model_args import config_overrides, segmenter
@@ -20,7 +21,6 @@ from .table import plural
 
 # the formats --save-vis keeps (an input's own; others become .png)
 KEEP_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def _is_video(path: Path) -> bool:
 
 
 def _open_video(path: Path):
-    from cmlite.calibration.frames import open_capture
+    from cmlite.runtimes.video_capture import open_capture
 
     cap = open_capture(str(path))
     if not cap.isOpened():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cmlite.runtimes.errors import CmliteError
 
-from .model_args import add_size_args
+from .model_args import add_size_args, add_targets_arg
 from .table import plural
 
 
@@ -24,8 +24,7 @@ def add_parser(sub) -> None:
     p.add_argument("--calib-count", type=int, default=32, metavar="N", help="frames to use (default 32)")
     p.add_argument("--calib-seed", type=int, default=0, help="seed of the frame pick (default 0)")
     p.add_argument("--camera-seconds", type=float, default=5.0, help="how long to grab camera frames (default 5)")
-    p.add_argument("--targets", default="onnx,openvino,tflite",
-                   help="comma list of onnx, openvino, tflite, tensorrt (default onnx,openvino,tflite)")
+    add_targets_arg(p)
     p.add_argument("--method", default="minmax", choices=("minmax", "percentile", "entropy"),
                    help="activation range calibration (default minmax)")
     p.add_argument("--val", metavar="ANN", help="COCO annotations of a validation set: search the plan by mask AP "

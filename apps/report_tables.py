@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cmlite.runtimes.pipeline import STAGES as PIPELINE_STAGES
+
 from .table import plural
 
-STAGES = (("preprocess", "preprocess"), ("graph1", "graph 1"), ("host", "host"), ("graph2", "graph 2"),
-          ("paste", "paste"))
+STAGES = tuple((s, s.replace("graph", "graph ")) for s in PIPELINE_STAGES)  # (key, column name): "graph 1"
 
 
 @dataclass

@@ -16,10 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cmlite.calibration.frames import open_capture
 from cmlite.runtimes.errors import CmliteError, ImageError
-
 from cmlite.runtimes.images import IMAGE_SUFFIXES, read_bgr
+from cmlite.runtimes.video_capture import open_capture
 
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 STREAM_TIMEOUT_MS = 5000
@@ -195,7 +194,7 @@ def open_source(spec: str) -> Source:
     if spec == "synth" or spec.startswith(("synth:", "synth@", "synth#")):
         try:
             return SynthSource(spec, **parse_synth(spec))
-        except ValueError as e:  # the scene's size check
+        except CmliteError as e:  # the scene's size check
             raise CmliteError(f"bad synth source {spec!r}: {e}") from None
     if spec.startswith("camera:"):  # the calibration tools' spelling
         spec = spec[len("camera:"):]

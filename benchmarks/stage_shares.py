@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 
 from checkouts import checkout_env
+from cmlite.runtimes.pipeline import STAGES
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ("preprocess", "graph1", "host", "graph2", "paste")
 WORKER = """
 import json, sys, time, statistics
 import cv2

@@ -21,8 +21,8 @@ import numpy as np
 from cmlite.runtimes.images import IMAGE_SUFFIXES, read_bgr
 from cmlite.runtimes.errors import CmliteError, ImageError
 from cmlite.runtimes.progress import LineProgress, progress_bar
+from cmlite.runtimes.video_capture import VIDEO_SUFFIXES, open_capture
 
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 KEEP_PER_FRAME = 4  # live/sequential grabbing keeps at most this many frames per requested frame (bounded memory)
 _SOURCES = "give an image folder, an image, a COCO .json with --calib-images DIR, a video or camera:N"
 
@@ -172,22 +172,12 @@ def _even(m: int, count: int) -> list[int]:
     return list(range(m)) if count >= m else [(2 * j + 1) * m // (2 * count) for j in range(count)]
 
 
-def grab_live(capture: cv2.VideoCapture, count: int, seconds: float,
-              max_frames: int | None = None) -> tuple[list[np.ndarray], int]:
+def grab_live(capture: cv2.VideoCapture, count: int, seconds: float, max_frames: int | None = None,
+              bar: LineProgress | None = None) -> tuple[list[tuple[int, np.ndarray]], int]:
     """Grab from an opened capture for `seconds` (or until the stream ends / max_frames were read), reading
-    continuously. -> (`count` frames evenly spread over those read, how many were read)."""
-    kept, n = _grab(capture, _check_count(count), seconds, max_frames)
-    return [kept[j][1] for j in _even(len(kept), count)], n
-
-
-def open_capture(*args) -> cv2.VideoCapture:
-    """cv2.VideoCapture(*args) without OpenCV's backend warnings: callers raise their own one-line error."""
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    try:
-        return cv2.VideoCapture(*args)
-    finally:
-        cv2.utils.logging.setLogLevel(level)
+    continuously. -> ([(frame index, frame)]: `count` evenly spread over those read, how many were read)."""
+    kept, n = _grab(capture, _check_count(count), seconds, max_frames, bar)
+    return [kept[j] for j in _even(len(kept), count)], n
 
 
 def _bad_video(path: str) -> CmliteError:
@@ -232,13 +222,12 @@ def _camera(source: str, cam: str, count: int, seconds: float, bar: LineProgress
     capture = open_capture(int(cam) if cam.isdigit() else cam)
     opened = capture.isOpened()
     try:
-        kept, grabbed = _grab(capture, count, seconds, bar=bar) if opened else ([], 0)
+        pick, grabbed = grab_live(capture, count, seconds, bar=bar) if opened else ([], 0)
     finally:
         capture.release()
-    if not kept:
+    if not pick:
         raise CmliteError(f"no camera at {source} ({'no frame could be read' if opened else 'cannot open it'}); "
                           f"connect one or give an image folder, a COCO file or a video")
-    pick = [kept[j] for j in _even(len(kept), count)]
     return [f for _, f in pick], [f"{source}#grab={k}" for k, _ in pick], grabbed
 
 

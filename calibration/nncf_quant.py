@@ -54,3 +54,18 @@ def quantize(xml: Path, samples: list[dict[str, np.ndarray]], out_xml: Path, met
     return {"tool": "nncf.quantize", "nncf": nncf.__version__, "preset": "MIXED", "method": method,
             "range_estimator": ESTIMATORS[method], "ignored_scope_patterns": patterns,
             "ops_kept_float": len(plans.selected(names, keep_float)), "fast_bias_correction": True}
+
+
+def build_int8(q, target, twin: Path, graphs: dict, folder: Path, keep_float: list[str]) -> tuple[dict, dict]:
+    """An OpenVINO INT8 folder: each IR of the FP32 twin quantized by NNCF on the twin's own calibration inputs.
+    -> ({graph: GraphSpec}, {graph: settings})."""
+    from cmlite.converters import openvino_export
+    from cmlite.converters.folders import graph_spec
+
+    settings, out = {}, {}
+    for kind, old in graphs.items():
+        samples = getattr(q.samples[target.twin_target], kind.split("_")[0])  # masks_noiou: graph 2's inputs
+        settings[kind] = quantize(twin / old.file, samples, folder / old.file, q.method, keep_float)
+        out[kind] = graph_spec(folder, old.file, openvino_export.io_spec, old.batch,
+                               [Path(old.file).with_suffix(".bin").name])
+    return out, settings

@@ -27,9 +27,11 @@ METHODS = ("minmax", "percentile", "entropy")
 # calibrator's setting); percentile clips the top 0.001 % of |x|
 CALIBRATOR_OPTIONS = {"minmax": {}, "percentile": {"num_bins": 2048, "percentile": 99.999, "symmetric": False},
                       "entropy": {"num_bins": 2048, "num_quantized_bins": 128, "symmetric": False}}
+# The Q/DQ form each target's runtime wants. reduce_range (7-bit weights) keeps ONNX Runtime's int8 kernels from
+# saturating on x86 CPUs without VNNI; TensorRT accumulates in int32 and takes the full range.
 FORMS = {
-    "onnx": {"activation_type": "QUInt8", "weight_type": "QInt8", "extra_options": {}},
-    "tensorrt": {"activation_type": "QInt8", "weight_type": "QInt8",
+    "onnx": {"activation_type": "QUInt8", "weight_type": "QInt8", "extra_options": {}, "reduce_range": True},
+    "tensorrt": {"activation_type": "QInt8", "weight_type": "QInt8", "reduce_range": False,
                  "extra_options": {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}},
 }
 
@@ -95,15 +97,6 @@ def calibrate(model: Path, samples: list[dict[str, np.ndarray]], method: str, ca
     return cache
 
 
-def tensor_ranges(cache: Path) -> dict[str, tuple[float, float]]:
-    """The calibrated (low, high) per tensor, from a cache written by `calibrate`."""
-    from onnxruntime.quantization.calibrate import load_tensors_data
-
-    data = load_tensors_data(cache)
-    return {k: (float(np.asarray(v.range_value[0]).min()), float(np.asarray(v.range_value[1]).max()))
-            for k, v in data.data.items()}
-
-
 def quantize(model: Path, cache: Path, out: Path, method: str, keep_float: list[str], form: str = "onnx",
              reduce_range: bool = False) -> dict:
     """A QDQ graph from a pre-processed FP32 model and its calibration cache; nodes the plan selects stay float.
@@ -112,6 +105,7 @@ def quantize(model: Path, cache: Path, out: Path, method: str, keep_float: list[
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     f = FORMS[form]
+    reduce_range = reduce_range and f["reduce_range"]
     nodes = [n.name for n in onnx.load(str(model), load_external_data=False).graph.node]
     excluded = plans.selected(nodes, keep_float)
     ort_method = _ort_method(method)
@@ -124,3 +118,21 @@ def quantize(model: Path, cache: Path, out: Path, method: str, keep_float: list[
     return {"tool": "onnxruntime.quantization.quantize_static", "format": "QDQ", "per_channel": True, "reduce_range": reduce_range,
             "activations": f["activation_type"], "weights": f["weight_type"], "method": method,
             "calibrator": CALIBRATOR_OPTIONS[method], **f["extra_options"], "nodes_kept_float": len(excluded)}
+
+
+def build_int8(q, target, twin: Path, graphs: dict, folder: Path, keep_float: list[str]) -> tuple[dict, dict]:
+    """A target's INT8 ONNX graphs (ONNX Runtime, TensorRT) from ONNX Runtime's calibration of the FP32 twin
+    (q: calibration.quantize.Quantizer; graphs: the twin's manifest entries). Graph 2 without the MaskIoU head is
+    cut from the quantized graph 2. -> ({graph: GraphSpec}, {graph: settings})."""
+    from cmlite.converters.onnx_export import finish_graph, masks_only
+
+    settings, out = {}, {}
+    for kind in ("dense", "masks"):
+        path = folder / f"{kind}.onnx"
+        settings[kind] = quantize(*q.ort_ranges(kind), path, q.method, keep_float, form=target.name,
+                                  reduce_range=q.reduce_range)
+        out[kind] = finish_graph(folder, path, target, graphs[kind].batch)
+    if "masks_noiou" in graphs:
+        out["masks_noiou"] = finish_graph(folder, masks_only(folder / "masks.onnx", folder / "masks_noiou.onnx"),
+                                          target, graphs["masks_noiou"].batch)
+    return out, settings

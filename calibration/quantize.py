@@ -4,25 +4,27 @@
     -> ONNX Runtime ranges (once)     ->  plan: given, searched on the validation set, or the default
     -> <target>-int8/ per target      ->  FP32 and INT8 mask/box AP of each (with a validation set)
 
-Everything is built in a hidden folder inside `out_dir` and renamed into place only when complete: a failed
-or interrupted run leaves nothing half-written.
+Each target's row in runtimes/targets.py names its quantizer (calibration/<quantizer>.py, whose build_int8()
+writes the INT8 graphs) and the FP32 twin it starts from. The folders are written as `convert` writes them
+(converters/folders.py): in a staging folder, renamed into place only when all are complete, so a failed or
+interrupted run leaves nothing half-written.
 """
 from __future__ import annotations
 
+import importlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from cmlite.runtimes.errors import CmliteError
-from cmlite.runtimes.manifest import GraphSpec, read_manifest, sha256
+from cmlite.runtimes.manifest import GraphSpec, read_manifest
+from cmlite.runtimes.targets import NAMES
+from cmlite.runtimes.targets import get as target_row
 
 from . import ort_quant
 from . import plan as plans
 from .frames import CalibFrames
 from .samples import GraphSamples, collect
-
-TARGETS = ("onnx", "openvino", "tflite", "tensorrt")
-TWIN = {"onnx": "onnx", "tensorrt": "onnx", "openvino": "openvino", "tflite": "tflite"}  # FP32 folder each starts from
 
 
 @dataclass
@@ -34,10 +36,9 @@ class Validation:
 
 def check_targets(targets: list[str]) -> None:
     for t in targets:
-        if t not in TARGETS:
-            raise CmliteError(f"unknown target {t!r} for quantize; choose from {', '.join(TARGETS)}")
+        target_row(t, "target for quantize")
     if not targets:
-        raise CmliteError("no targets given: --targets onnx,openvino,tflite,tensorrt")
+        raise CmliteError(f"no targets given: --targets {','.join(NAMES)}")
 
 
 def _check_val_classes(model, val: Validation) -> None:
@@ -60,25 +61,17 @@ class _Int8Folder:
         folder.mkdir(parents=True)
 
     def finish(self, graphs: dict[str, GraphSpec], quantization: dict) -> Path:
-        import sys
+        from cmlite.converters.convert import add_target_section
+        from cmlite.converters.folders import command_line
 
         m = self.manifest
         m.target, m.precision, m.graphs, m.quantization = self.target, "int8", graphs, quantization
-        if sys.argv[0].endswith("cmlite"):  # the command that made this folder (the twin's may be a convert)
-            m.provenance = {**m.provenance, "command": " ".join(["cmlite", *sys.argv[1:]])}
-        if self.target == "tensorrt":
-            from cmlite.converters import tensorrt_export
-
-            m.tensorrt = tensorrt_export.section(m)
+        command = command_line()
+        if command:  # the command that made this folder (the twin's may be a convert)
+            m.provenance = {**m.provenance, "command": command}
+        add_target_section(m)
         m.write(self.folder)
         return self.folder
-
-
-def _spec(folder: Path, file: str, io, old: GraphSpec, aux: list[str] = ()) -> GraphSpec:
-    path = folder / file
-    inputs, outputs = io(path)
-    return GraphSpec(file=file, sha256=sha256(path), bytes=path.stat().st_size, inputs=inputs, outputs=outputs,
-                     batch=old.batch, aux_files={a: sha256(folder / a) for a in aux})
 
 
 def _evaluate(folder: Path, val: Validation, threads: int | None, backend: str | None = None) -> dict:
@@ -88,6 +81,9 @@ def _evaluate(folder: Path, val: Validation, threads: int | None, backend: str |
     m, _ = evaluate(runtimes.load(folder, threads=threads, backend=backend), val.annotations, val.images,
                     limit=val.limit, progress=False)
     return {k: round(m[k], 2) for k in ("mask_ap", "box_ap", "mask_ap50", "box_ap50")} | {"images": m["images"]}
+
+
+SEARCH_TARGET = "onnx"  # the plan search runs on ONNX Runtime, the fastest target to rebuild
 
 
 class Quantizer:
@@ -110,74 +106,39 @@ class Quantizer:
         """ONNX Runtime's calibration of a graph (for the onnx and tensorrt targets and the plan search), once."""
         if kind not in self.cache:
             self.log(f"calibrating {kind} ({self.method}) ...")
-            self.pre[kind] = ort_quant.preprocess(self.twins["onnx"] / f"{kind}.onnx", self.work / f"{kind}.pre.onnx")
-            self.cache[kind] = ort_quant.calibrate(self.pre[kind], getattr(self.samples["onnx"], kind), self.method,
+            twin, samples = self.twins[SEARCH_TARGET], self.samples[SEARCH_TARGET]
+            self.pre[kind] = ort_quant.preprocess(twin / f"{kind}.onnx", self.work / f"{kind}.pre.onnx")
+            self.cache[kind] = ort_quant.calibrate(self.pre[kind], getattr(samples, kind), self.method,
                                                    self.work / f"{kind}.{self.method}.ranges.json")
         return self.pre[kind], self.cache[kind]
 
     def calibration_record(self) -> dict:
-        s = self.samples.get("onnx") or next(iter(self.samples.values()))
+        s = self.samples.get(SEARCH_TARGET) or next(iter(self.samples.values()))
         return {**self.frames.summary(), "dense_samples": len(s.dense), "mask_samples": len(s.masks),
                 "mask_rois": s.num_rois, "frame_ids": self.frames.ids}
 
     def build(self, target: str, keep_float: list[str], folder: Path, record: dict) -> Path:
         """`folder` as the INT8 model of `target` with `keep_float` kept float; `record` goes to the manifest."""
-        from cmlite.converters import onnx_export
-
-        f = _Int8Folder(self.twins[TWIN[target]], folder, target)
-        settings, graphs = {}, {}
-        for kind in f.manifest.graphs:  # dense, masks and, where the twin has it, masks_noiou
-            old = f.manifest.graphs[kind]
-            if kind == "masks_noiou" and target in ("onnx", "tensorrt"):  # cut from the quantized graph 2
-                from cmlite.converters.convert import finish_onnx_graph
-
-                graphs[kind] = finish_onnx_graph(folder, onnx_export.masks_only(folder / "masks.onnx",
-                                                                                folder / "masks_noiou.onnx"), target)
-                graphs[kind].batch = old.batch
-                continue
-            samples = getattr(self.samples[TWIN[target]], kind.split("_")[0])  # masks_noiou: graph 2's inputs
-            if target in ("onnx", "tensorrt"):
-                settings[kind] = ort_quant.quantize(*self.ort_ranges(kind), folder / f"{kind}.onnx",
-                                                    self.method, keep_float, form=target,
-                                                    reduce_range=self.reduce_range and target == "onnx")
-                if target == "tensorrt":  # checked against TensorRT's parser and Q/DQ rules
-                    from cmlite.converters import tensorrt_export
-
-                    tensorrt_export.write(folder / f"{kind}.onnx", folder / f"{kind}.onnx")
-                graphs[kind] = _spec(folder, f"{kind}.onnx", onnx_export.io_spec, old)
-            elif target == "openvino":
-                from cmlite.converters import openvino_export
-
-                from . import nncf_quant
-
-                settings[kind] = nncf_quant.quantize(f.twin / old.file, samples, folder / old.file, self.method,
-                                                     keep_float)
-                graphs[kind] = _spec(folder, old.file, openvino_export.io_spec, old,
-                                     [Path(old.file).with_suffix(".bin").name])
-            else:
-                from cmlite.converters import tflite_export
-
-                from . import tflite_quant
-
-                settings[kind] = tflite_quant.quantize_tflite(f.twin / old.file, folder / old.file, samples,
-                                                              keep_float, log=self.log)
-                graphs[kind] = _spec(folder, old.file, tflite_export.io_spec, old)
+        row = target_row(target)
+        f = _Int8Folder(self.twins[row.twin_target], folder, target)
+        quantizer = importlib.import_module(f"cmlite.calibration.{row.quantizer}")
+        graphs, settings = quantizer.build_int8(self, row, f.twin, f.manifest.graphs, folder, keep_float)
         return f.finish(graphs, {**record, "backend": settings})
 
     def fp32_metrics(self, target: str, val: Validation) -> dict:
         """AP of a target's FP32 twin (evaluated once: onnx and tensorrt share theirs, and the search uses it)."""
-        twin = TWIN[target]
+        twin = target_row(target).twin_target
         if twin not in self._fp32_metrics:
             self._fp32_metrics[twin] = _evaluate(self.twins[twin], val, self.threads)
         return self._fp32_metrics[twin]
 
     def search(self, val: Validation, max_drop: float) -> plans.SearchResult:
         """The plan search runs on ONNX Runtime (the fastest to rebuild); the plan then applies to every target."""
-        fp32 = self.fp32_metrics("onnx", val)["mask_ap"]
+        fp32 = self.fp32_metrics(SEARCH_TARGET, val)["mask_ap"]
         count = iter(range(10**6))
 
         def evaluate(keep_float: list[str]) -> float:
-            folder = self.build("onnx", keep_float, self.work / f"search-{next(count)}", {})
+            folder = self.build(SEARCH_TARGET, keep_float, self.work / f"search-{next(count)}", {})
             ap = _evaluate(folder, val, self.threads)["mask_ap"]
             shutil.rmtree(folder)
             return ap
@@ -218,6 +179,68 @@ def find_twins(model, targets: list[str], folders: list[Path], source: Path | No
     return found
 
 
+def _reused(out_dir: Path, targets: list[str], model, source, fixed_hw, frames, method, keep_float, reuse,
+            log) -> list[str]:
+    """The targets whose INT8 folder in out_dir is already what this run would write (with reuse and a given plan)."""
+    if not reuse or keep_float is None:
+        return []
+    kept = [t for t in targets if int8_up_to_date(out_dir / f"{t}-int8", model, source, fixed_hw, frames, method,
+                                                  plans.expand(keep_float)) is None]
+    if kept:
+        log(f"reusing {', '.join(f'{t}-int8' for t in kept)} (quantized from this model with these frames, method "
+            f"and plan by this cmlite)")
+    return kept
+
+
+def _twins(model, targets: list[str], searching: bool, dirs: list[Path], work: Path, source, fixed_hw,
+           log) -> dict[str, Path]:
+    """target -> its FP32 twin folder: up-to-date ones reused from `dirs`, the others converted into `work`."""
+    from cmlite.converters.convert import convert
+
+    wanted = sorted({target_row(t).twin_target for t in targets} | ({SEARCH_TARGET} if searching else set()))
+    twins = find_twins(model, wanted, dirs, source, fixed_hw)
+    missing = [t for t in wanted if t not in twins]
+    log("FP32 twins: " + "; ".join([f"reusing {twins[t]} (up to date)" for t in twins]
+                                   + ([f"converting {', '.join(missing)}"] if missing else [])))
+    if missing:
+        twins |= {read_manifest(f).target: f for f in convert(model, work / "fp32", missing, ["fp32"],
+                                                              fixed_hw=fixed_hw, source=source, log=log)}
+    return twins
+
+
+def _choose_plan(q: Quantizer, keep_float: list[str] | None, val: Validation | None, max_ap_drop: float) -> dict:
+    """The plan record: the modules kept float and how they were chosen (given, searched or the default)."""
+    if keep_float is not None:
+        chosen, how, search = plans.expand(keep_float), "given (--keep-float)", None
+    elif val is not None:
+        q.log(f"searching the plan on {val.annotations} (max mask AP drop {max_ap_drop}) ...")
+        result = q.search(val, max_ap_drop)
+        chosen, how = result.plan, f"searched on {val.annotations} (max mask AP drop {max_ap_drop})"
+        search = {"fp32_mask_ap": result.fp32_ap, "all_int8_mask_ap": result.all_int8_ap,
+                  "plan_mask_ap": result.int8_ap, "blocks": result.blocks, "sensitivity": result.sensitivity,
+                  "steps": result.steps}
+    else:
+        chosen, how, search = list(plans.DEFAULT_PLAN), "default (measured on the embedded default model)", None
+    q.log(f"plan: keep float {', '.join(chosen) or 'nothing'}")
+    return {"keep_float": chosen, "chosen": how, **({"search": search} if search else {})}
+
+
+def _record_accuracy(q: Quantizer, target: str, folder: Path, val: Validation, max_ap_drop: float) -> None:
+    """FP32 and INT8 mask/box AP of a target's folder, in its manifest (off its device through the backend that
+    stands in for it: TensorRT's graphs in ONNX Runtime)."""
+    stand_in = target_row(target).measured_here_with
+    fp32 = q.fp32_metrics(target, val)
+    int8 = _evaluate(folder, val, q.threads, stand_in)
+    drop = round(fp32["mask_ap"] - int8["mask_ap"], 2)
+    m = read_manifest(folder)
+    m.quantization["accuracy"] = {"val": str(val.annotations), "fp32": fp32, "int8": int8, "mask_ap_drop": drop,
+                                  "within_budget": drop <= max_ap_drop,
+                                  **({"measured_with": target_row(stand_in).package} if stand_in else {})}
+    m.write(folder)
+    q.log(f"  {target}: mask AP {fp32['mask_ap']:.2f} -> {int8['mask_ap']:.2f} (drop {drop:.2f}), "
+          f"box AP {fp32['box_ap']:.2f} -> {int8['box_ap']:.2f}")
+
+
 def quantize(model, out_dir: str | Path, targets: list[str], frames: CalibFrames, method: str = "minmax",
              val: Validation | None = None, max_ap_drop: float = 1.0, keep_float: list[str] | None = None,
              fixed_hw: tuple[int, int] | None = None, source: Path | None = None, threads: int | None = None,
@@ -231,76 +254,30 @@ def quantize(model, out_dir: str | Path, targets: list[str], frames: CalibFrames
     explicit keep_float): INT8 folders in out_dir quantized from this model with these frames, method and plan are
     kept as they are (`cmlite demo`'s second run)."""
     from cmlite.converters import spawn_helper_processes
+    from cmlite.converters.folders import check_dir_path, model_folders
 
     spawn_helper_processes()
-    from cmlite.converters.convert import convert
-    from cmlite.converters.folders import check_dir_path, output_dir, refuse_to_replace, staging_dir
-
     check_targets(targets)
     if method not in ort_quant.METHODS:
         raise CmliteError(f"unknown --method {method!r}; choose from {', '.join(ort_quant.METHODS)}")
     if val is not None:
         _check_val_classes(model, val)
     out_dir = check_dir_path(out_dir)
-    kept = [t for t in targets if reuse and keep_float is not None and int8_up_to_date(
-        out_dir / f"{t}-int8", model, source, fixed_hw, frames, method, plans.expand(keep_float)) is None]
-    if kept:
-        log(f"reusing {', '.join(f'{t}-int8' for t in kept)} (quantized from this model with these frames, method "
-            f"and plan by this cmlite)")
-        targets = [t for t in targets if t not in kept]
-        if not targets:
-            return [out_dir / f"{t}-int8" for t in kept]
-    replaced = refuse_to_replace(out_dir, [f"{t}-int8" for t in targets], overwrite, "quantize")
-    written = [out_dir / f"{t}-int8" for t in kept]
-    with output_dir(out_dir), staging_dir(out_dir, "quantize", log) as work:
-        work = Path(work)
-        searching = keep_float is None and val is not None  # the plan search runs on ONNX Runtime
-        twin_targets = sorted({TWIN[t] for t in targets} | ({"onnx"} if searching else set()))
-        twins = find_twins(model, twin_targets, [out_dir, *map(Path, fp32_dirs)], source, fixed_hw)
-        missing = [t for t in twin_targets if t not in twins]
-        log("FP32 twins: " + "; ".join([f"reusing {twins[t]} (up to date)" for t in twins]
-                                       + ([f"converting {', '.join(missing)}"] if missing else [])))
-        if missing:
-            twins |= {read_manifest(f).target: f for f in convert(model, work / "fp32", missing, ["fp32"],
-                                                                  fixed_hw=fixed_hw, source=source, log=log)}
-        q = Quantizer(work, twins, frames, method, threads, reduce_range, log)
-        if keep_float is not None:
-            chosen, how, search = plans.expand(keep_float), "given (--keep-float)", None
-        elif val is not None:
-            log(f"searching the plan on {val.annotations} (max mask AP drop {max_ap_drop}) ...")
-            result = q.search(val, max_ap_drop)
-            chosen, how = result.plan, f"searched on {val.annotations} (max mask AP drop {max_ap_drop})"
-            search = {"fp32_mask_ap": result.fp32_ap, "all_int8_mask_ap": result.all_int8_ap,
-                      "plan_mask_ap": result.int8_ap, "blocks": result.blocks, "sensitivity": result.sensitivity,
-                      "steps": result.steps}
-        else:
-            chosen, how, search = list(plans.DEFAULT_PLAN), "default (measured on the embedded default model)", None
-        log(f"plan: keep float {', '.join(chosen) or 'nothing'}")
+    kept = _reused(out_dir, targets, model, source, fixed_hw, frames, method, keep_float, reuse, log)
+    targets = [t for t in targets if t not in kept]
+    if not targets:
+        return [out_dir / f"{t}-int8" for t in kept]
+    with model_folders(out_dir, [f"{t}-int8" for t in targets], "quantize", overwrite, log) as folders:
+        searching = keep_float is None and val is not None
+        twins = _twins(model, targets, searching, [out_dir, *map(Path, fp32_dirs)], folders.work, source, fixed_hw,
+                       log)
+        q = Quantizer(folders.work, twins, frames, method, threads, reduce_range, log)
         record = {"calibration": q.calibration_record(), "method": method,
-                  "plan": {"keep_float": chosen, "chosen": how, **({"search": search} if search else {})}}
-        staged = []
+                  "plan": _choose_plan(q, keep_float, val, max_ap_drop)}
         for target in targets:
             log(f"quantizing {target} ...")
-            folder = q.build(target, chosen, work / f"{target}-int8", record)
+            folder = q.build(target, record["plan"]["keep_float"], folders.work / f"{target}-int8", record)
             if val is not None:
-                backend = "onnx" if target == "tensorrt" else None  # TensorRT's graphs run in ORT here
-                fp32 = q.fp32_metrics(target, val)
-                int8 = _evaluate(folder, val, threads, backend)
-                drop = round(fp32["mask_ap"] - int8["mask_ap"], 2)
-                m = read_manifest(folder)
-                m.quantization["accuracy"] = {"val": str(val.annotations), "fp32": fp32, "int8": int8,
-                                              "mask_ap_drop": drop, "within_budget": drop <= max_ap_drop,
-                                              **({"measured_with": "onnxruntime"} if backend else {})}
-                m.write(folder)
-                log(f"  {target}: mask AP {fp32['mask_ap']:.2f} -> {int8['mask_ap']:.2f} (drop {drop:.2f}), "
-                    f"box AP {fp32['box_ap']:.2f} -> {int8['box_ap']:.2f}")
-            staged.append(folder)
-        for folder in staged:
-            final = out_dir / folder.name
-            if final.exists():
-                final.rename(work / f"{folder.name}.old")
-            folder.rename(final)
-            written.append(final)
-            if final in replaced:
-                log(f"  -> {final} (replaced the folder that was there)")
-    return written
+                _record_accuracy(q, target, folder, val, max_ap_drop)
+            folders.stage(folder)
+    return [out_dir / f"{t}-int8" for t in kept] + folders.written

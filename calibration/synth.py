@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_util
 
+from cmlite.runtimes.errors import CmliteError
 from cmlite.runtimes.progress import progress_bar
 
 GENERATOR_VERSION = "1.0"
@@ -308,9 +309,9 @@ def _photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _check_size(size) -> None:
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
-        raise ValueError(f"size must be an integer number of pixels, got {size!r}")
+        raise CmliteError(f"size must be an integer number of pixels, got {size!r}")
     if not MIN_SIZE <= size <= MAX_SIZE:
-        raise ValueError(f"size must be between {MIN_SIZE} and {MAX_SIZE} pixels, got {size}")
+        raise CmliteError(f"size must be between {MIN_SIZE} and {MAX_SIZE} pixels, got {size}")
 
 
 def render(size: int, rng: np.random.Generator) -> tuple[np.ndarray, list[dict], np.ndarray]:
@@ -380,9 +381,9 @@ def annotation(instance: dict, ann_id: int, image_id: int) -> dict:
 
 def _check_count(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
+        raise CmliteError(f"{name} must be an integer, got {value!r}")
     if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
+        raise CmliteError(f"{name} must be >= 0, got {value}")
     return int(value)
 
 
@@ -427,22 +428,22 @@ def generate(out_dir, n_train: int, n_val: int, size: int, seed: int, progress: 
     """
     n_train, n_val = _check_count("n_train", n_train), _check_count("n_val", n_val)
     if n_train + n_val == 0:
-        raise ValueError("n_train and n_val are both 0: nothing to generate")
+        raise CmliteError("n_train and n_val are both 0: nothing to generate")
     _check_size(size)
     size = int(size)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        raise CmliteError(f"seed must be a non-negative integer, got {seed!r}")
     seed = int(seed)
     out = Path(out_dir)
     if out.exists() or out.is_symlink():
         if not out.is_dir():
-            raise ValueError(f"{out} exists and is not a folder")
+            raise CmliteError(f"{out} exists and is not a folder")
         if any(out.iterdir()):
             if not overwrite:
-                raise ValueError(f"{out} exists and is not empty: choose another folder or pass --overwrite "
+                raise CmliteError(f"{out} exists and is not empty: choose another folder or pass --overwrite "
                                  "(overwrite=True from Python)")
             if not _is_dataset(out):
-                raise ValueError(f"{out} is not empty and does not hold a synthetic dataset (only train/, val/, "
+                raise CmliteError(f"{out} is not empty and does not hold a synthetic dataset (only train/, val/, "
                                  "annotations/): refusing to overwrite it, remove it yourself")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
@@ -474,7 +475,7 @@ def _install(tmp: Path, out: Path, overwrite: bool) -> None:
         os.rename(tmp, out)
         return
     if not (overwrite and _is_dataset(out)):
-        raise ValueError(f"{out} was filled while the dataset was being generated: not replacing it")
+        raise CmliteError(f"{out} was filled while the dataset was being generated: not replacing it")
     old = out.parent / f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
     os.rename(out, old)
     try:

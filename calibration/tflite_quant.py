@@ -140,17 +140,6 @@ def tensor_dtypes(tflite_file: Path) -> dict[str, str]:
     return {fu.get_tensor_name(t): types[t.type] for t in fu.read_model(str(tflite_file)).subgraphs[0].tensors}
 
 
-def tflite_keep_float_ops(fp32_file: Path, keep_float: list[str], module_paths=None) -> list[str]:
-    """The output tensor names of the ops that the plan (plus TFLITE_KEEP_FLOAT) keeps float, in graph order.
-
-    module_paths: the model's `named_modules()` paths, needed only for entries whose module is never called
-    itself (e.g. "proposal_generator"; see the module docstring).
-    """
-    ops = _graph_ops(Path(fp32_file))
-    kept, _ = _resolve(ops, keep_float, module_paths)
-    return [ops[i]["output"] for i in sorted(kept)]
-
-
 def quantize_tflite(fp32_file: Path, out_file: Path, samples: list[dict[str, np.ndarray]], keep_float: list[str],
                     log=print, module_paths=None) -> dict:
     """INT8 version of one cmlite FP32 .tflite graph (dense or masks). samples: calibration inputs by signature
@@ -199,3 +188,17 @@ def quantize_tflite(fp32_file: Path, out_file: Path, samples: list[dict[str, np.
             "io_dtype": "float32", "ops": len(ops), "float_ops": len(kept) + sum(unsupported.values()),
             "keep_float": {"plan": plan_ops, "unmatched": unmatched, "tflite": tflite,
                            "not_quantizable": unsupported}}
+
+
+def build_int8(q, target, twin: Path, graphs: dict, folder: Path, keep_float: list[str]) -> tuple[dict, dict]:
+    """A TFLite INT8 folder: each .tflite of the FP32 twin (graph 2 without the MaskIoU head too) quantized by
+    ai-edge-quantizer on the twin's own calibration inputs. -> ({graph: GraphSpec}, {graph: settings})."""
+    from cmlite.converters import tflite_export
+    from cmlite.converters.folders import graph_spec
+
+    settings, out = {}, {}
+    for kind, old in graphs.items():
+        samples = getattr(q.samples[target.twin_target], kind.split("_")[0])  # masks_noiou: graph 2's inputs
+        settings[kind] = quantize_tflite(twin / old.file, folder / old.file, samples, keep_float, log=q.log)
+        out[kind] = graph_spec(folder, old.file, tflite_export.io_spec, old.batch)
+    return out, settings

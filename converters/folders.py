@@ -1,4 +1,5 @@
-"""Output folders that a failed or interrupted run does not leave behind.
+"""Output folders that a failed or interrupted run does not leave behind: the one way `convert` and `quantize`
+write model folders (`ModelFolders`), and the manifest entry of a written graph (`graph_spec`).
 
 A run builds its folders in a hidden staging folder inside --out, `.cmlite-<command>-<pid>-<start>-<random>`, and
 renames them into place only when all are complete. An exception or Ctrl-C removes the staging folder at once; a
@@ -10,10 +11,12 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
 from cmlite.runtimes.errors import CmliteError
+from cmlite.runtimes.manifest import GraphSpec, sha256
 
 
 def check_dir_path(path: str | Path, flag: str = "--out") -> Path:
@@ -124,3 +127,59 @@ def staging_dir(out_dir: Path, command: str, log=print):
             _restore_replaced(work, out_dir, log)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def command_line() -> str | None:
+    """The `cmlite ...` command running now, for a manifest's provenance (None when called from Python)."""
+    return " ".join(["cmlite", *sys.argv[1:]]) if sys.argv[0].endswith("cmlite") else None
+
+
+def graph_spec(folder: Path, file: str, io, batch: int | None = None, aux: list[str] = ()) -> GraphSpec:
+    """The manifest entry of a graph written to folder/file: io(path) -> (inputs, outputs); aux: other files it
+    needs in the folder (an IR's .bin), hashed too."""
+    path = Path(folder) / file
+    inputs, outputs = io(path)
+    return GraphSpec(file=file, sha256=sha256(path), bytes=path.stat().st_size, inputs=inputs, outputs=outputs,
+                     batch=batch, aux_files={a: sha256(Path(folder) / a) for a in aux})
+
+
+class ModelFolders:
+    """Model folders written whole or not at all. Each is built in the staging folder (`new`), handed back when
+    complete (`stage`) and renamed into `out_dir` only when every one of the run is: a failure before that leaves
+    `out_dir` as it was, byte for byte. Folders of the same names are refused unless overwrite."""
+
+    def __init__(self, out_dir: Path, replaced: list[Path], work: Path, log):
+        self.out_dir, self.replaced, self.work, self.log = out_dir, replaced, work, log
+        self.staged: list[Path] = []
+        self.written: list[Path] = []
+
+    def new(self, name: str) -> Path:
+        """An empty folder for model `name`, in the staging folder."""
+        folder = self.work / name
+        folder.mkdir(parents=True)
+        return folder
+
+    def stage(self, folder: Path) -> None:
+        self.staged.append(folder)
+
+    def commit(self) -> list[Path]:
+        for folder in self.staged:
+            final = self.out_dir / folder.name
+            if final.exists():
+                final.rename(self.work / f"{folder.name}{OLD_SUFFIX}")
+            folder.rename(final)
+            self.written.append(final)
+            self.log(f"  -> {final}" + (" (replaced the folder that was there)" if final in self.replaced else ""))
+        return self.written
+
+
+@contextmanager
+def model_folders(out_dir: str | Path, names: list[str], command: str, overwrite: bool = False, log=print):
+    """`with model_folders(out, ["onnx-fp32"], "convert") as folders:` build each in folders.new(name), then
+    folders.stage(it); all are committed when the block ends without an error."""
+    out_dir = check_dir_path(out_dir)
+    replaced = refuse_to_replace(out_dir, names, overwrite, command)
+    with output_dir(out_dir), staging_dir(out_dir, command, log) as work:
+        folders = ModelFolders(out_dir, replaced, Path(work), log)
+        yield folders
+        folders.commit()

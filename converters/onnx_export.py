@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import importlib
 import logging
+import shutil
 import warnings
 from pathlib import Path
 
@@ -15,7 +17,10 @@ import onnx
 import torch
 
 from cmlite.lite.model import CenterMaskLite
+from cmlite.runtimes.manifest import GraphSpec
+from cmlite.runtimes.targets import Target
 
+from .folders import graph_spec
 from .graphs import DENSE_INPUTS, MASK_INPUTS, DenseGraph, MaskGraph, dense_output_names, mask_output_names, \
     sample_inputs
 
@@ -133,3 +138,29 @@ def io_spec(path: Path) -> tuple[list[dict], list[dict]]:
     outputs = [{"name": v.name, "shape": dims(v), "dtype": dtype(v), "layout": "NCHW" if len(dims(v)) == 4 else "NC"}
                for v in g.output]
     return inputs, outputs
+
+
+def finish_graph(folder: Path, path: Path, target: Target, batch: int | None = None) -> GraphSpec:
+    """A written ONNX graph's manifest entry; a target with parser rules (TensorRT's) has it checked and rewritten
+    by them first."""
+    if target.rules:
+        importlib.import_module(f"cmlite.converters.{target.rules}").write(path, path)
+    return graph_spec(folder, path.name, io_spec, batch)
+
+
+def build(fp32, precision: str, folder: Path, target: Target) -> dict[str, GraphSpec]:
+    """A target's folder of ONNX graphs (ONNX Runtime, TensorRT) from the run's FP32 export
+    (converters.fp32_graphs.Fp32Graphs): fp32 copied, fp16 converted; graph 2 without the MaskIoU head beside
+    where the model has the head and the target's runtime cannot drop it at load."""
+    graphs = {}
+    for kind in ("dense", "masks"):
+        dst = folder / f"{kind}.onnx"
+        if precision == "fp32":
+            shutil.copyfile(fp32.onnx(kind), dst)
+        else:
+            to_fp16(fp32.onnx(kind), dst)
+        graphs[kind] = finish_graph(folder, dst, target)
+    if fp32.model.variant.maskiou and not target.drops_maskiou_at_load:
+        graphs["masks_noiou"] = finish_graph(folder, masks_only(folder / "masks.onnx", folder / "masks_noiou.onnx"),
+                                             target)
+    return graphs

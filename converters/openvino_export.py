@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cmlite.runtimes.manifest import GraphSpec
+from cmlite.runtimes.targets import Target
+
+from .folders import graph_spec
+
 
 def onnx_to_ir(onnx_path: Path, xml_path: Path, fp16_weights: bool) -> list[Path]:
     import openvino as ov
@@ -26,3 +31,14 @@ def io_spec(xml_path: Path) -> tuple[list[dict], list[dict]]:
     outputs = [{"name": p.get_any_name(), "shape": shape(p), "dtype": p.get_element_type().to_dtype().name,
                 "layout": "NCHW" if len(p.get_partial_shape()) == 4 else "NC"} for p in model.outputs]
     return inputs, outputs
+
+
+def build(fp32, precision: str, folder: Path, target: Target) -> dict[str, GraphSpec]:
+    """An OpenVINO folder from the run's FP32 ONNX graphs: FP16 weights for fp16, float32 for fp32 and bf16 (whose
+    precision is the runtime's hint). No graph 2 without the MaskIoU head: OpenVINO cuts it at load."""
+    graphs = {}
+    for kind in ("dense", "masks"):
+        xml = folder / f"{kind}.xml"
+        onnx_to_ir(fp32.onnx(kind), xml, fp16_weights=precision == "fp16")
+        graphs[kind] = graph_spec(folder, xml.name, io_spec, aux=[xml.with_suffix(".bin").name])
+    return graphs

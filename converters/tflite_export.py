@@ -18,8 +18,10 @@ from pathlib import Path
 from torch import nn
 
 from cmlite.lite.model import CenterMaskLite
-from cmlite.runtimes.manifest import GraphSpec, sha256
+from cmlite.runtimes.manifest import GraphSpec
+from cmlite.runtimes.targets import Target
 
+from .folders import graph_spec
 from .graphs import DenseGraph, MaskGraph, sample_inputs
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the converter's C++ info lines
@@ -101,15 +103,15 @@ def convert_fp32(model: CenterMaskLite, work: Path, fixed_hw: tuple[int, int], m
     return files
 
 
-def build(precision: str, folder: Path, fp32_files: dict[str, Path], mask_batch: int) -> dict[str, GraphSpec]:
+def build(fp32, precision: str, folder: Path, target: Target) -> dict[str, GraphSpec]:
+    """A TFLite folder at the target's fixed input from the run's FP32 .tflite files (converters.fp32_graphs):
+    copied for fp32, FP16 weights for fp16."""
     graphs = {}
-    for kind, src in fp32_files.items():
+    for kind, src in fp32.tflite(fp32.input_hw(target)).items():
         path = folder / src.name
         if precision == "fp16":
             _fp16(src, path)
         else:
             shutil.copyfile(src, path)
-        inputs, outputs = io_spec(path)
-        graphs[kind] = GraphSpec(file=path.name, sha256=sha256(path), bytes=path.stat().st_size, inputs=inputs,
-                                 outputs=outputs, batch=mask_batch if kind.startswith("masks") else None)
+        graphs[kind] = graph_spec(folder, path.name, io_spec, fp32.mask_batch if kind.startswith("masks") else None)
     return graphs

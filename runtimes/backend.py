@@ -58,8 +58,11 @@ class ConvertedSegmenter(Segmenter):
 
     def no_graph(self, kind: str) -> CmliteError:
         """The one line when a folder lacks a graph it was asked for (masks_noiou: made since cmlite 0.2)."""
-        return CmliteError(f"{self.folder}: no graph 2 without the MaskIoU head here (the folder was converted by an "
-                           f"older cmlite): convert it again, or keep the head (--maskiou on)")
+        if kind == "masks_noiou":
+            return CmliteError(f"{self.folder}: no graph 2 without the MaskIoU head here (the folder was converted by "
+                               f"an older cmlite): convert it again, or keep the head (--maskiou on)")
+        return CmliteError(f"{self.folder}: the manifest names no {kind!r} graph; "
+                           f"{self.manifest.remake_hint(self.folder)}")
 
     @property
     def device(self) -> str:

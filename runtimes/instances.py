@@ -37,20 +37,6 @@ class BoxMasks:
         return BoxMasks([self.crops[i] for i in np.atleast_1d(picked).tolist()], self.origins[idx].reshape(-1, 2),
                         self.image_hw)
 
-    @staticmethod
-    def from_full(masks: np.ndarray) -> "BoxMasks":
-        """(N, H, W) -> each mask cropped to its bounding box (an empty mask to 0x0)."""
-        crops, origins = [], []
-        for m in np.asarray(masks, bool):
-            rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
-            if not len(rows):
-                crops.append(np.zeros((0, 0), bool))
-                origins.append((0, 0))
-                continue
-            crops.append(m[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].copy())
-            origins.append((rows[0], cols[0]))
-        return BoxMasks(crops, np.array(origins, np.int64).reshape(-1, 2), tuple(masks.shape[1:]))
-
 
 @dataclass
 class Instances:

@@ -4,18 +4,11 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from .host_setup import prepare_process
+from . import targets
 from .errors import CmliteError
+from .host_setup import prepare_process
 from .manifest import read_manifest
 from .pipeline import Segmenter
-
-# target -> (module, class); one file per backend
-BACKENDS = {
-    "onnx": ("cmlite.runtimes.ort_backend", "OrtSegmenter"),
-    "openvino": ("cmlite.runtimes.openvino_backend", "OpenVinoSegmenter"),
-    "tflite": ("cmlite.runtimes.litert_backend", "LiteRtSegmenter"),
-    "tensorrt": ("cmlite.runtimes.tensorrt_backend", "TensorRtSegmenter"),
-}
 
 
 def load(path: str | Path, threads: int | None = None, verify: bool = True, backend: str | None = None,
@@ -30,24 +23,22 @@ def load(path: str | Path, threads: int | None = None, verify: bool = True, back
     folder = folder if folder.is_dir() else folder.parent
     if verify:
         manifest.verify_files(folder)
-    backend = backend or manifest.target
-    if backend != manifest.target and not (backend == "onnx" and all(
-            g.file.endswith(".onnx") for g in manifest.graphs.values())):
-        raise CmliteError(f"{folder}: a {manifest.target} model cannot run on {backend}; convert it for {backend}"
-                          + (" (--backend onnx runs only the ONNX graphs of onnx and tensorrt folders)"
-                             if backend == "onnx" else ""))
-    if backend not in BACKENDS:
-        raise CmliteError(f"{folder}: no runtime for target {backend!r}")
-    module, cls = BACKENDS[backend]
+    row = targets.get(backend or manifest.target, "backend")
+    onnx_only = all(g.file.endswith(".onnx") for g in manifest.graphs.values())
+    if row.name != manifest.target and not (row.runs_onnx_graphs and onnx_only):
+        ran = " and ".join(t.name for t in targets.TARGETS.values() if t.onnx_graphs)
+        raise CmliteError(f"{folder}: a {manifest.target} model cannot run on {row.name}; convert it for {row.name}"
+                          + (f" (--backend {row.name} runs only the ONNX graphs of {ran} folders)"
+                             if row.runs_onnx_graphs else ""))
+    module = f"cmlite.runtimes.{row.backend}"
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as e:
         if e.name != module:
             raise
         alt = (" or run its ONNX graphs in ONNX Runtime: --backend onnx, or runtimes.load(folder, backend='onnx')"
-               if all(
-            g.file.endswith(".onnx") for g in manifest.graphs.values()) else "")
-        raise CmliteError(f"{folder}: this cmlite has no {backend} runtime (no {module}); upgrade cmlite{alt}") \
+               if onnx_only else "")
+        raise CmliteError(f"{folder}: this cmlite has no {row.name} runtime (no {module}); upgrade cmlite{alt}") \
             from None
     prepare_process()
-    return getattr(mod, cls)(manifest, folder, threads, maskiou, **overrides)
+    return getattr(mod, row.segmenter)(manifest, folder, threads, maskiou, **overrides)

@@ -3,7 +3,7 @@
 A runtime reads only this file and the graph files it lists. Schema (version 1):
 
     schema        "cmlite.manifest/1"
-    target        "onnx" (ONNX Runtime) | "openvino" | "tflite" (LiteRT) | "tensorrt"
+    target        a row of runtimes/targets.py: "onnx" (ONNX Runtime) | "openvino" | "tflite" (LiteRT) | "tensorrt"
     precision     "fp32" | "fp16" | "bf16" | "int8"
     model         variant, num_classes, class_names, category_ids, maskiou
     input         colour "BGR", layout "NCHW", dtype, mean/std (applied inside graph 1), pad "mean",
@@ -30,13 +30,14 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import targets
 from .config import PipelineConfig
 from .errors import CmliteError
 
 SCHEMA = "cmlite.manifest/1"
 MANIFEST = "manifest.json"
-TARGETS = ("onnx", "openvino", "tflite", "tensorrt")  # onnx runs on ONNX Runtime
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+TARGETS = targets.NAMES  # runtimes/targets.py: one row per target
+PRECISIONS = targets.PRECISIONS
 GRAPHS = ("dense", "masks", "masks_noiou")  # masks_noiou: graph 2 without the MaskIoU head (models with one)
 GRAPH_SUFFIXES = {".onnx", ".xml", ".bin", ".tflite", ".engine", ".plan", ".pth", ".pt"}
 

@@ -23,6 +23,7 @@ from .preprocess import Preprocessed, preprocess
 from .roi_align import assign_levels, roi_align
 
 NUM_LEVELS = 5
+STAGES = ("preprocess", "graph1", "host", "graph2", "paste")  # a Segmenter's stages, in order (Job.timings' keys)
 DENSE_INPUTS = ("image",)
 MASK_INPUTS = ("rois", "classes_onehot")
 
@@ -64,7 +65,7 @@ class Job:
     mask_probs: np.ndarray | None = None
     maskiou: np.ndarray | None = None
     instances: Instances | None = None
-    timings: dict[str, float] = field(default_factory=dict)  # ms per stage: Segmenter.STAGES
+    timings: dict[str, float] = field(default_factory=dict)  # ms per stage: STAGES
 
 
 class Segmenter(ABC):
@@ -77,7 +78,7 @@ class Segmenter(ABC):
     mask_batch: int | None = None  # fixed-shape backends: the mask graph's RoI count (padded and chunked)
     timings: dict[str, float] = {}  # ms per stage of the last predict(): STAGES
 
-    STAGES = ("preprocess", "graph1", "host", "graph2", "paste")
+    STAGES = STAGES
 
     @property
     def device(self) -> str:

@@ -38,6 +38,28 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
 
 
+_DURATIONS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    """Each test's time, set-up (its share of session fixtures included) and tear-down too."""
+    _DURATIONS[report.nodeid] = _DURATIONS.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """With CMLITE_DURATIONS=FILE (as .ci/run sets it), the 30 slowest tests are written there, slowest first,
+    with the tier they belong to and the run's total, so the suite's cost is kept where CI prints it."""
+    path = os.environ.get("CMLITE_DURATIONS")
+    if not path or not _DURATIONS:
+        return
+    slow = {item.nodeid for item in session.items if item.get_closest_marker("slow")}
+    rows = sorted(_DURATIONS.items(), key=lambda kv: -kv[1])
+    lines = [f"# {len(_DURATIONS)} tests, {sum(_DURATIONS.values()):.0f} s in tests (marker: "
+             f"{session.config.getoption('markexpr') or 'all'})"]
+    lines += [f"{d:8.2f} s  {'slow' if k in slow else 'fast'}  {k}" for k, d in rows[:30]]
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
 @pytest.fixture(scope="session")
 def reference():
     if not NPZ.is_file():

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from cmlite.apps.bench_worker import RowSpec
+from cmlite.runtimes.pipeline import STAGES
 from cmlite.apps.cli import main
 from cmlite.apps.latency_stats import summarize
 from cmlite.apps.report_plots import pareto
@@ -22,7 +23,6 @@ from tests.system_tools import need
 RESULT_KEYS = ("model", "target", "precision", "threads", "size", "latency_ms", "fps", "stages_ms", "peak_rss_mb",
                "load_ms", "size_mb", "mask_ap", "box_ap", "cold_ms", "detections_per_image", "latency_samples_ms",
                "error")
-STAGES = ("preprocess", "graph1", "host", "graph2", "paste")
 
 
 # -- statistics ---------------------------------------------------------------------------------------------

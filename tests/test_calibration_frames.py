@@ -251,14 +251,15 @@ def test_video_sequential_fallback_spans_video(video):
 
 def test_grab_live_on_a_real_capture(video):
     capture = cv2.VideoCapture(str(video))  # a real stream standing in for a camera
-    frames, n = cf.grab_live(capture, 5, seconds=60)
+    pick, n = cf.grab_live(capture, 5, seconds=60)
     capture.release()
-    assert n == 40 and len(frames) == 5
-    got = [_frame_index(f) for f in frames]
+    assert n == 40 and len(pick) == 5
+    got = [_frame_index(f) for _, f in pick]
+    assert got == [i for i, _ in pick]  # each frame with its index in the stream
     assert [g // 8 for g in got] == [0, 1, 2, 3, 4]  # evenly spread over everything grabbed
     capture = cv2.VideoCapture(str(video))
-    frames, n = cf.grab_live(capture, 3, seconds=60, max_frames=10)
-    assert n == 10 and len(frames) == 3 and all(_frame_index(f) < 10 for f in frames)
+    pick, n = cf.grab_live(capture, 3, seconds=60, max_frames=10)
+    assert n == 10 and len(pick) == 3 and all(_frame_index(f) < 10 for _, f in pick)
     frames, n = cf.grab_live(capture, 3, seconds=0)  # time is up at once
     capture.release()
     assert (frames, n) == ([], 0)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from cmlite import runtimes
-from cmlite.apps.camera import CameraOptions, run_camera
+from cmlite.apps.camera_loop import CameraOptions, run_camera
 from cmlite.apps.cli import main
 from cmlite.apps.sources import Source, open_source
 from cmlite.calibration.synth_scene import MovingScene, write_clip

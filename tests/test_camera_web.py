@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from cmlite import runtimes
-from cmlite.apps.camera import CameraOptions, run_camera
+from cmlite.apps.camera_loop import CameraOptions, run_camera
 from cmlite.apps.sources import open_source
 from tests.system_tools import need
 

@@ -7,6 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
+from cmlite.runtimes.errors import CmliteError
 from pycocotools import mask as mask_util
 from pycocotools.coco import COCO
 
@@ -256,7 +258,7 @@ def test_refuses_non_empty_folder_and_overwrites_only_a_dataset(tmp_path):
     out.mkdir()  # an empty folder is fine
     synth.generate(out, 2, 1, 64, seed=1, progress=False)
     before = _files(out)
-    with pytest.raises(ValueError, match="not empty"):
+    with pytest.raises(CmliteError, match="not empty"):
         synth.generate(out, 2, 1, 64, seed=2, progress=False)
     assert _files(out) == before
     synth.generate(out, 1, 1, 64, seed=2, progress=False, overwrite=True)
@@ -266,9 +268,9 @@ def test_refuses_non_empty_folder_and_overwrites_only_a_dataset(tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("keep me")
-    with pytest.raises(ValueError, match="not empty"):
+    with pytest.raises(CmliteError, match="not empty"):
         synth.generate(other, 1, 0, 64, seed=0, progress=False)
-    with pytest.raises(ValueError, match="refusing to overwrite"):
+    with pytest.raises(CmliteError, match="refusing to overwrite"):
         synth.generate(other, 1, 0, 64, seed=0, progress=False, overwrite=True)
     assert (other / "notes.txt").read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "other"]  # no temporary folder left
@@ -287,17 +289,17 @@ def test_refuses_non_empty_folder_and_overwrites_only_a_dataset(tmp_path):
 ])
 def test_argument_validation(tmp_path, kwargs, match):
     args = dict(n_train=1, n_val=1, size=64, seed=0, progress=False) | kwargs
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(CmliteError, match=match):
         synth.generate(tmp_path / "ds", **args)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_render_and_target_validation(tmp_path):
-    with pytest.raises(ValueError, match="size"):
+    with pytest.raises(CmliteError, match="size"):
         synth.render(32, np.random.default_rng(0))
     target = tmp_path / "file"
     target.write_text("x")
-    with pytest.raises(ValueError, match="not a folder"):
+    with pytest.raises(CmliteError, match="not a folder"):
         synth.generate(target, 1, 0, 64, seed=0, progress=False)
 
 
@@ -328,7 +330,7 @@ def test_folder_filled_during_generation_is_not_replaced(tmp_path, monkeypatch):
         return real(size, rng)
 
     monkeypatch.setattr(synth, "render", render_and_meddle)
-    with pytest.raises(ValueError, match="filled while"):
+    with pytest.raises(CmliteError, match="filled while"):
         synth.generate(out, 1, 1, 64, seed=0, progress=False)
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["ds"]

@@ -15,6 +15,19 @@ HEAD = "proposal_generator.fcos_head"
 PLAN = [f"{HEAD}.cls_tower", "roi_heads.maskiou_head"]
 
 
+def tflite_keep_float_ops(fp32_file, keep_float: list[str], module_paths=None) -> list[str]:
+    """The output tensor names of the ops that the plan (plus TFLITE_KEEP_FLOAT) keeps float, in graph order, as
+    quantize_tflite resolves them. module_paths: the model's `named_modules()` paths, needed only for entries whose
+    module is never called itself (e.g. "proposal_generator")."""
+    from pathlib import Path
+
+    from cmlite.calibration.tflite_quant import _graph_ops, _resolve
+
+    ops = _graph_ops(Path(fp32_file))
+    kept, _ = _resolve(ops, keep_float, module_paths)
+    return [ops[i]["output"] for i in sorted(kept)]
+
+
 def own(tensor_name: str) -> str:
     """The op's own module call stack in a litert-torch tensor name (the last of the fused names)."""
     return tensor_name.rsplit(";", 1)[0].split(";")[-1]
@@ -82,8 +95,6 @@ def int8(fp32):
 
 
 def test_plan_maps_to_ops_by_module_path(fp32, default_model):
-    from cmlite.calibration.tflite_quant import tflite_keep_float_ops
-
     _, folder, _ = fp32
     dense = folder / "dense_320x320.tflite"
     tower = tflite_keep_float_ops(dense, [f"{HEAD}.cls_tower"])
@@ -107,7 +118,7 @@ def test_plan_maps_to_ops_by_module_path(fp32, default_model):
 def test_kept_ops_stay_float_and_the_rest_is_int8(fp32, int8):
     from ai_edge_litert.interpreter import Interpreter
 
-    from cmlite.calibration.tflite_quant import _graph_ops, tensor_dtypes, tflite_keep_float_ops
+    from cmlite.calibration.tflite_quant import _graph_ops, tensor_dtypes
 
     _, folder, _ = fp32
     out, settings = int8

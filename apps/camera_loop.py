@@ -1,0 +1,270 @@
+"""The camera's run loop: frames from a capture thread through a model's runner to the outputs (a window, a
+recording, a web stream, the stats), with the keys' state. `cmlite camera` (apps/camera.py) and the demo run it.
+
+    summary = run_camera(runtimes.load("out/onnx-int8"), open_source("synth"), CameraOptions(window=False))
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cmlite.runtimes.errors import CmliteError
+from cmlite.runtimes.overlap import runner
+from cmlite.runtimes.pipeline import Segmenter
+
+from .capture import Capture, EndOfSource
+from .frame_stats import FrameStats
+from .overlay import draw_banner, draw_panel, panel_lines
+from .sources import Source
+from .visualize import draw
+from .web import MAX_VIEWERS
+
+IDLE_S = 0.25  # how often the outputs refresh when no frame comes (source lost, slow stream)
+
+
+@dataclass
+class CameraOptions:
+    loop: bool = False
+    realtime: bool = False
+    mode: str = "auto"  # runtimes/overlap.py: auto, overlap (consecutive frames' stages at once) or sequential
+    window: bool = True
+    record: str | None = None
+    record_codec: str = "auto"  # recorder.py: a browser codec (auto) or the quick ones (fast)
+    serve: str | None = None
+    token: str | None = None  # web.py: required off loopback (made when not given) unless no_token
+    no_token: bool = False
+    max_viewers: int = MAX_VIEWERS
+    frames: int | None = None
+    seconds: float | None = None
+    stats: str | None = None
+    show_thresh: float = 0.5
+    panel: str = "top-left"  # the status panel's corner, or "off" (the p key shows and hides it)
+    snapshot_dir: str = "."
+    stop: threading.Event = field(default_factory=threading.Event)  # set() ends the run (Python API)
+    stop_reason: str = "stopped"  # what --stats says stopped it when `stop` was set
+    log: object = field(default=lambda message: print(message, file=sys.stderr))
+
+
+def model_info(seg: Segmenter, source: Source, threads: int | None, mode: str) -> dict:
+    from .device_info import cpu_line
+
+    manifest = getattr(seg, "manifest", None)
+    backend = manifest.target if manifest else "pytorch"
+    precision = manifest.precision if manifest else "fp32"
+    return {"backend": backend, "precision": precision, "device": seg.device, "cpu": cpu_line(),
+            "threads": threads or "all", "mode": mode, "maskiou": getattr(seg, "maskiou", True),
+            "source": source.describe(),
+            "min_size": seg.config.min_size, "max_size": seg.config.max_size, "input": "-"}
+
+
+class _Outputs:
+    """Window, recorder and web server: whichever were asked for."""
+
+    def __init__(self, opts: CameraOptions, source: Source, stats_fn):
+        self.window = self.recorder = self.server = None
+        from .window import HELP, unavailable
+
+        if opts.window:
+            why = unavailable()
+            if why is None:
+                from .window import Window
+
+                self.window = Window()
+                opts.log(HELP)
+            elif opts.record or opts.serve or opts.stats:
+                opts.log(f"no window: {why}")
+            else:
+                raise CmliteError(why)
+        if opts.record:
+            from .recorder import Recorder
+
+            self.recorder = Recorder(opts.record, fps=None if source.live or opts.realtime else source.fps,
+                                     codec=opts.record_codec, log=opts.log)
+        if opts.serve:
+            from .web import serve
+
+            self.server = serve(opts.serve, stats_fn, opts.token, opts.no_token, opts.max_viewers, log=opts.log)
+            opts.log(f"serving {self.server.url} (the page), {self.server.link('/stream.mjpg')} and "
+                     f"{self.server.link('/stats.json')}")
+
+    def show(self, image, record: bool = True) -> str | None:
+        if self.recorder is not None and record:
+            self.recorder.write(image)
+        if self.server is not None:
+            self.server.frames.publish(image)
+        return self.window.show(image) if self.window is not None else None
+
+    def close(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
+        if self.server is not None:
+            self.server.stop()
+        if self.window is not None:
+            self.window.close()
+
+
+@dataclass
+class CameraState:
+    """What the keys change and the loop reads."""
+    paused: bool = False
+    masks: bool = True
+    panel: bool = True
+    status: str = ""  # why no frame comes (source lost) or "paused ...", shown as a banner
+    panel_rect: tuple | None = None  # where the panel was drawn: labels keep out of it
+    resumed_at: float = 0.0  # frames taken before the pause ended are not shown
+    last: object = None  # the last picture shown, without the banner (refreshes, snapshots)
+
+    def on_key(self, action: str | None, opts: CameraOptions, frames: int) -> str | None:
+        """Apply a key's action; -> the stop reason when it ends the run."""
+        if action == "quit":
+            return "quit key"
+        if action == "pause":
+            self.paused = not self.paused
+            self.resumed_at = time.perf_counter()
+        elif action == "masks":
+            self.masks = not self.masks
+        elif action == "panel":
+            self.panel = not self.panel
+        elif action == "snapshot" and self.last is not None:
+            _snapshot(self.last, opts, frames)
+        return None
+
+
+class _CameraRun:
+    """One run of the camera loop: the capture, the runner over the model, the outputs and the counts."""
+
+    def __init__(self, seg: Segmenter, source: Source, opts: CameraOptions, threads: int | None):
+        self.opts, self.stats = opts, FrameStats()
+        self.info = model_info(seg, source, threads, opts.mode)
+        self.capture = Capture(source, loop=opts.loop, realtime=opts.realtime, log=opts.log)
+        self.state = CameraState(panel=opts.panel != "off")
+        self.corner = opts.panel if opts.panel != "off" else "top-left"
+        self.seg, self.source, self.run = seg, source, None
+
+    def live_stats(self) -> dict:
+        c, st = self.capture, self.state
+        return {**self.stats.live(), **self.info, "dropped": c.dropped, "captured": c.captured, "reopens": c.reopens,
+                "status": st.status, "paused": st.paused}
+
+    def take(self, timeout: float):
+        frame = self.capture.get(timeout)
+        return None if frame is None else (frame, frame.image)
+
+    def overlay(self, frame, job) -> None:
+        """The instances drawn on the frame, where the runner finishes a frame (overlapped: a stage thread)."""
+        t0 = time.perf_counter()
+        st = self.state
+        avoid = [st.panel_rect] if st.panel and st.panel_rect else []  # labels stay readable
+        draw(frame.image, job.instances, min_score=self.opts.show_thresh, masks=st.masks, inplace=True, avoid=avoid)
+        job.timings["draw"] = (time.perf_counter() - t0) * 1e3
+
+    def present(self, frame, job, outputs: _Outputs) -> str | None:
+        """A finished frame: the panel and banner drawn, shown on every output once, counted. -> a key's action."""
+        st = self.state
+        self.info["input"] = "x".join(map(str, job.pre.tensor.shape[2:]))
+        self.info["mode"], self.info["running"] = self.run.describe(), self.run.active
+        t0 = time.perf_counter()
+        image = frame.image
+        if st.panel:
+            st.panel_rect = draw_panel(image, panel_lines(self.live_stats()), self.corner)
+        st.last = image.copy()
+        if st.status:
+            draw_banner(image, st.status)
+        t1 = time.perf_counter()
+        action = outputs.show(image)
+        t2 = time.perf_counter()
+        job.timings["draw"] = job.timings.get("draw", 0.0) + (t1 - t0) * 1e3
+        self.stats.add(frame.t_capture, t2, {**job.timings, "output": (t2 - t1) * 1e3})
+        return action
+
+    def limit_reached(self, deadline: float | None) -> str | None:
+        """Why the run stops before the next frame (--frames, --seconds, stop()), or None."""
+        opts = self.opts
+        if opts.frames is not None and self.stats.frames >= opts.frames:
+            return f"{opts.frames} frames"
+        if deadline is not None and time.perf_counter() >= deadline:
+            return f"{opts.seconds:g} s"
+        if opts.stop.is_set():
+            return opts.stop_reason
+        return None
+
+    def loop(self, outputs: _Outputs) -> str:
+        """Frames until a limit, the quit key or the end of the source (EndOfSource). -> why it stopped."""
+        st = self.state
+        deadline = None if self.opts.seconds is None else time.perf_counter() + self.opts.seconds
+        while True:
+            reason = self.limit_reached(deadline)
+            if reason:
+                return reason
+            item = None if st.paused else self.run.next(IDLE_S)
+            st.status = "paused (space to resume)" if st.paused else self.capture.status  # as of this frame
+            if item is None:
+                if st.paused:
+                    time.sleep(0.03)
+                action = _refresh(outputs, st.last, st.status)
+            else:
+                frame, job = item
+                if frame.t_capture < st.resumed_at:  # taken before the pause ended
+                    continue
+                action = self.present(frame, job, outputs)
+            reason = st.on_key(action, self.opts, self.stats.frames)
+            if reason:
+                return reason
+
+    def summary(self, outputs: _Outputs, reason: str, ended: bool) -> dict:
+        c, rec = self.capture, outputs.recorder
+        return {**self.stats.summary(), "captured": c.captured, "dropped": c.dropped, "taken": c.taken,
+                "pending": c.pending, "reopens": c.reopens, "stopped_by": reason, "source_ended": ended,
+                "recorded_frames": rec.frames if rec else None,
+                "recording": str(rec.path) if rec and rec.frames else None,
+                "recording_error": rec.error if rec else None, **self.info}
+
+
+def run_camera(seg: Segmenter, source: Source, opts: CameraOptions, threads: int | None = None) -> dict:
+    """Run until the source ends, --frames/--seconds, q/Esc or Ctrl-C. -> the --stats summary."""
+    cam = _CameraRun(seg, source, opts, threads)
+    outputs = _Outputs(opts, source, cam.live_stats)
+    ended, reason = False, "done"
+    try:
+        cam.capture.start()
+        cam.run = runner(seg, cam.take, opts.mode, finish=cam.overlay)
+        reason = cam.loop(outputs)
+    except EndOfSource:
+        ended, reason = True, "end of source"
+    except KeyboardInterrupt:
+        reason = "interrupted"
+    finally:
+        if cam.run is not None:
+            cam.run.close()
+        cam.capture.stop()
+        outputs.close()
+    summary = cam.summary(outputs, reason, ended)
+    if opts.stats:
+        from .atomic import write_json_atomic
+
+        write_json_atomic(Path(opts.stats), summary)
+    return summary
+
+
+def _refresh(outputs: _Outputs, last, status: str) -> str | None:
+    """No new frame: show the last picture again with the status (so the window answers keys and viewers see
+    why nothing moves). Not recorded."""
+    if last is None:
+        return None
+    image = last.copy()
+    if status:
+        draw_banner(image, status)
+    return outputs.show(image, record=False)
+
+
+def _snapshot(image, opts: CameraOptions, index: int) -> None:
+    import cv2
+
+    path = Path(opts.snapshot_dir) / f"cmlite-{time.strftime('%Y%m%d-%H%M%S')}-{index:06d}.png"
+    if cv2.imwrite(str(path), image):
+        opts.log(f"snapshot: {path}")
+    else:
+        opts.log(f"cannot write snapshot {path}: check that {opts.snapshot_dir} is writable")

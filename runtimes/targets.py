@@ -1,0 +1,80 @@
+"""The targets: one row per runtime cmlite converts for and runs on. Torch-free, so a device reads it too.
+
+Everything that varies by target is a field here, and the code reads the field, never the name: the loader finds
+the backend class, `convert` the exporter, `quantize` the quantizer and the FP32 twin, the CLI its choices, the
+manifest reader what it accepts, `bench` and `demo` what runs on this CPU. Adding a target is one backend module,
+its exporter and quantizer, and one row. Modules are named, not imported: each is imported only when used
+(a device without the converters never loads them).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import CmliteError
+
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")  # every precision a manifest may say
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str  # the manifest's `target`, the folder prefix (onnx-fp32) and the --targets / --backend value
+    runtime: str  # what runs it, in words
+    package: str  # the Python package of that runtime (versions, manifests)
+    backend: str  # runtimes/<backend>.py: one file per backend (which says what to install when its package is
+    segmenter: str  # missing), holding this ConvertedSegmenter subclass
+    exporter: str  # converters/<exporter>.py: build(fp32, precision, folder, target) -> {graph: GraphSpec}
+    quantizer: str  # calibration/<quantizer>.py: build_int8(q, target, twin, folder, keep_float) -> (graphs, settings)
+    precisions: tuple[str, ...]  # what `cmlite convert` makes (int8 is `cmlite quantize`'s)
+    files: tuple[str, ...]  # the graph files' suffixes (an IR is its .xml and its weights' .bin)
+    fixed_input: bool = False  # graph 1 always has a fixed input (the default frame when none is asked)
+    drops_maskiou_at_load: bool = False  # the runtime cuts the MaskIoU head at load; else a masks_noiou graph beside
+    twin: str = ""  # the FP32 folder (`<twin>-fp32`) its INT8 folder is quantized from; "" = its own
+    onnx_graphs: bool = False  # its graphs are ONNX files ...
+    runs_onnx_graphs: bool = False  # ... which this target's runtime runs for any target (--backend onnx)
+    rules: str | None = None  # converters/<rules>.py: write(src, dst) checks each ONNX graph against the target's
+    #                           parser and section(manifest) its manifest section
+    device: str = "cpu"  # where it runs: "cpu" targets are built, run and measured on this machine
+    measured_here_with: str | None = None  # off its device, the backend that runs its graphs instead (AP checks)
+
+    @property
+    def twin_target(self) -> str:
+        return self.twin or self.name
+
+    @property
+    def runs_here(self) -> bool:
+        return self.device == "cpu"
+
+
+_ROWS = (
+    Target("onnx", "ONNX Runtime", "onnxruntime", "ort_backend", "OrtSegmenter", exporter="onnx_export", quantizer="ort_quant",
+           precisions=("fp32", "fp16"), files=(".onnx",), onnx_graphs=True, runs_onnx_graphs=True),
+    Target("openvino", "OpenVINO", "openvino", "openvino_backend", "OpenVinoSegmenter", exporter="openvino_export",
+           quantizer="nncf_quant", precisions=("fp32", "fp16", "bf16"), files=(".xml", ".bin"),
+           drops_maskiou_at_load=True),
+    Target("tflite", "LiteRT", "ai-edge-litert", "litert_backend", "LiteRtSegmenter", exporter="tflite_export", quantizer="tflite_quant",
+           precisions=("fp32", "fp16"), files=(".tflite",), fixed_input=True),
+    Target("tensorrt", "TensorRT", "tensorrt", "tensorrt_backend", "TensorRtSegmenter", exporter="onnx_export",
+           quantizer="ort_quant", precisions=("fp32", "fp16"), files=(".onnx", ".engine", ".plan"), twin="onnx",
+           onnx_graphs=True, rules="tensorrt_export", device="nvidia-gpu", measured_here_with="onnx"),
+)
+TARGETS: dict[str, Target] = {t.name: t for t in _ROWS}
+NAMES = tuple(TARGETS)
+CPU_TARGETS = tuple(t.name for t in _ROWS if t.runs_here)  # what the demo and bench run on this machine
+
+
+def get(name: str, what: str = "target") -> Target:
+    """The row of `name`, or one line listing the targets."""
+    try:
+        return TARGETS[name]
+    except (KeyError, TypeError):
+        raise CmliteError(f"unknown {what} {name!r}; choose from {', '.join(NAMES)}") from None
+
+
+def convert_precisions() -> tuple[str, ...]:
+    """Every precision some target converts to (int8 excluded: quantize)."""
+    return tuple(p for p in PRECISIONS if any(p in t.precisions for t in _ROWS))
+
+
+def describe() -> str:
+    """'onnx fp32/fp16, openvino fp32/fp16/bf16, ...' for help texts and error lines."""
+    return ", ".join(f"{t.name} {'/'.join(t.precisions)}" for t in _ROWS)

@@ -38,7 +38,22 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
 
 
+# The fast tier (`pytest -m "not slow"`, the edit-test loop) leaves out the tests that need these session or module
+# fixtures (each converts or quantizes full-size models for a minute or more) and those marked slow themselves;
+# tiny_models keeps every converter, quantizer and backend in it, at 128x160.
+SLOW_FIXTURES = {"converted", "default_models", "quantized", "fp32", "int8", "bench_run", "trained"}
+
+
 _DURATIONS: dict[str, float] = {}
+_SLOW: set[str] = set()
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("slow"):
+            _SLOW.add(item.nodeid)
 
 
 def pytest_runtest_logreport(report):
@@ -46,18 +61,22 @@ def pytest_runtest_logreport(report):
     _DURATIONS[report.nodeid] = _DURATIONS.get(report.nodeid, 0.0) + report.duration
 
 
-def pytest_sessionfinish(session, exitstatus):
-    """With CMLITE_DURATIONS=FILE (as .ci/run sets it), the 30 slowest tests are written there, slowest first,
-    with the tier they belong to and the run's total, so the suite's cost is kept where CI prints it."""
-    path = os.environ.get("CMLITE_DURATIONS")
-    if not path or not _DURATIONS:
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The 15 slowest tests, set-up included (a session fixture's cost goes to its first test), with their tier;
+    with CMLITE_DURATIONS=FILE (as .ci/run sets it) every test's time is also written there, slowest first, so
+    the suite's cost is kept beside the run."""
+    if not _DURATIONS:
         return
-    slow = {item.nodeid for item in session.items if item.get_closest_marker("slow")}
     rows = sorted(_DURATIONS.items(), key=lambda kv: -kv[1])
-    lines = [f"# {len(_DURATIONS)} tests, {sum(_DURATIONS.values()):.0f} s in tests (marker: "
-             f"{session.config.getoption('markexpr') or 'all'})"]
-    lines += [f"{d:8.2f} s  {'slow' if k in slow else 'fast'}  {k}" for k, d in rows[:30]]
-    Path(path).write_text("\n".join(lines) + "\n")
+    head = f"{len(_DURATIONS)} tests, {sum(_DURATIONS.values()):.0f} s in tests (-m {config.getoption('markexpr') or 'all'!r})"
+    lines = [f"{d:8.2f} s  {'slow' if k in _SLOW else 'fast'}  {k}" for k, d in rows]
+    terminalreporter.write_sep("=", f"slowest tests of {head}")
+    for line in lines[:15]:
+        terminalreporter.write_line(line)
+    path = os.environ.get("CMLITE_DURATIONS")
+    if path:
+        Path(path).write_text(f"# {head}\n" + "\n".join(lines) + "\n")
+        terminalreporter.write_line(f"every test's time: {path}")
 
 
 @pytest.fixture(scope="session")
@@ -136,6 +155,37 @@ def default_models(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def default_onnx(default_models):
-    """The embedded default model on ONNX Runtime FP32 (the apps' tests run it)."""
-    return default_models["onnx-fp32"]
+def default_onnx(tmp_path_factory):
+    """The embedded default model on ONNX Runtime FP32 (the apps' tests run it), converted on its own (12 s), so
+    that the fast tier needs no other conversion of it."""
+    from cmlite import lite
+    from cmlite.apps.demo import convert_default
+
+    [folder] = convert_default(lite.load_model(), tmp_path_factory.mktemp("default_onnx"), targets=("onnx",),
+                               precisions=("fp32",), log=lambda m: None)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """The embedded default model at 128x160, converted for every target (FP32) and quantized for every target
+    (INT8, nothing kept float) on 4 frames: the fast tier's run through every exporter, quantizer and backend
+    (about a minute and a half). {folder name: path}; "model" is the PyTorch model they were made from."""
+    from cmlite import lite
+    from cmlite.calibration.frames import CalibFrames
+    from cmlite.calibration.quantize import quantize
+    from cmlite.converters.convert import convert
+    from cmlite.runtimes.targets import NAMES
+
+    model = lite.load_model()
+    model.config = model.config.with_(min_size=128, max_size=160)
+    out = tmp_path_factory.mktemp("tiny_models")
+    source = lite.DEFAULT_WEIGHTS
+    fp32 = convert(model, out, list(NAMES), ["fp32"], fixed_hw=(128, 160), source=source, log=lambda m: None)
+    image = cv2.imread(str(IMAGE))
+    crops = [cv2.resize(image, (160, 120)), cv2.resize(image[:240, :320], (160, 120)),
+             cv2.resize(image[240:, 320:], (160, 120)), cv2.flip(cv2.resize(image, (160, 120)), 1)]
+    frames = CalibFrames(crops, [f"crop{i}" for i in range(4)], "images", str(IMAGE))
+    int8 = quantize(model, out, list(NAMES), frames, keep_float=[], fixed_hw=(128, 160), source=source,
+                    threads=2, log=lambda m: None)
+    return {"model": model, **{f.name: f for f in fp32 + int8}}

@@ -317,6 +317,7 @@ def test_report_bad_input(tmp_path, capsys, bench_run):
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_rows_and_writes_nothing(tmp_path, default_onnx, val_set):
     """SIGINT to the whole process group (as a terminal's Ctrl-C): one line, status 130, no report, no traceback
     from the row processes, none of them left running."""
@@ -383,6 +384,7 @@ def _hanging_copy(folder, out):
     return out
 
 
+@pytest.mark.slow
 def test_a_row_that_hangs_is_killed_after_row_timeout_and_the_others_finish(tmp_path, default_onnx, val_set, capsys):
     """A real model that never returns (ONNX Runtime looping for ever in its first inference) beside a good one:
     the hung row's process is killed after --row-timeout and reported; the good row has all its rounds."""

@@ -152,6 +152,7 @@ class _MjpegServer:
         self.server.stop()
 
 
+@pytest.mark.slow
 def test_stream_source_that_dies_and_comes_back_10_times_is_reopened_every_time(default_onnx):
     """An app reads a real http:// MJPEG stream through OpenCV's FFmpeg; the server goes away and comes back on
     the same port 10 times (down for 0 to 1.5 s). Each time the app says it lost the stream, shows the banner to

@@ -100,6 +100,7 @@ def _tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_data_train_convert_parity_commands_end_to_end(tmp_path, capsys):
     """The four commands chained as a user runs them; each option reaches its output."""
     data = tmp_path / "data"

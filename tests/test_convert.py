@@ -90,3 +90,32 @@ def test_convert_argument_errors(tmp_path, capsys, argv, msg):
     assert main(["convert", "--weights", str(CKPT), "--out", str(tmp_path), *argv]) == 2
     err = capsys.readouterr().err
     assert msg in err and err.count("\n") == 1
+
+
+def test_every_target_converts_a_small_model_that_reproduces_pytorch(tiny_models):
+    """Every exporter in the target table, at 128x160 (the fast tier's run through all of them): a manifest the
+    loader reads with every file hashed and the input recorded, and the same instances and stages as PyTorch on
+    every backend that runs here (TensorRT's graphs in ONNX Runtime, its stand-in)."""
+    import cv2
+
+    from cmlite import lite, runtimes
+    from cmlite.apps.parity import compare
+    from cmlite.runtimes.targets import TARGETS
+
+    from .conftest import IMAGE
+
+    image = cv2.resize(cv2.imread(str(IMAGE)), (160, 120))
+    reference = lite.predictor(tiny_models["model"], threads=2)
+    for name, row in TARGETS.items():
+        folder = tiny_models[f"{name}-fp32"]
+        m = runtimes.read_manifest(folder)
+        m.verify_files(folder)
+        assert m.target == name and m.precision == "fp32" and m.fixed_hw == (128, 160)
+        assert all(f.endswith(row.files) for g in m.graphs.values() for f in (g.file, *g.aux_files))
+        assert ("masks_noiou" in m.graphs) == (not row.drops_maskiou_at_load)
+        assert (m.tensorrt is not None) == bool(row.rules)
+        seg = runtimes.load(folder, threads=2, backend=row.measured_here_with)
+        res = compare(reference, seg, image, "fp32")
+        s = res.summary()
+        assert res.first_divergence is None and s["matched"] == s["ref_instances"] == s["instances"] > 0, \
+            (name, res.stages, s)

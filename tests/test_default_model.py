@@ -27,6 +27,7 @@ def test_default_is_shipped_and_small():
     assert (model.config.min_size, model.config.max_size) == (320, 533)
 
 
+@pytest.mark.slow
 def test_default_detects_on_its_val_set(val_set):
     metrics, _ = evaluate(lite.predictor(lite.load_model()), val_set / "annotations" / "instances_val.json",
                           val_set / "val", progress=False)
@@ -44,6 +45,7 @@ def test_predict_without_a_model_uses_the_default(val_set, tmp_path, capsys):
     assert res and max(r["score"] for r in res) > 0.5 and {r["image_id"] for r in res} == {1}
 
 
+@pytest.mark.slow
 def test_demo_end_to_end(tmp_path, capsys, default_models):
     """A reduced demo (6 val images, 8 calibration images, a 12-frame clip): FP32, FP16 and INT8 rows for every CPU
     target, the INT8 ones against their FP32 twin; the camera app on the clip with the fastest INT8 model, its

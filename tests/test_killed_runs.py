@@ -52,6 +52,7 @@ def _check_out(out: Path, stale_allowed: bool) -> list[str]:
     return folders
 
 
+@pytest.mark.slow
 def test_killed_convert_leaves_no_partial_folder_and_the_next_run_cleans_up(tmp_path):
     out = tmp_path / "out"
     convert = ["convert", "--targets", "onnx", "--precision", "fp32,fp16", "--out", str(out), "--overwrite"]
@@ -77,6 +78,7 @@ def test_killed_convert_leaves_no_partial_folder_and_the_next_run_cleans_up(tmp_
     assert all(after[k] > before[k] for k in before)
 
 
+@pytest.mark.slow
 def test_killed_quantize_leaves_no_partial_folder_and_the_next_run_cleans_up(tmp_path):
     from cmlite.apps.sources import SynthSource
 

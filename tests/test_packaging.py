@@ -65,6 +65,7 @@ def test_the_installed_wheel_runs_a_converted_model_without_torch(wheel, tmp_pat
     assert proc.stdout.split()[0] == "ok"
 
 
+@pytest.mark.slow
 def test_device_extras_resolve_to_aarch64_wheels(capsys):
     """cmlite[onnx|tflite|openvino] for linux aarch64, CPython 3.10 (JetPack 6), 3.11 and 3.12, binary wheels only; the
     table is printed to the terminal (CI's log)."""

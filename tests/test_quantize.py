@@ -216,6 +216,7 @@ def _tensor_ranges(cache) -> dict[str, tuple[float, float]]:
             for k, v in data.data.items()}
 
 
+@pytest.mark.slow
 def test_calibration_methods_differ(tmp_path, data):
     """minmax, percentile and entropy give different ranges (ORT's own Entropy would equal MinMax)."""
     import cv2
@@ -265,6 +266,7 @@ def _tree(path):
     return {p.relative_to(path): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_cli_search_and_bad_input(tmp_path, data, capsys):
     out = tmp_path / "out"
     out.mkdir()
@@ -292,6 +294,7 @@ def test_cli_search_and_bad_input(tmp_path, data, capsys):
     assert _tree(out) == before
 
 
+@pytest.mark.slow
 def test_cli_writes_folders_and_table(tmp_path, data, capsys):
     out = tmp_path / "out"
     assert main(["quantize", "--calib", str(data["calib"]), "--calib-count", "8", "--targets", "onnx", "--out",
@@ -305,6 +308,7 @@ def test_cli_writes_folders_and_table(tmp_path, data, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["onnx-int8"]
 
 
+@pytest.mark.slow
 def test_interrupted_run_leaves_nothing(tmp_path, data):
     out = tmp_path / "out"
     out.mkdir()
@@ -335,3 +339,30 @@ def test_parity_knows_int8_tolerances(quantized, data):
     assert s["matched"] >= 0.8 * s["ref_instances"] > 0 and s["median_mask_iou"] > 0.9
     strict = compare(ref, runtimes.load(quantized["onnx"], threads=2), img, "fp32")
     assert strict.first_divergence == "graph1"  # the same model judged as FP32 diverges at graph 1
+
+
+def test_every_target_quantizes_a_small_model(tiny_models):
+    """Every quantizer in the target table, at 128x160 on 4 frames (the fast tier's run through all of them): the
+    INT8 folder records how it was made, holds int8 graphs its runtime loads (TensorRT's in ONNX Runtime), and
+    finds most of what its FP32 twin finds."""
+    import cv2
+
+    from cmlite.apps.parity import match_instances
+    from cmlite.runtimes.targets import TARGETS
+
+    from .conftest import IMAGE
+
+    image = cv2.resize(cv2.imread(str(IMAGE)), (160, 120))
+    for name, row in TARGETS.items():
+        folder = tiny_models[f"{name}-int8"]
+        m = runtimes.read_manifest(folder)
+        m.verify_files(folder)
+        q = m.quantization
+        assert m.precision == "int8" and m.target == name and m.fixed_hw == (128, 160)
+        assert q["calibration"]["count"] == 4 and q["plan"]["keep_float"] == [] and q["method"] == "minmax"
+        assert set(q["backend"]) <= set(m.graphs) and {"dense", "masks"} <= set(q["backend"])
+        assert (m.tensorrt is not None) == bool(row.rules)
+        fp32 = runtimes.load(tiny_models[f"{row.twin_target}-fp32"], threads=2).predict(image)
+        int8 = runtimes.load(folder, threads=2, backend=row.measured_here_with).predict(image)
+        matches, _ = match_instances(fp32, int8)
+        assert len(fp32) and sum(x.got >= 0 for x in matches) >= 0.5 * len(fp32), name

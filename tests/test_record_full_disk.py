@@ -38,6 +38,7 @@ def _limit_file_size():
     resource.setrlimit(resource.RLIMIT_FSIZE, (LIMIT, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 
 
+@pytest.mark.slow
 def test_camera_recording_into_a_full_disk_stops_with_one_line_and_the_run_goes_on(tmp_path, default_onnx):
     """The app under a 3 MB file-size limit, recording .webm: one line when the room runs short, the Motion JPEG
     kept as .avi (no room to encode a second copy) with every frame it says, the run going on until SIGTERM,

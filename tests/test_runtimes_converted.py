@@ -165,6 +165,7 @@ def test_tflite_folder_has_fixed_shapes(converted):
     assert trace["preprocessed"].resized_hw == (608, 456) and inst.masks.shape[1:] == (640, 480)
 
 
+@pytest.mark.slow
 def test_depthwise_variant_without_maskiou_converts_at_a_small_size(tmp_path):
     """A depthwise variant without the MaskIoU head: graph 2 has one output on every target, and the mask
     score is the score."""

@@ -3,6 +3,8 @@ serving three viewers and a stream of viewers that never read. Memory is judged 
 benchmark's 10 MB; fps is left to the benchmark (speed is never asserted by a test)."""
 from __future__ import annotations
 
+import pytest
+
 import json
 import subprocess
 import sys
@@ -10,6 +12,7 @@ import sys
 from tests.conftest import REPO
 
 
+@pytest.mark.slow
 def test_short_soak_keeps_memory_flat_and_every_frame(tmp_path, default_models):
     out = tmp_path / "soak"
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "soak.py"), "--model",

@@ -268,3 +268,15 @@ def test_the_tensorrt_extra_does_not_pull_tensorrt():
     assert not any(n.startswith(("tensorrt", "nvidia-tensorrt")) for reqs in extras.values() for r in reqs
                    for n in [re.split(r"[<>=!\[ ;]", r, maxsplit=1)[0].lower()])
     assert "tensorrt" not in extras["all"][0].split("[")[1]  # CI and workstations do not get CUDA bindings
+
+
+def test_small_tensorrt_folders_hold_only_what_tensorrt_parses(tiny_models):
+    """The fast tier's TensorRT folders (FP32 and INT8 Q/DQ, 128x160): every graph passes the parser rules and
+    the manifest's profiles cover the fixed input."""
+    for name in ("tensorrt-fp32", "tensorrt-int8"):
+        folder = tiny_models[name]
+        m = read_manifest(folder)
+        for kind in m.graphs:
+            assert tensorrt_export.check_graph(onnx.load(str(folder / m.graphs[kind].file))) == [], (name, kind)
+        image = m.tensorrt["profiles"]["dense"]["image"]
+        assert image["min"] == image["opt"] == image["max"] == [1, 3, 128, 160], image

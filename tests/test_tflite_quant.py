@@ -179,3 +179,18 @@ def test_int8_graph_runs_on_xnnpack(fp32, int8):
             s.infer_dense(tensor)
             times[name].append(time.perf_counter() - t)
     assert np.median(times["int8"]) < 2 * np.median(times["fp32"]), times
+
+
+def test_small_int8_graphs_hold_int8_and_keep_float_io(tiny_models):
+    """The fast tier's TFLite INT8 folder (128x160, nothing kept float): int8 tensors in both graphs, float32 in
+    and out, and the recorded settings say so."""
+    from cmlite import runtimes
+    from cmlite.calibration.tflite_quant import tensor_dtypes
+
+    folder = tiny_models["tflite-int8"]
+    m = runtimes.read_manifest(folder)
+    for kind, g in m.graphs.items():
+        dtypes = set(tensor_dtypes(folder / g.file).values())
+        assert "INT8" in dtypes, (kind, dtypes)
+        assert {i["dtype"] for i in g.inputs} == {o["dtype"] for o in g.outputs} == {"float32"}
+        assert m.quantization["backend"][kind]["io_dtype"] == "float32"

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from cmlite.runtimes.errors import SettingsError
+
 from . import plan as plans
 
 METHODS = ("minmax", "percentile", "entropy")
@@ -87,7 +89,7 @@ def calibrate(model: Path, samples: list[dict[str, np.ndarray]], method: str, ca
     from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
 
     if method not in METHODS:
-        raise ValueError(f"unknown calibration method {method!r}; choose from {', '.join(METHODS)}")
+        raise SettingsError(f"unknown calibration method {method!r}; choose from {', '.join(METHODS)}")
     ort_method = _ort_method(method)
     with tempfile.TemporaryDirectory(prefix="cmlite-calib-") as tmp, _quiet():
         calibrator = create_calibrator(model, [], augmented_model_path=str(Path(tmp) / "augmented.onnx"),

@@ -42,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cmlite.runtimes.errors import CmliteError
+
 # Added to every plan on TFLite: class names of modules whose ops stay float, and why.
 TFLITE_KEEP_FLOAT = {
     "GroupNorm": "decomposed into MEAN/SUB/MUL/RSQRT ops: in int8 the group variance and its RSQRT lose precision "
@@ -104,7 +106,7 @@ def _resolve(ops: list[dict], keep_float: list[str], module_paths=None) -> tuple
         v = visible[parent] + (name,)
         visible[path] = v if v in called else visible[parent]
         if v in called and owner.setdefault(v, path) != path:
-            raise ValueError(f"the TFLite op names cannot tell modules {owner[v]} and {path} apart")
+            raise CmliteError(f"the TFLite op names cannot tell modules {owner[v]} and {path} apart")
 
     def selects(entry: str, attrs: tuple[str, ...]) -> bool:
         path = entry.rstrip("/")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from cmlite.runtimes.config import PipelineConfig
+from cmlite.runtimes.errors import CmliteError
 
 # the ONNX parser of TensorRT 10.0+ reads opsets 9 to 20 (onnx-tensorrt docs/operators.md, 10.x branches)
 OPSET_RANGE = (9, 20)
@@ -116,7 +117,7 @@ def finish(proto):
     proto.opset_import.extend(keep)
     problems = check_graph(proto)
     if problems:
-        raise ValueError(f"{len(problems)} nodes TensorRT cannot parse: " + "; ".join(problems[:5]))
+        raise CmliteError(f"{len(problems)} nodes TensorRT cannot parse: " + "; ".join(problems[:5]))
     return proto
 
 

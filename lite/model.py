@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from cmlite.runtimes.config import PipelineConfig
+from cmlite.runtimes.errors import SettingsError
 
 from .classes import COCO_CATEGORY_IDS, COCO_CLASSES
 from .fcos import FCOSHead, ProposalGenerator
@@ -34,7 +35,7 @@ class CenterMaskLite(nn.Module):
         if class_names is None:
             class_names = COCO_CLASSES if v.num_classes == 80 else tuple(f"class{i}" for i in range(v.num_classes))
         if len(class_names) != v.num_classes:
-            raise ValueError(f"{len(class_names)} class names for {v.num_classes} classes")
+            raise SettingsError(f"{len(class_names)} class names for {v.num_classes} classes")
         self.class_names = tuple(class_names)
         if category_ids is None:
             category_ids = COCO_CATEGORY_IDS if v.num_classes == 80 else tuple(range(1, v.num_classes + 1))

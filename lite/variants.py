@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from cmlite.runtimes.errors import SettingsError
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -48,7 +50,7 @@ def get_variant(name: str) -> Variant:
     for v in VARIANTS.values():  # accept "V-19-eSE", "v19_ese", "lite_V19_eSE", ...
         if _norm(v.name) == _norm(key):
             return v
-    raise KeyError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
+    raise SettingsError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
 
 
 def _norm(s: str) -> str:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
+from .errors import SettingsError
+
 
 @dataclass(frozen=True)
 class PipelineConfig:
@@ -44,7 +46,7 @@ class PipelineConfig:
         if self.pooler_resolution < 1:
             problems.append(f"pooler_resolution {self.pooler_resolution!r} (at least 1)")
         if problems:
-            raise ValueError("pipeline settings out of range: " + "; ".join(problems))
+            raise SettingsError("pipeline settings out of range: " + "; ".join(problems))
 
     def with_(self, **changes) -> "PipelineConfig":
         return replace(self, **changes)
@@ -57,5 +59,5 @@ class PipelineConfig:
         known = {f.name for f in fields(PipelineConfig)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown pipeline settings: {sorted(unknown)}")
+            raise SettingsError(f"unknown pipeline settings: {sorted(unknown)}")
         return PipelineConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})

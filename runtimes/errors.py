@@ -11,3 +11,7 @@ class CheckpointError(CmliteError):
 
 class ImageError(CmliteError, ValueError):
     pass
+
+
+class SettingsError(CmliteError, ValueError):
+    """A setting out of range or unknown (pipeline settings, modes, methods, variants)."""

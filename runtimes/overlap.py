@@ -26,7 +26,7 @@ import threading
 import time
 from typing import Callable, Iterable, Iterator
 
-from .errors import ImageError
+from .errors import ImageError, SettingsError
 from .pipeline import Job, Segmenter
 
 MODES = ("auto", "overlap", "sequential")
@@ -291,7 +291,7 @@ class Auto(Sequential):
 
 def runner(seg: Segmenter, take: Take, mode: str = "auto", finish: Callable | None = None) -> Sequential:
     if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}: one of {', '.join(MODES)}")
+        raise SettingsError(f"unknown mode {mode!r}: one of {', '.join(MODES)}")
     return {"auto": Auto, "overlap": Overlapped, "sequential": Sequential}[mode](seg, take, finish)
 
 

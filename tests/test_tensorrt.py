@@ -82,7 +82,7 @@ def test_the_parser_check_refuses_what_tensorrt_cannot_parse():
                   "cubic (Resize): mode cubic", "cubic (Resize): antialiasing", "dilated (MaxPool)",
                   "asym_q (QuantizeLinear): zero point uint8", "dyn_axes (ReduceMean): axes must be an initializer"):
         assert words in text, (words, text)
-    with pytest.raises(ValueError, match="nodes TensorRT cannot parse"):
+    with pytest.raises(CmliteError, match="nodes TensorRT cannot parse"):
         tensorrt_export.finish(h.make_model(g, opset_imports=[h.make_opsetid("", 18)]))
 
 

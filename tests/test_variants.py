@@ -7,7 +7,7 @@ import torch
 
 from cmlite import lite
 from cmlite.lite.checkpoint import detect_variant
-from cmlite.runtimes.errors import CheckpointError
+from cmlite.runtimes.errors import CheckpointError, CmliteError
 
 from .conftest import REFERENCE
 
@@ -97,7 +97,7 @@ def test_mismatched_weights_name_the_closest_variant_and_keys():
 
 def test_variant_names_are_forgiving():
     assert lite.get_variant("lite_V19_slim_dw_eSE").name == "V-19-slim-dw-eSE"
-    with pytest.raises(KeyError, match="known: V-19-eSE"):
+    with pytest.raises(CmliteError, match="known: V-19-eSE"):
         lite.get_variant("V-99")
 
 

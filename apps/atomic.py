@@ -23,12 +23,15 @@ def write_json_atomic(path: Path, obj, indent: int | None = None) -> None:
 
 
 def check_file_path(text: str | None, flag: str, example: str = "out.json") -> Path | None:
-    """An output file named on the command line, checked before the work starts (not when it is written)."""
+    """An output file named on the command line, checked before the work starts (not when it is written): not a
+    folder, and its folder (or the nearest one that exists) takes a new file."""
     if not text:
         return None
+    from cmlite.runtimes.errors import CmliteError
+    from cmlite.runtimes.writable import check_writable
+
     path = Path(text)
     if path.is_dir():
-        from cmlite.runtimes.errors import CmliteError
-
         raise CmliteError(f"{flag} {path} is a folder: give a file name in it, e.g. {path / example}")
+    check_writable(path.parent, f"{flag} {path}")
     return path

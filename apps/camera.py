@@ -34,6 +34,9 @@ def _check(args) -> None:
         raise CmliteError(f"--snapshot-dir {args.snapshot_dir} is not a folder")
     from .atomic import check_file_path
 
+    for flag, given in (("--token", args.token is not None), ("--no-token", args.no_token)):
+        if given and not args.serve:
+            raise CmliteError(f"{flag} is for --serve (the web page's access): add --serve HOST:PORT, or drop {flag}")
     check_file_path(args.stats, "--stats")  # before the run, not when its numbers are written
     check_file_path(args.record, "--record", "out.webm")
 
@@ -85,7 +88,7 @@ def cmd_camera(args) -> None:
     print(f"{plural(s['frames'], 'frame')} in {s['seconds']:.1f} s ({s['stopped_by']}): {s['fps_mean'] or 0:.1f} fps mean, "
           f"{s['fps_p50'] or 0:.1f} p50; latency p50 {lat['p50']} / p90 {lat['p90']} / p99 {lat['p99']} ms; "
           f"dropped {s['dropped']} of {s['captured']} captured; {s['device']}, {plural(s['threads'], 'thread')}"
-          + (f"; stats in {args.stats}" if args.stats else "") + (f"; video in {s['recording']}" if s["recording"] else ""))
+          + (f"; stats in {args.stats}" if args.stats and "stats_error" not in s else "") + (f"; video in {s['recording']}" if s["recording"] else ""))
 
 
 def add_parser(sub) -> None:

@@ -143,6 +143,7 @@ class _CameraRun:
         self.state = CameraState(panel=opts.panel != "off")
         self.corner = opts.panel if opts.panel != "off" else "top-left"
         self.seg, self.source, self.run = seg, source, None
+        self.failed = 0  # frames a graph refused
 
     def live_stats(self) -> dict:
         c, st = self.capture, self.state
@@ -209,6 +210,11 @@ class _CameraRun:
                 frame, job = item
                 if frame.t_capture < st.resumed_at:  # taken before the pause ended
                     continue
+                if job.error is not None:  # a graph refused this frame (InferenceError): said once, counted
+                    if not self.failed:
+                        self.opts.log(f"frame {frame.index} skipped: {job.error} (further ones are counted)")
+                    self.failed += 1
+                    continue
                 action = self.present(frame, job, outputs)
             reason = st.on_key(action, self.opts, self.stats.frames)
             if reason:
@@ -217,7 +223,7 @@ class _CameraRun:
     def summary(self, outputs: _Outputs, reason: str, ended: bool) -> dict:
         c, rec = self.capture, outputs.recorder
         return {**self.stats.summary(), "captured": c.captured, "dropped": c.dropped, "taken": c.taken,
-                "pending": c.pending, "reopens": c.reopens, "stopped_by": reason, "source_ended": ended,
+                "pending": c.pending, "reopens": c.reopens, "failed": self.failed, "stopped_by": reason, "source_ended": ended,
                 "recorded_frames": rec.frames if rec else None,
                 "recording": str(rec.path) if rec and rec.frames else None,
                 "recording_error": rec.error if rec else None, **self.info}
@@ -237,16 +243,32 @@ def run_camera(seg: Segmenter, source: Source, opts: CameraOptions, threads: int
     except KeyboardInterrupt:
         reason = "interrupted"
     finally:
+        cam.stats.stop()  # the run's time ends here; closing the outputs (a recording's encode) is timed apart
+        t_close = time.perf_counter()
         if cam.run is not None:
             cam.run.close()
         cam.capture.stop()
         outputs.close()
-    summary = cam.summary(outputs, reason, ended)
+        close_s = time.perf_counter() - t_close
+    summary = cam.summary(outputs, reason, ended) | {"close_s": round(close_s, 3)}
     if opts.stats:
-        from .atomic import write_json_atomic
-
-        write_json_atomic(Path(opts.stats), summary)
+        _write_stats(Path(opts.stats), summary, opts)
     return summary
+
+
+def _write_stats(path: Path, summary: dict, opts: CameraOptions) -> None:
+    """--stats FILE; if it cannot be written now (the disk filled, the folder went read-only), one line says so
+    and the stats go to standard output instead: the run's numbers are never lost."""
+    import json
+
+    from .atomic import write_json_atomic
+
+    try:
+        write_json_atomic(path, summary)
+    except OSError as e:
+        opts.log(f"cannot write --stats {path} ({e.strerror or e}): the stats follow on standard output")
+        summary["stats_error"] = f"{path}: {e.strerror or e}"
+        print(json.dumps(summary, indent=1))
 
 
 def _refresh(outputs: _Outputs, last, status: str) -> str | None:

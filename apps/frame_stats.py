@@ -55,6 +55,8 @@ class FrameStats:
         self.stages = {s: Ring(keep) for s in STAGES}
         self.frames = 0
         self.t_start = time.perf_counter()
+        self.t_end: float | None = None  # stop(): the run's end, before the outputs close (a recording's encode)
+        self.cpu_end: float | None = None
         self.t_first: float | None = None  # the first frame shown: the mean fps covers the whole run
         self.cpu_start = time.process_time()  # every thread of the process
         self._recent: deque[float] = deque()
@@ -100,18 +102,24 @@ class FrameStats:
                 "stages_ms": self.last,
                 "seconds": round(time.perf_counter() - self.t_start, 2)}
 
+    def stop(self) -> None:
+        """The run is over: what comes after (closing the outputs, encoding a recording) is not the run's time."""
+        if self.t_end is None:
+            self.t_end, self.cpu_end = time.perf_counter(), time.process_time()
+
     def summary(self) -> dict:
-        """The run as a whole (--stats FILE)."""
+        """The run as a whole (--stats FILE), up to stop() when it was called."""
         t = self.t_display.values()
         intervals = np.diff(t)
         mean_fps = (self.frames - 1) / (t[-1] - self.t_first) if self.frames > 1 and t[-1] > self.t_first else None
-        seconds = time.perf_counter() - self.t_start
+        seconds = (self.t_end or time.perf_counter()) - self.t_start
+        cpu = (self.cpu_end or time.process_time()) - self.cpu_start
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         return {
             "frames": self.frames,
             "seconds": round(seconds, 3),
             # the share of the usable cores the process kept busy: near 1, the app is bound by the CPU
-            "cpu_load": round((time.process_time() - self.cpu_start) / (seconds * cores), 3) if seconds > 0 else None,
+            "cpu_load": round(cpu / (seconds * cores), 3) if seconds > 0 else None,
             "fps_mean": None if mean_fps is None else round(mean_fps, 2),
             "fps_p50": round(1.0 / float(np.median(intervals)), 2) if len(intervals) and np.median(intervals) > 0
             else None,

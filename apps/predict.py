@@ -178,17 +178,18 @@ def cmd_predict(args) -> int:
             bar.write(line + (f" -> {job.extras['vis']}" if job.extras["vis"] else ""), file=sys.stdout)
     finally:
         bar.close()
+        seconds = time.perf_counter() - t0  # the images' rate: the overlaid videos' encode is timed apart
+        t_encode = time.perf_counter()
         videos = vis.close() if vis else []
-    seconds = time.perf_counter() - t0
     for v in videos:
-        print(f"overlaid video -> {v}")
+        print(f"overlaid video -> {v} (encoded in {time.perf_counter() - t_encode:.1f} s)")
     if done > 1:
         print(f"{plural(done, 'image')} in {seconds:.1f} s: {done / seconds:.1f} images/s ({args.mode} mode)")
     if json_path and done:
         write_json_atomic(json_path, results)
         print(f"wrote {len(results)} results for {done} images to {json_path}")
     if bad:
-        print(f"cmlite: {len(bad)} of {plural(len(bad) + done, 'image')} could not be read and "
+        print(f"cmlite: {len(bad)} of {plural(len(bad) + done, 'image')} could not be read or run and "
               f"{'was' if len(bad) == 1 else 'were'} skipped: "
               f"{', '.join(map(str, bad[:5]))}{', ...' if len(bad) > 5 else ''}", file=sys.stderr)
         return 1

@@ -59,11 +59,20 @@ def _mb(n: float) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
+def open_writer(path: Path, fourcc: str, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
+    """cv2.VideoWriter without the line OpenCV's FFmpeg prints for every .webm (its VP80 tag is remapped; the file
+    is fine), which read as an error."""
+    from cmlite.runtimes.quiet import native_logs
+
+    with native_logs():
+        return cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+
+
 @functools.lru_cache(maxsize=None)
 def has_encoder(fourcc: str, suffix: str) -> bool:
     """Whether this OpenCV's FFmpeg can write `fourcc` into a `suffix` file (tried on a small file)."""
     with tempfile.TemporaryDirectory() as d:
-        w = cv2.VideoWriter(str(Path(d) / f"probe{suffix}"), cv2.VideoWriter_fourcc(*fourcc), 10.0, (64, 48))
+        w = open_writer(Path(d) / f"probe{suffix}", fourcc, 10.0, (64, 48))
         ok = w.isOpened()
         if ok:
             w.write(np.zeros((48, 64, 3), np.uint8))
@@ -143,7 +152,7 @@ class Recorder:
             self.fps = (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 10.0
         self.fps = round(min(max(self.fps, 1.0), 120.0), 2)
         self._size = (shape[1], shape[0])
-        self._writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*self.live_fourcc), self.fps, self._size)
+        self._writer = open_writer(self.tmp, self.live_fourcc, self.fps, self._size)
         if not self._writer.isOpened():
             self._writer = None
             self.tmp.unlink(missing_ok=True)
@@ -212,7 +221,7 @@ class Recorder:
         self.log(f"encoding {self.path.name} ({self.fourcc}, {self.frames} frames) ...")
         out = self.path.with_name(f".{self.path.stem}.encoding{self.path.suffix}")
         cap = cv2.VideoCapture(str(self.tmp))
-        writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, self._size)
+        writer = open_writer(out, self.fourcc, self.fps, self._size)
         try:
             if not writer.isOpened():
                 raise CmliteError(f"cannot write video {self.path}: OpenCV has no {self.fourcc} encoder here (name "

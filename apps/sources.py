@@ -68,6 +68,7 @@ class CaptureSource(Source):
         self._open()
 
     def _open(self) -> None:
+        t0 = time.monotonic()
         if self.kind == "stream":
             cap = open_capture(self.target, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
                                                               cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS])
@@ -76,20 +77,22 @@ class CaptureSource(Source):
         ok, frame = cap.read() if cap.isOpened() else (False, None)
         if not ok or frame is None:
             cap.release()
-            raise self._open_error()
+            raise self._open_error(time.monotonic() - t0)
         if self.kind == "camera":
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # where the driver allows: no queue of stale frames
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 0 < fps < 1000 else None
         self.cap, self._first = cap, frame
 
-    def _open_error(self) -> CmliteError:
+    def _open_error(self, waited: float) -> CmliteError:
         if self.kind == "camera":
             return CmliteError(f"camera {self.spec} cannot be opened: it is absent, or busy in another program "
                                f"(close it, check `ls /dev/video*`), or try --source synth")
         if self.kind == "stream":
-            return CmliteError(f"stream {self.spec} does not answer (waited {STREAM_TIMEOUT_MS / 1000:.0f} s): check "
-                               f"the URL and that the server is up and reachable from here")
+            what = (f"does not answer (waited {waited:.0f} s)" if waited >= STREAM_TIMEOUT_MS / 1000 * 0.9 else
+                    f"refused or closed the connection (after {waited:.1f} s)")
+            return CmliteError(f"stream {self.spec} {what}: check the URL and that the server is up and reachable "
+                               f"from here")
         return CmliteError(f"{self.spec} is not a video OpenCV can read (corrupt, or not a video): give a video "
                            f"file (.mp4, .avi, .mkv, ...), a folder of images or a camera index")
 

@@ -17,10 +17,12 @@ anything else, encoded or climbing paths included, is a 404, and a URL over MAX_
 """
 from __future__ import annotations
 
+import errno
 import hmac
 import ipaddress
 import json
 import secrets
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
@@ -250,7 +252,13 @@ class StatsServer(ThreadingHTTPServer):
         return self.link("/")
 
     def link(self, route: str) -> str:
+        """A URL a browser can open: bound to every address (0.0.0.0, ::), the machine's own name stands in for
+        the wildcard, which no other machine can reach."""
         host, port = self.server_address[:2]
+        if host in WILDCARDS:
+            host = socket.gethostname() or "localhost"
+        elif ":" in host:
+            host = f"[{host}]"
         return f"http://{host}:{port}{route}" + (f"?token={self.token}" if self.token else "")
 
     def start(self) -> "StatsServer":
@@ -261,6 +269,22 @@ class StatsServer(ThreadingHTTPServer):
         self.frames.close()
         self.shutdown()
         self.server_close()
+
+
+WILDCARDS = ("0.0.0.0", "::", "")  # "every address of this machine"
+
+
+def _bind_error(host: str, port: int, e: OSError) -> CmliteError:
+    """What went wrong with --serve HOST:PORT, and the fix: the port, or the host."""
+    where = f"cannot serve on {host}:{port}: {e.strerror or e}"
+    if e.errno == errno.EADDRINUSE:
+        return CmliteError(f"{where} (the port is in use: pick another with --serve {host}:PORT, or 0 for a free one)")
+    if e.errno == errno.EACCES:
+        return CmliteError(f"{where} (ports below 1024 need root: pick one above, e.g. --serve {host}:8080)")
+    if isinstance(e, socket.gaierror) or e.errno == errno.EADDRNOTAVAIL:
+        return CmliteError(f"{where} ({host} is not an address of this machine: give one of its addresses, "
+                           f"0.0.0.0 for every address, or leave the host out for 127.0.0.1)")
+    return CmliteError(f"{where} (pick another address or port with --serve HOST:PORT)")
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -305,5 +329,4 @@ def serve(address: str, stats, token: str | None = None, no_token: bool = False,
     try:
         return StatsServer((host, port), stats, None if no_token else token, max_viewers, idle_s).start()
     except OSError as e:
-        raise CmliteError(f"cannot serve on {host}:{port}: {e.strerror or e} (is the port in use? pick another "
-                          f"with --serve {host}:PORT)") from None
+        raise _bind_error(host, port, e) from None

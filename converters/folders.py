@@ -20,10 +20,14 @@ from cmlite.runtimes.manifest import GraphSpec, sha256
 
 
 def check_dir_path(path: str | Path, flag: str = "--out") -> Path:
-    """A path that is or may become a folder; a file there is refused with one line."""
+    """A path that is or may become a folder, where new files can be written; a file there, or a place that
+    takes no new files (read-only, no permission), is refused with one line."""
+    from cmlite.runtimes.writable import check_writable
+
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise CmliteError(f"{flag} {path} is a file, not a folder: give a folder path (or remove the file)")
+    check_writable(path, f"{flag} {path}")
     return path
 
 

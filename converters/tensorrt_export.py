@@ -138,11 +138,11 @@ def plan_profiles(cfg: PipelineConfig, fixed_hw: tuple[int, int] | None, channel
     """min/opt/max input shapes per graph, from the preprocessing rules.
 
     Graph 1: the short side is resized to min_size and the long side capped at max_size, then padded to the size
-    divisibility; so each side lies between one divisibility step (a 1-pixel-wide strip) and max_size padded.
+    divisibility (at least MIN_STEPS steps); so each side lies between those steps and max_size padded.
     opt is the camera frame's resize (640x480 -> 320x448 at the default size). A fixed-size folder has one shape.
     Graph 2: 1 RoI up to the detection cap (post_nms_topk; the runtime runs more in chunks), opt a typical frame's
     count (16, or the cap when lower)."""
-    from cmlite.runtimes.preprocess import resized_size
+    from cmlite.runtimes.preprocess import MIN_STEPS, resized_size
 
     d = cfg.size_divisibility
     if fixed_hw:
@@ -150,7 +150,8 @@ def plan_profiles(cfg: PipelineConfig, fixed_hw: tuple[int, int] | None, channel
     else:
         side = _padded(cfg.max_size, d)
         oh, ow = resized_size(*opt_frame, cfg.min_size, cfg.max_size)
-        lo, opt, hi = [1, 3, d, d], [1, 3, _padded(oh, d), _padded(ow, d)], [1, 3, side, side]
+        least = MIN_STEPS * d  # the padding's least side (runtimes/preprocess.py)
+        lo, opt, hi = [1, 3, least, least], [1, 3, _padded(oh, d), _padded(ow, d)], [1, 3, side, side]
     cap = mask_cap or cfg.post_nms_topk
     typical = min(cap, 16)
     res = cfg.pooler_resolution

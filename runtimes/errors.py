@@ -13,5 +13,9 @@ class ImageError(CmliteError, ValueError):
     pass
 
 
+class InferenceError(CmliteError):
+    """A graph failed on one input (a shape its runtime refuses): that image is skipped, the others go on."""
+
+
 class SettingsError(CmliteError, ValueError):
     """A setting out of range or unknown (pipeline settings, modes, methods, variants)."""

@@ -30,14 +30,15 @@ class OpenVinoSegmenter(ConvertedSegmenter):
         config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1"}
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = str(self.threads)
-        self.requests, kinds = {}, {}
+        self.requests, self.compile, kinds = {}, {}, {}
         for kind in ("dense", "masks"):
             model = core.read_model(str(self.graph_path(kind)))
             kinds[self.graph_path(kind).name] = _formats(model)
             if kind == "masks" and self.mask_kind == "masks_noiou":  # the MaskIoU head cut off: OpenVINO drops it
                 model = ov.Model([o for o in model.outputs if o.get_any_name() == "mask_prob"],
                                  model.get_parameters(), "masks_noiou")
-            compiled = core.compile_model(model, self.device_name, config)
+            self.compile[kind] = lambda m=model: core.compile_model(m, self.device_name, config)
+            compiled = self.compile[kind]()
             self.requests[kind] = (compiled.create_infer_request(), [o.get_any_name() for o in compiled.outputs])
 
         self.check_precision(kinds)
@@ -49,7 +50,13 @@ class OpenVinoSegmenter(ConvertedSegmenter):
 
     def _run(self, kind: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         request, names = self.requests[kind]
-        request.infer(feeds, share_inputs=True)  # no copy of the input: infer() returns before it changes
+        try:
+            request.infer(feeds, share_inputs=True)  # no copy of the input: infer() returns before it changes
+        except Exception:
+            # a compiled model that refused an input shape refuses every later one too: compiled again (a second
+            # or so, only after a failure) for the next image
+            self.requests[kind] = (self.compile[kind]().create_infer_request(), names)
+            raise
         return {n: request.get_output_tensor(i).data.copy() for i, n in enumerate(names)}
 
     def infer_dense(self, image: np.ndarray) -> dict[str, np.ndarray]:

@@ -26,7 +26,7 @@ import threading
 import time
 from typing import Callable, Iterable, Iterator
 
-from .errors import ImageError, SettingsError
+from .errors import ImageError, InferenceError, SettingsError
 from .pipeline import Job, Segmenter
 
 MODES = ("auto", "overlap", "sequential")
@@ -124,8 +124,12 @@ class Sequential:
             return None
         key, job = _job(item)
         if job.error is None:
-            for stage in (self.seg.preprocess, self.seg.graph1, self.seg.host, self.seg.graph2, self.seg.paste):
-                stage(job)
+            try:
+                for stage in (self.seg.preprocess, self.seg.graph1, self.seg.host, self.seg.graph2, self.seg.paste):
+                    stage(job)
+            except InferenceError as e:  # a graph refused this image: its job fails, the stream goes on
+                job.error = e
+                return key, job
             if self.finish is not None:
                 self.finish(key, job)
         return key, job
@@ -179,7 +183,10 @@ class Overlapped(Sequential):
                 key, job = _job(item)
                 if job.error is None:
                     seg.preprocess(job)
-                    self.graphs.run(lambda: seg.graph1(job), urgent=False)
+                    try:
+                        self.graphs.run(lambda: seg.graph1(job), urgent=False)
+                    except InferenceError as e:  # this image fails, the stream goes on
+                        job.error = e
             except BaseException as e:  # StopIteration (the end) or a failure: passed down in order
                 self._mid.put(_End(e))
                 return
@@ -197,7 +204,11 @@ class Overlapped(Sequential):
             try:
                 if job.error is None:
                     seg.host(job)
-                    self.graphs.run(lambda: seg.graph2(job), urgent=True)
+                    try:
+                        self.graphs.run(lambda: seg.graph2(job), urgent=True)
+                    except InferenceError as e:  # this image fails, the stream goes on
+                        job.error = e
+                if job.error is None:
                     seg.paste(job)
                     if self.finish is not None:
                         self.finish(key, job)
@@ -299,7 +310,8 @@ def stream(seg: Segmenter, items: Iterable[tuple[object, object]], mode: str = "
            finish: Callable | None = None) -> Iterator[tuple[object, Job]]:
     """(key, image) pairs -> (key, job) pairs, in order. An image may be a callable that returns one (read in the
     front thread when overlapped, so reading overlaps too); one that raises ImageError gives a job with that
-    `error` and no instances, and the stream goes on. Any other failure stops the stream with its exception."""
+    `error` and no instances, and the stream goes on, as does one a graph refuses (InferenceError). Any other failure
+    stops the stream with its exception."""
     it = iter(items)
 
     def take(_timeout):

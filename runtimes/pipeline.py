@@ -17,6 +17,7 @@ import numpy as np
 
 from .config import PipelineConfig
 from .decode import Proposals, decode
+from .errors import CmliteError, InferenceError
 from .instances import Instances
 from .paste import paste_masks, scale_clip_boxes
 from .preprocess import Preprocessed, preprocess
@@ -124,9 +125,20 @@ class Segmenter(ABC):
                              self.fixed_hw)
         job.timings["preprocess"] = (time.perf_counter() - t0) * 1e3
 
+    def _failed(self, graph: str, shape, e: Exception) -> InferenceError:
+        first = str(e).strip().splitlines()
+        why = next((line for line in first if "larger than" in line or "Check" in line), first[0] if first else "")
+        return InferenceError(f"{graph} failed on a {'x'.join(map(str, shape))} input on {self.device} "
+                              f"({type(e).__name__}: {why.strip()[:200]})")
+
     def graph1(self, job: Job) -> None:
         t0 = time.perf_counter()
-        job.dense = self.run_dense(job.pre.tensor)
+        try:
+            job.dense = self.run_dense(job.pre.tensor)
+        except CmliteError:
+            raise
+        except Exception as e:  # the runtime refused this input: this image fails, the next may run
+            raise self._failed("graph 1", job.pre.tensor.shape, e) from None
         job.timings["graph1"] = (time.perf_counter() - t0) * 1e3
 
     def host(self, job: Job) -> None:
@@ -145,7 +157,12 @@ class Segmenter(ABC):
         if len(props):
             num_classes = job.dense.levels[0][0].shape[0]
             onehot = np.eye(num_classes, dtype=np.float32)[props.classes]
-            job.mask_probs, job.maskiou = self.run_masks(job.pooled, onehot)
+            try:
+                job.mask_probs, job.maskiou = self.run_masks(job.pooled, onehot)
+            except CmliteError:
+                raise
+            except Exception as e:
+                raise self._failed("graph 2", job.pooled.shape, e) from None
         else:
             job.mask_probs, job.maskiou = np.zeros((0, 1, 28, 28), np.float32), None
         job.timings["graph2"] = (time.perf_counter() - t0) * 1e3

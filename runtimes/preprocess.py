@@ -14,6 +14,11 @@ from PIL import Image
 
 from .errors import ImageError
 
+# A dynamic input is padded to at least this many size-divisibility steps per side: OpenVINO's CPU plugin refuses a
+# 1-pixel map at stride 32 ("MaxPool ... Kernel ... larger than the data shape"), which a 32-pixel side gives.
+# Only images thinner than about 17:1 (320/533) or 31:1 (600/1000) reach it; every backend pads alike.
+MIN_STEPS = 2
+
 
 @dataclass(frozen=True)
 class Preprocessed:
@@ -76,8 +81,9 @@ def preprocess(img: np.ndarray, min_size: int, max_size: int, pixel_mean, size_d
     h, w = img.shape[:2]
     rh, rw = resized_size(h, w, min_size, max_size)
     if fixed_hw is None:
-        ph = -(-rh // size_divisibility) * size_divisibility
-        pw = -(-rw // size_divisibility) * size_divisibility
+        least = MIN_STEPS * size_divisibility
+        ph = max(-(-rh // size_divisibility) * size_divisibility, least)
+        pw = max(-(-rw // size_divisibility) * size_divisibility, least)
     else:
         ph, pw = fixed_hw
         if rh > ph or rw > pw:

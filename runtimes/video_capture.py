@@ -8,10 +8,14 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpe
 
 
 def open_capture(*args) -> cv2.VideoCapture:
-    """cv2.VideoCapture(*args) without OpenCV's backend warnings: callers raise their own one-line error."""
+    """cv2.VideoCapture(*args) without OpenCV's backend warnings or FFmpeg's own lines ("[tcp @ 0x...] Connection
+    ... failed"): callers raise their own one-line error (`cmlite -v` shows them all)."""
+    from .quiet import native_logs
+
     level = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     try:
-        return cv2.VideoCapture(*args)
+        with native_logs():
+            return cv2.VideoCapture(*args)
     finally:
         cv2.utils.logging.setLogLevel(level)

@@ -111,6 +111,30 @@ def ref_run(ref_model):
     return inst, host, dense
 
 
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A folder on a read-only file system (a tmpfs mounted ro, as root; without root, a folder without write
+    permission), for outputs that cannot be written."""
+    import subprocess
+
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True,
+                             text=True)
+    if mounted.returncode:
+        message = f"cannot mount a read-only tmpfs: {mounted.stderr.strip()}"
+        pytest.fail(message) if os.environ.get("CMLITE_CI") else pytest.skip(message)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
 def run_torch_free(code: str, timeout: int = 300):
     """Run python code in a fresh process where `import torch` fails (as on a device without torch)."""
     import subprocess

@@ -207,7 +207,10 @@ def test_runs_without_torch(default_onnx, tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--source", "7"], "camera 7 cannot be opened: it is absent, or busy"),
     (["--source", "/dev/video9"], "camera /dev/video9 does not exist"),
-    (["--source", "http://127.0.0.1:9/live.mjpg"], "does not answer"),
+    (["--source", "http://127.0.0.1:9/live.mjpg"], "refused or closed the connection"),
+    (["--source", "rtsp://127.0.0.1:1/x"], "refused or closed the connection (after 0."),  # not "waited 5 s"
+    (["--source", "synth", "--token", "a-long-secret", "--headless"], "--token is for --serve"),
+    (["--source", "synth", "--no-token", "--headless"], "--no-token is for --serve"),
     (["--source", "{notvideo}"], "is not a video OpenCV can read"),
     (["--source", "{missing}"], "not found: give a camera index"),
     (["--source", "{image}"], "is a single image"),
@@ -231,6 +234,7 @@ def test_bad_input_one_line_exit_2(argv, message, tmp_path, capsys, default_onnx
     assert main(["camera", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert message in err[-1] and err[-1].startswith("cmlite: error: ")
+    assert not any(line.startswith("[") and " @ 0x" in line for line in err), err  # no raw FFmpeg line
 
 
 def test_ctrl_c_stops_cleanly(tmp_path, default_onnx):
@@ -331,3 +335,17 @@ def test_frame_stats_keep_the_last_frames_in_fixed_memory():
     assert s["stages_ms_p50"]["graph1"] == 9.0
     assert list(st.latency_ms.values().round(3)) == [7, 8, 9, 10, 11]
     assert st.live()["latency_ms"] == 11.0 and st.fps_now == pytest.approx(10.0, rel=1e-3)
+
+
+def test_a_webm_recording_prints_no_ffmpeg_tag_line(tmp_path, capfd):
+    """Before: every .webm printed `OpenCV: FFMPEG: tag 0x30385056/'VP80' is not supported with codec id 139 ...`,
+    which reads as an error though the file is fine."""
+    from cmlite.apps.recorder import Recorder
+
+    rec = Recorder(tmp_path / "clip.webm", fps=10, log=lambda m: None)
+    for i in range(5):
+        rec.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    rec.close()
+    err = capfd.readouterr().err
+    assert rec.path.suffix == ".webm" and rec.path.stat().st_size > 0 and rec.frames == 5
+    assert "FFMPEG" not in err and "VP80" not in err, err

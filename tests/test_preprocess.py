@@ -1,11 +1,14 @@
 """Preprocessing: PIL-exact resize, the official size rule, padding with the normalised zero."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
 from cmlite.runtimes.preprocess import check_image, preprocess, resize_bilinear_pil, resized_size
+
+from .conftest import IMAGE
 
 MEAN = (103.530, 116.280, 123.675)
 
@@ -28,10 +31,11 @@ def test_resized_size_follows_resize_shortest_edge(hw, want):
 
 def _official_tensor(img, min_size, max_size, fixed_hw=None):
     """The official preprocessing, written out independently: detectron2's size rule, PIL's resize through
-    Image.resize, NCHW float32, padded with the mean to the next multiple of 32 (or into fixed_hw, scaled to fit)."""
+    Image.resize, NCHW float32, padded with the mean to the next multiple of 32 (or into fixed_hw, scaled to fit).
+    cmlite's one deviation: a side is padded to 64 at least (strips thinner than ~17:1), as OpenVINO needs."""
     rh, rw = resized_size(*img.shape[:2], min_size, max_size)
     if fixed_hw is None:
-        ph, pw = -(-rh // 32) * 32, -(-rw // 32) * 32
+        ph, pw = max(-(-rh // 32) * 32, 64), max(-(-rw // 32) * 32, 64)
     else:
         (ph, pw), s = fixed_hw, min(fixed_hw[0] / rh, fixed_hw[1] / rw)
         if s < 1:
@@ -141,7 +145,23 @@ def test_extreme_aspect_ratios_keep_a_pixel(hw, default_onnx):
     for fixed in (None, (320, 448)):
         p = preprocess(img, 320, 533, (103.53, 116.28, 123.675), 32, fixed)
         assert min(p.resized_hw) >= 1 and p.tensor.shape[2] % 32 == 0 and p.tensor.shape[3] % 32 == 0
+        assert min(p.tensor.shape[2:]) >= 64  # two steps at least: OpenVINO refuses a 1-pixel map at stride 32
     inst = runtimes.load(default_onnx, threads=1).predict(img)
     assert inst.masks.shape[1:] == hw and len(inst.boxes) == len(inst.masks)
     if len(inst):
         assert (inst.boxes[:, [0, 2]] <= hw[1]).all() and (inst.boxes[:, [1, 3]] <= hw[0]).all()
+
+
+@pytest.mark.parametrize("hw", [(100, 10000), (100, 3000), (3000, 100)])
+def test_long_thin_images_run_on_openvino_as_on_onnx_runtime(hw, default_models):
+    """Before: OpenVINO raised "MaxPool ... Kernel ... larger than the data shape" on a 10000x100 image (a 32-pixel
+    side gives a 1-pixel map at stride 32). Now every input has two steps a side, and OpenVINO finds what ONNX Runtime
+    finds."""
+    from cmlite import runtimes
+
+    img = cv2.resize(cv2.imread(str(IMAGE)), hw[::-1])
+    ort = runtimes.load(default_models["onnx-fp32"], threads=2).predict(img)
+    ov = runtimes.load(default_models["openvino-fp32"], threads=2).predict(img)
+    assert len(ov) == len(ort)
+    np.testing.assert_allclose(ov.boxes, ort.boxes, atol=0.05)
+    np.testing.assert_allclose(ov.scores, ort.scores, atol=1e-4)

@@ -38,7 +38,7 @@ def test_a_bad_image_does_not_lose_the_batch(three_images, default_onnx, tmp_pat
     assert main(["predict", str(three_images), "--model", str(default_onnx), "--json", str(out),
                  "--save-vis", str(vis)]) == 1
     err = capsys.readouterr().err
-    assert "broken.png: skipped: cannot decode image" in err and "1 of 3 images could not be read and was skipped" in err
+    assert "broken.png: skipped: cannot decode image" in err and "1 of 3 images could not be read or run and was skipped" in err
     res = json.loads(out.read_text())
     names = {Path(r["file_name"]).name for r in res}
     assert names == {"000001.png", "zzz.png"}
@@ -273,3 +273,49 @@ def test_counts_agree_with_their_nouns():
     live = {"backend": "onnx", "precision": "int8", "input": "320x448", "threads": 1, "cpu": "x", "dropped": 0,
             "source": "synth"}
     assert "1 thread" in panel_lines(live)[2] and "1 threads" not in panel_lines(live)[2]
+
+
+@pytest.mark.parametrize("mode", ["sequential", "overlap"])
+def test_an_image_a_graph_refuses_is_skipped_in_one_line(mode, default_models, three_images, tmp_path, capsys,
+                                                        monkeypatch):
+    """A runtime that refuses one input (OpenVINO on a 32-pixel side, as before inputs were padded to two steps)
+    costs that image one line; the images after it are still segmented, in either mode."""
+    import cv2
+
+    import cmlite.runtimes.preprocess as pre
+
+    monkeypatch.setattr(pre, "MIN_STEPS", 1)  # the old padding: OpenVINO's MaxPool refuses the 1-pixel map
+    thin = tmp_path / "thin.png"
+    cv2.imwrite(str(thin), cv2.resize(cv2.imread(str(IMAGE)), (10000, 100)))
+    images = [str(three_images / "000001.png"), str(thin), str(three_images / "zzz.png")]
+    assert main(["predict", "--model", str(default_models["openvino-fp32"]), *images, "--mode", mode]) == 1
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and "thin.png: skipped: graph 1 failed on a 1x3x32x544 input on openvino" in err
+    assert "000001.png: " in out and "zzz.png: " in out and "1 of 3 images could not be read or run" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["camera", "--source", "synth", "--headless", "--frames", "2", "--stats", "{ro}/run.json"],
+    ["camera", "--source", "synth", "--headless", "--frames", "2", "--record", "{ro}/run.webm"],
+    ["predict", str(IMAGE), "--json", "{ro}/results.json"],
+    ["predict", str(IMAGE), "--save-vis", "{ro}/vis"],
+    ["convert", "--targets", "onnx", "--out", "{ro}/models"],
+])
+def test_outputs_on_a_read_only_file_system_are_refused_before_the_run(argv, read_only_dir, capsys):
+    """Before: OpenCV's warnings, then `OSError: [Errno 30] Read-only file system` mid-run, the stats lost."""
+    line = one_line_error(capsys, [a.replace("{ro}", str(read_only_dir)) for a in argv])
+    assert f"cannot write in {read_only_dir}" in line and "writable" in line, line
+
+
+def test_stats_that_cannot_be_written_at_the_end_go_to_standard_output(read_only_dir, capsys):
+    """A --stats file that became unwritable during the run (a full disk, a folder gone read-only): one line,
+    and the run's numbers on standard output."""
+    from cmlite.apps.camera_loop import CameraOptions, _write_stats
+
+    logs = []
+    summary = {"frames": 3, "fps_mean": 12.5}
+    _write_stats(read_only_dir / "run.json", summary, CameraOptions(log=logs.append))
+    out = json.loads(capsys.readouterr().out)
+    assert out["frames"] == 3 and "Read-only file system" in out["stats_error"]
+    assert logs == [f"cannot write --stats {read_only_dir / 'run.json'} (Read-only file system): the stats follow "
+                    f"on standard output"]

@@ -12,6 +12,7 @@ import pytest
 
 from cmlite.apps.web import serve
 from cmlite.calibration.synth_scene import MovingScene
+from cmlite.runtimes.errors import CmliteError
 
 ROUTES = ("/", "/stream.mjpg", "/stats.json", "/snapshot.jpg")
 
@@ -97,6 +98,8 @@ def test_off_loopback_every_route_needs_the_token(publishing):
     server, logs, _ = publishing("0.0.0.0:0")
     port, token = server.server_address[1], server.token
     assert token and len(token) >= 24 and server.url.endswith(f"/?token={token}")  # made and printed, as Jupyter
+    # a URL another machine can open: the machine's name, not the wildcard it is bound to
+    assert server.url == f"http://{socket.gethostname()}:{port}/?token={token}" and "0.0.0.0" not in server.url
     for route in ROUTES:
         r, _, conn = _get(port, route)
         assert r.status == 401 and r.getheader("WWW-Authenticate"), route
@@ -187,3 +190,21 @@ def test_silent_and_stalled_viewers_are_dropped_and_slow_nothing(publishing):
     assert publish[len(publish) // 2] < 0.05  # publishing a frame waits for no viewer
     for s in (silent, stalled, watching):
         s.close()
+
+
+@pytest.mark.parametrize("address,says", [
+    ("999.1.1.1:8099", "999.1.1.1 is not an address of this machine"),
+    ("192.0.2.1:8099", "192.0.2.1 is not an address of this machine"),  # TEST-NET-1: nobody's address, never sent to
+])
+def test_a_wrong_host_is_named_not_the_port(address, says):
+    """Before: `--serve 999.1.1.1:P` said "is the port in use?" (the host was wrong)."""
+    with pytest.raises(CmliteError, match=says) as e:
+        serve(address, lambda: {})
+    assert "port is in use" not in str(e.value)
+
+
+def test_a_port_in_use_is_named(publishing):
+    server, _, _ = publishing("0")
+    port = server.server_address[1]
+    with pytest.raises(CmliteError, match="the port is in use"):
+        serve(f"127.0.0.1:{port}", lambda: {})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cmlite.runtimes.errors import CmliteError
+
 from .atomic import check_file_path, write_json_atomic
 from .model_args import add_mode_arg, add_runtime_args, config_overrides, segmenter
 
@@ -14,6 +16,8 @@ def cmd_eval(args) -> None:
     from .table import format_table
 
     check_file_path(args.json, "--json")
+    if args.limit is not None and args.limit < 1:
+        raise CmliteError(f"--limit {args.limit}: give at least 1 image (or leave it out for every image)")
     seg = segmenter(args, **config_overrides(args))
     print(f"model: {seg.device}")
     metrics, _ = evaluate(seg, args.data, args.images, limit=args.limit, mode=args.mode)

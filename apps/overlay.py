@@ -24,9 +24,11 @@ def panel_lines(live: dict) -> list[str]:
     /stats.json numbers (the CPU, the source and the rest are on the web page and in --stats)."""
     st = live.get("stages_ms", {})
     running = f"  {live['running']}" if live.get("running") else ""
+    fps = f"{_fmt(live.get('fps'))} fps (now {_fmt(live.get('fps_now'))})" if live.get("fps") is not None else \
+        "first frame"  # fps needs two
+    latency = f"  latency {_fmt(live.get('latency_ms'), '.0f')} ms" if live.get("latency_ms") is not None else ""
     return [
-        f"{_fmt(live.get('fps'))} fps (now {_fmt(live.get('fps_now'))})  latency {_fmt(live.get('latency_ms'), '.0f')}"
-        f" ms",
+        fps + latency,
         " ".join(f"{short} {_fmt(st.get(key))}" for key, short in STAGE_LABELS) + " ms",
         f"{live['backend']} {live['precision']} {live['input']}  {plural(live['threads'], 'thread')}{running}  "
         f"frame {live.get('frames', 0)}  dropped {live['dropped']}",

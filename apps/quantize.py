@@ -75,13 +75,17 @@ def cmd_quantize(args) -> None:
     check_dir_path(args.out)
     if (args.val is None) != (args.val_images is None):
         raise CmliteError("--val and --val-images go together: the annotations and the folder of their images")
+    if args.val_limit is not None and args.val_limit < 1:
+        raise CmliteError(f"--val-limit {args.val_limit}: give at least 1 image (or leave it out for every image)")
     if args.max_ap_drop < 0:
         raise CmliteError(f"--max-ap-drop {args.max_ap_drop}: must be 0 or more (mask AP points)")
     fixed = parse_hw(args.input_size)
     frames = read_frames(args.calib, args.calib_count, args.calib_seed, args.calib_images, args.camera_seconds,
                          min_frames=min(8, args.calib_count))
     print(f"calibration: {len(frames.frames)} frames from {frames.kind} {frames.source}"
-          + (f" ({len(frames.skipped)} unreadable skipped)" if frames.skipped else ""), file=sys.stderr)
+          + (f" ({len(frames.skipped)} unreadable skipped)" if frames.skipped else "")
+          + (f"; --calib-count {args.calib_count} asked for more: the source has only {len(frames.frames)} "
+             f"readable" if len(frames.frames) < args.calib_count else ""), file=sys.stderr)
     model = load_model(args.weights)
     overrides = {k: v for k, v in (("min_size", args.min_size), ("max_size", args.max_size)) if v is not None}
     if overrides:

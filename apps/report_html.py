@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 
 from .report_tables import Table, comparison_tables, device_tables, notes
+from .table import number
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 1400px;
@@ -26,7 +27,7 @@ def _cell(v) -> str:
     if v is None or (isinstance(v, float) and v != v):
         return "<td class=n>–</td>"
     if isinstance(v, float):
-        return f"<td class=n>{v:.1f}</td>"
+        return f"<td class=n>{number(v, '.1f')}</td>"
     if isinstance(v, int):
         return f"<td class=n>{v}</td>"
     return f"<td>{html.escape(str(v))}</td>"

@@ -81,7 +81,8 @@ def device_tables(report: dict) -> list[Table]:
     res = [[r["model"], r["threads"], size_text(r), r["peak_rss_mb"], r.get("rss_before_load_mb"), r["size_mb"],
             r.get("detections_per_image"), r.get("mask_ap"), r.get("box_ap"), r.get("mask_ap50"), r.get("box_ap50")]
            for r in ok]
-    tables = [Table("Device", ["", ""], [list(kv) for kv in device_rows(report["device"])], settings_text(report)),
+    tables = [Table("Device", ["what", "measured on"], [list(kv) for kv in device_rows(report["device"])],
+                    settings_text(report)),
             Table("Latency (ms) and throughput", ["model", "target", "precision", "threads", "size", "p50", "p90",
                                                   "p99", "mean", "std", "fps", "cold ms", "load ms"], lat),
             Table("Per stage, p50 ms", ["model", "threads", "size", *(n for _, n in STAGES), "end to end"], stages),

@@ -9,10 +9,16 @@ def plural(n, word: str, many: str | None = None) -> str:
     return f"{n} {word if n == 1 else (many or word + 's')}"
 
 
+def number(v: float, fmt: str) -> str:
+    """format(v, fmt) without the minus of a value that rounds to zero ("-0.0" reads as a loss)."""
+    s = format(v, fmt)
+    return s[1:] if s.startswith("-") and not any(c in s for c in "123456789") else s
+
+
 def format_table(headers: list[str], rows: list[list], floatfmt: str = ".3f") -> str:
     def cell(v) -> str:
         if isinstance(v, float):
-            return "nan" if v != v else format(v, floatfmt)
+            return "nan" if v != v else number(v, floatfmt)
         return str(v)
 
     cells = [[cell(v) for v in r] for r in rows]
@@ -27,7 +33,7 @@ def markdown_table(headers: list[str], rows: list[list], floatfmt: str = ".1f") 
         if v is None or (isinstance(v, float) and v != v):
             return "–"
         if isinstance(v, float):
-            return format(v, floatfmt)
+            return number(v, floatfmt)
         return str(v).replace("|", "\\|").replace("\n", " ")
 
     numeric = [bool(rows) and all(isinstance(r[i], (int, float)) or r[i] is None for r in rows)

@@ -32,6 +32,8 @@ import numpy as np
 
 from cmlite.runtimes.errors import CmliteError
 
+from .table import plural
+
 BOUNDARY = "cmliteframe"
 JPEG_QUALITY = 80
 MAX_VIEWERS = 8
@@ -203,8 +205,9 @@ class _Handler(BaseHTTPRequestHandler):
             if not full:
                 frames.viewers += 1
         if full:
-            return self._send(f"{self.server.max_viewers} viewers already watch: try later".encode(), "text/plain",
-                              503, {"Retry-After": "10"})
+            n = self.server.max_viewers
+            busy = f"{plural(n, 'viewer')} already {'watches' if n == 1 else 'watch'}: try later"
+            return self._send(busy.encode(), "text/plain", 503, {"Retry-After": "10"})
         try:
             self.send_response(200)
             self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")

@@ -24,6 +24,18 @@ class PipelineConfig:
 
     def __post_init__(self):
         """Settings that make no sense are refused here, wherever they come from (a manifest, overrides)."""
+        wrong = []
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.type == "int" and (isinstance(v, bool) or not isinstance(v, int)):
+                wrong.append(f"{f.name} {v!r} (a whole number)")
+            elif f.type == "float" and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                wrong.append(f"{f.name} {v!r} (a number)")
+            elif f.type.startswith("tuple") and (not isinstance(v, (tuple, list)) or
+                                                 any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in v)):
+                wrong.append(f"{f.name} {v!r} (a list of numbers)")
+        if wrong:
+            raise SettingsError("pipeline settings of the wrong type: " + "; ".join(wrong))
         problems = []
         if not isinstance(self.min_size, int) or self.min_size < 32:
             problems.append(f"min_size {self.min_size!r} (a short side of at least 32 pixels)")

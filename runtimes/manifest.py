@@ -117,16 +117,7 @@ class Manifest:
                    for f in [*(f for g in self.graphs.values() for f in (g.file, *g.aux_files)), *engines])
 
     def remake_hint(self, folder: Path) -> str:
-        """How to make this folder again: the command that made it, where recorded, else the one that would."""
-        recorded = (self.provenance or {}).get("command")
-        out = Path(folder).parent
-        if self.precision == "int8":
-            cmd = recorded if recorded and " quantize " in f"{recorded} " else \
-                f"cmlite quantize --calib IMAGES --targets {self.target} --out {out}"
-            return f"quantize it again: {cmd}"
-        cmd = recorded if recorded and " convert " in f"{recorded} " else \
-            f"cmlite convert --targets {self.target} --precision {self.precision} --out {out}"
-        return f"convert it again: {cmd}"
+        return remake_hint(self.to_dict(), folder)
 
     def verify_files(self, folder: Path, engines: bool = True) -> None:
         """Every graph file (and TensorRT engine, when built) is present and has the recorded hash."""
@@ -143,6 +134,23 @@ class Manifest:
             if not path.is_file() or sha256(path) != e["sha256"]:
                 raise ManifestError(f"{path}: engine {'missing' if not path.is_file() else 'damaged or replaced'} "
                                     f"(sha256 differs from the manifest); build it again: cmlite build-engine {folder}")
+
+
+def remake_hint(d: dict, folder: Path) -> str:
+    """How to make a model folder again, from what its manifest (`d`, read as far as it could be) says: the command
+    that made it where recorded (`cmlite quantize ...`, or `cmlite demo ...`, which made both kinds), else the one
+    that would: an INT8 folder is quantized, the others converted."""
+    d = d if isinstance(d, dict) else {}
+    recorded = (d.get("provenance") if isinstance(d.get("provenance"), dict) else {}).get("command")
+    target, precision = d.get("target", "TARGET"), d.get("precision")
+    out = Path(folder).parent
+    if precision == "int8":
+        cmd = recorded if recorded and " convert " not in f"{recorded} " else \
+            f"cmlite quantize --calib IMAGES --targets {target} --out {out}"
+        return f"quantize it again: {cmd}"
+    cmd = recorded if recorded and " quantize " not in f"{recorded} " else \
+        f"cmlite convert --targets {target} --precision {precision or 'fp32'} --out {out}"
+    return f"convert it again: {cmd}"
 
 
 def _check_inside(path: Path, d: dict) -> None:
@@ -214,5 +222,5 @@ def read_manifest(folder: str | Path) -> Manifest:
                         provenance=d.get("provenance", {}), schema=d["schema"], quantization=d.get("quantization"),
                         tensorrt=d.get("tensorrt"))
     except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise ManifestError(f"{path} is incomplete or malformed ({type(e).__name__}: {e}); "
-                            "convert the model again") from None
+        what = f"no {e.args[0]!r} entry" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
+        raise ManifestError(f"{path} is incomplete or malformed ({what}); {remake_hint(d, path.parent)}") from None

@@ -405,3 +405,23 @@ def test_a_row_that_hangs_is_killed_after_row_timeout_and_the_others_finish(tmp_
     assert good["throughput"]["sequential"]["images_per_s"] > 0
     err = capsys.readouterr().err
     assert "--row-timeout" in err
+
+
+def test_no_minus_on_a_zero_and_no_blank_columns_or_headers():
+    """Before: "-0.0" in "Against FP32", a blank header row over the Device table, and an empty "mask AP" column in
+    `bench`'s table when no --data was given."""
+    from cmlite.apps.report_md import speed_table
+    from cmlite.apps.report_tables import device_tables
+    from cmlite.apps.table import format_table, markdown_table, number
+
+    assert [number(v, ".1f") for v in (-0.04, -0.0, 0.04, -0.06, -1.0)] == ["0.0", "0.0", "0.0", "-0.1", "-1.0"]
+    assert "-0.0" not in format_table(["d"], [[-0.01]], ".1f") + markdown_table(["d"], [[-0.01]])
+    row = {"model": "onnx-int8", "target": "onnx", "precision": "int8", "threads": 2, "size": None,
+           "latency_ms": {"p50": 10.0, "p90": 11.0, "p99": 12.0, "mean": 10.2, "std": 0.5}, "fps": 98.0,
+           "stages_ms": {s: 1.0 for s in STAGES}, "peak_rss_mb": 150.0, "size_mb": 11.0, "error": None}
+    assert "mask AP" not in speed_table({"results": [row]})
+    assert "mask AP" in speed_table({"results": [row | {"mask_ap": 57.4}]})
+    report = {"results": [row], "device": {"cpu": {"model": "x", "arch": "x86_64"}},
+              "settings": {"images": ["a.png"], "warmup": 1, "runs": 2, "data": None}}
+    device = device_tables(report)[0]
+    assert device.title == "Device" and all(device.headers)

@@ -349,3 +349,14 @@ def test_a_webm_recording_prints_no_ffmpeg_tag_line(tmp_path, capfd):
     err = capfd.readouterr().err
     assert rec.path.suffix == ".webm" and rec.path.stat().st_size > 0 and rec.frames == 5
     assert "FFMPEG" not in err and "VP80" not in err, err
+
+
+def test_the_panel_on_the_first_frame_has_no_dashes():
+    """Before: the clip's first frame showed "- fps (now -) latency - ms"."""
+    from cmlite.apps.overlay import panel_lines
+
+    live = {"fps": None, "fps_now": None, "latency_ms": 36.2, "stages_ms": {}, "backend": "onnx", "precision": "int8",
+            "input": "320x448", "threads": 2, "frames": 1, "dropped": 0}
+    first = panel_lines(live)[0]
+    assert first == "first frame  latency 36 ms"
+    assert panel_lines(live | {"fps": 30.0, "fps_now": 29.5})[0] == "30.0 fps (now 29.5)  latency 36 ms"

@@ -366,3 +366,12 @@ def test_every_target_quantizes_a_small_model(tiny_models):
         int8 = runtimes.load(folder, threads=2, backend=row.measured_here_with).predict(image)
         matches, _ = match_instances(fp32, int8)
         assert len(fp32) and sum(x.got >= 0 for x in matches) >= 0.5 * len(fp32), name
+
+
+def test_fewer_calibration_frames_than_asked_is_said(tmp_path, capsys):
+    """Before: `--calib-count 32` on a folder of 10 images used 10 and said nothing."""
+    generate(tmp_path / "d", 10, 0, 64, 0, progress=False)
+    assert main(["quantize", "--calib", str(tmp_path / "d" / "train"), "--calib-count", "32", "--weights",
+                 str(tmp_path / "missing.pth"), "--out", str(tmp_path / "out")]) == 2  # stops at the checkpoint
+    err = capsys.readouterr().err
+    assert "calibration: 10 frames from folder" in err and "--calib-count 32 asked for more: the source has only 10" in err

@@ -272,3 +272,24 @@ def test_files_named_by_a_manifest_stay_inside_its_folder(converted, tmp_path, w
             runtimes.load(folder)
     finally:
         outside.chmod(0o644)
+
+
+def test_a_malformed_manifest_names_the_key_and_the_command_that_remakes_it(tiny_models, tmp_path):
+    """Before: a manifest without `pipeline` said "convert the model again" for an INT8 folder (quantize makes it),
+    and `post_nms_topk: "16"` gave a TypeError's text without the key."""
+    folder = tmp_path / "onnx-int8"
+    shutil.copytree(tiny_models["onnx-int8"], folder)
+    d = json.loads((folder / "manifest.json").read_text())
+    d["provenance"]["command"] = "cmlite demo --out out/"  # what made the demo's folders
+    bad = {k: v for k, v in d.items() if k != "pipeline"}
+    (folder / "manifest.json").write_text(json.dumps(bad))
+    with pytest.raises(CmliteError, match=r"no 'pipeline' entry\); quantize it again: cmlite demo --out out/"):
+        read_manifest(folder)
+    d["pipeline"]["post_nms_topk"] = "16"
+    (folder / "manifest.json").write_text(json.dumps(d))
+    with pytest.raises(CmliteError, match=r"post_nms_topk '16' \(a whole number\)"):
+        read_manifest(folder)
+    del d["provenance"]["command"]
+    (folder / "manifest.json").write_text(json.dumps(d))
+    with pytest.raises(CmliteError, match=r"quantize it again: cmlite quantize --calib IMAGES --targets onnx"):
+        read_manifest(folder)

@@ -319,3 +319,11 @@ def test_stats_that_cannot_be_written_at_the_end_go_to_standard_output(read_only
     assert out["frames"] == 3 and "Read-only file system" in out["stats_error"]
     assert logs == [f"cannot write --stats {read_only_dir / 'run.json'} (Read-only file system): the stats follow "
                     f"on standard output"]
+
+
+def test_eval_limit_zero_is_refused(three_images, default_onnx, capsys):
+    """Before: `eval --limit 0` evaluated every image."""
+    ann = three_images.parent / "annotations" / "instances_val.json"
+    line = one_line_error(capsys, ["eval", "--model", str(default_onnx), "--data", str(ann), "--images",
+                                   str(three_images.parent / "val"), "--limit", "0"])
+    assert "--limit 0: give at least 1 image" in line

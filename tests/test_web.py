@@ -208,3 +208,14 @@ def test_a_port_in_use_is_named(publishing):
     port = server.server_address[1]
     with pytest.raises(CmliteError, match="the port is in use"):
         serve(f"127.0.0.1:{port}", lambda: {})
+
+
+def test_one_viewer_allowed_is_said_in_the_singular(publishing):
+    """Before: "1 viewers already watch"."""
+    server, _, _ = publishing("0", max_viewers=1)
+    port = server.server_address[1]
+    first, _, conn = _get(port, "/stream.mjpg", read=False)
+    assert first.status == 200 and first.read(100).startswith(b"--cmliteframe")
+    r, body, _ = _get(port, "/stream.mjpg")
+    conn.close()
+    assert r.status == 503 and b"1 viewer already watches" in body

@@ -20,6 +20,11 @@ figure { margin: 16px 0; } figure svg { width: 100%; height: auto; }
 figcaption { color: #555; font-size: 13px; }
 video { width: 100%; max-width: 960px; background: #000; display: block; }
 .err { color: #b00020; }
+.scroll { overflow-x: auto; max-width: 100%; }
+@media (max-width: 760px) {  /* a phone: tables and plots keep their size and scroll sideways in their own box */
+  body { margin: 8px auto; padding: 0 8px; }
+  figure { overflow-x: auto; } figure svg { width: 720px; max-width: none; }
+}
 """
 
 
@@ -37,7 +42,8 @@ def _table(t: Table, tag: str = "h3") -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in t.headers)
     body = "".join("<tr>" + "".join(_cell(v) for v in r) + "</tr>" for r in t.rows)
     note = f"<p class=note>{html.escape(t.note)}</p>" if t.note else ""
-    return f"<{tag}>{html.escape(t.title)}</{tag}><table><tr>{head}</tr>{body}</table>{note}"
+    return (f"<{tag}>{html.escape(t.title)}</{tag}><div class=scroll><table><tr>{head}</tr>{body}</table></div>"
+            f"{note}")
 
 
 def _live(live: dict, video: str | None) -> str:
@@ -59,7 +65,8 @@ def html_report(reports: list[dict], plots: list[tuple[str, str, str]] | None, m
     video: the live clip as a data: URI (a report with a `live` run)."""
     single = len(reports) == 1
     title = f"cmlite bench: {reports[0]['device']['name']}" if single else f"cmlite bench: {len(reports)} devices"
-    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8>"
+             f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{html.escape(title)}</title>'
              f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
     if single:  # what it ran on first, the live clip if any, then the plots, then the tables
         tables = device_tables(reports[0])

@@ -425,3 +425,39 @@ def test_no_minus_on_a_zero_and_no_blank_columns_or_headers():
               "settings": {"images": ["a.png"], "warmup": 1, "runs": 2, "data": None}}
     device = device_tables(report)[0]
     assert device.title == "Device" and all(device.headers)
+
+
+def test_the_report_reads_on_a_phone(tmp_path):
+    """Before: no viewport tag; at 390 px the plots shrank to unreadable and the tables overflowed the page. Now,
+    in Chromium at a phone's width, the page itself never scrolls sideways: wide tables and plots scroll in their
+    own box, and the plots keep a readable width. The report is the one committed from a real run, written anew."""
+    import json as _json
+
+    from cmlite.apps.report import write_report
+    from tests.conftest import REPO
+
+    chromium = need("chromium", "chromium")
+    report = _json.loads((REPO / "benchmarks" / "reports" / "epyc-avx2-2cores" / "report.json").read_text())
+    write_report(report, tmp_path / "r", log=lambda m: None)
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
+    probe = """<script>
+      const d = document.documentElement, box = e => e.getBoundingClientRect();
+      document.body.setAttribute("data-probe", JSON.stringify({
+        page: d.scrollWidth, view: window.innerWidth,
+        svgs: [...document.querySelectorAll("figure svg")].map(s => box(s).width),
+        figures: [...document.querySelectorAll("figure")].map(f => box(f).width),
+        tables: [...document.querySelectorAll("table")].map(t => [t.parentElement.className, box(t.parentElement).width])}));
+    </script></body>"""
+    (tmp_path / "probe.html").write_text(page.replace("</body>", probe))
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                          "--disable-background-networking", "--window-size=390,844", "--dump-dom",
+                          (tmp_path / "probe.html").as_uri()], capture_output=True, text=True, timeout=120, check=True)
+    found = re.search(r'data-probe="([^"]+)"', dom.stdout)
+    assert found, dom.stdout[-500:]
+    m = _json.loads(found.group(1).replace("&quot;", '"'))
+    # headless Chromium's narrowest window is 500 px, within the phone rules (up to 760 px)
+    assert m["view"] <= 520 and m["page"] <= m["view"], m  # nothing pushes the page wider than the phone
+    assert m["svgs"] and min(m["svgs"]) >= 700, m["svgs"]  # plots at a readable size ...
+    assert max(m["figures"]) <= m["view"], m["figures"]  # ... scrolled within their figure
+    assert m["tables"] and all(cls == "scroll" and w <= m["view"] for cls, w in m["tables"]), m["tables"]

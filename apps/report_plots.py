@@ -125,8 +125,14 @@ def threads_plot(reports: list[dict]) -> str:
         ax.set_xlabel("threads")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("fps (1000 / mean latency)")
-    axes[0].set_ylim(bottom=0)
-    axes[-1].legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    top = max(r["fps"] for rep in reports for r in ok_rows(rep))
+    axes[0].set_ylim(0, top * 1.12)  # room above the fastest point's marker
+    handles = {}  # every model of every device: a model one device lacks is still named
+    for ax in axes:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    axes[-1].legend(list(handles.values()), list(handles), fontsize=8, frameon=False, loc="upper left",
+                    bbox_to_anchor=(1.0, 1.0))
     fig.suptitle("Throughput against threads", fontsize=11)
     return _svg(fig)
 
@@ -185,10 +191,9 @@ def front_plot(reports: list[dict]) -> str:
         if pts:
             on_front = [p in front for p in pts]
             ax.scatter(*zip(*pts), c=["#d62728" if f else "#1f77b4" for f in on_front], zorder=3, s=24)
-        offsets = ((5, 6), (5, -11), (5, 17), (5, -22))  # neighbours' names on alternating rows, not on each other
-        for i, r in enumerate(sorted(best.values(), key=lambda r: r["latency_ms"]["p50"])):  # every point named
-            ax.annotate(f"{r['model']} ({r['threads']} thr)", (r["latency_ms"]["p50"], r["mask_ap"]), fontsize=7,
-                        xytext=offsets[i % len(offsets)], textcoords="offset points")
+        named = sorted(best.values(), key=lambda r: r["latency_ms"]["p50"])
+        ax._cmlite_labels = [(f"{r['model']} ({r['threads']} thr)", (r["latency_ms"]["p50"], r["mask_ap"]))
+                             for r in named]  # every point named, once the limits are set (below)
         ax.set_xlabel("latency p50, ms (fastest thread count)")
         ax.grid(alpha=0.3)
     if aps:  # at least MIN_AP_SPAN of AP, centred on the points, with room for the names
@@ -200,7 +205,45 @@ def front_plot(reports: list[dict]) -> str:
         axes[0].yaxis.set_major_formatter(FormatStrFormatter("%.1f"))
     axes[0].set_ylabel("mask AP")
     fig.suptitle("Speed / accuracy", fontsize=11)
+    for ax in axes:
+        place_labels(ax, getattr(ax, "_cmlite_labels", []))
     return _svg(fig)
+
+
+# where a point's name may go, in points from it: right, left, above, below, then the diagonals further out
+CANDIDATES = ((5, 4), (5, -10), (-5, 4), (-5, -10), (0, 9), (0, -15), (8, 16), (8, -22), (-8, 16), (-8, -22),
+              (12, 28), (12, -34), (-12, 28), (-12, -34))
+
+
+def place_labels(ax, labels: list[tuple[str, tuple[float, float]]]) -> list:
+    """Name each point at the first candidate position whose drawn box overlaps no name placed before it, no
+    point and stays inside the axes (the first candidate when none is free). -> the annotations."""
+    fig = ax.figure
+    fig.canvas.draw()  # the limits and the layout are final: boxes in display units are what the page shows
+    renderer = fig.canvas.get_renderer()
+    points = [ax.transData.transform(xy) for _, xy in labels]
+    area = ax.get_window_extent(renderer)
+    placed, out = [], []
+    for text, xy in labels:
+        chosen = None
+        for dx, dy in CANDIDATES:
+            ha = "right" if dx < 0 else "center" if dx == 0 else "left"
+            a = ax.annotate(text, xy, xytext=(dx, dy), textcoords="offset points", fontsize=7, ha=ha)
+            box = a.get_window_extent(renderer).expanded(1.04, 1.1)
+            free = (not any(box.overlaps(b) for b in placed)
+                    and not any(box.contains(*p) for p in points)
+                    and area.contains(box.x0, box.y0) and area.contains(box.x1, box.y1))
+            if free:
+                chosen = (a, box)
+                break
+            a.remove()
+        if chosen is None:
+            dx, dy = CANDIDATES[0]
+            a = ax.annotate(text, xy, xytext=(dx, dy), textcoords="offset points", fontsize=7)
+            chosen = (a, a.get_window_extent(renderer))
+        placed.append(chosen[1])
+        out.append(chosen[0])
+    return out
 
 
 def all_plots(reports: list[dict]) -> list[tuple[str, str, str]]:

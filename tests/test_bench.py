@@ -461,3 +461,37 @@ def test_the_report_reads_on_a_phone(tmp_path):
     assert m["svgs"] and min(m["svgs"]) >= 700, m["svgs"]  # plots at a readable size ...
     assert max(m["figures"]) <= m["view"], m["figures"]  # ... scrolled within their figure
     assert m["tables"] and all(cls == "scroll" and w <= m["view"] for cls, w in m["tables"]), m["tables"]
+
+
+def test_speed_accuracy_names_do_not_overlap():
+    """Before: the names of neighbouring points (the demo's rows, many at one AP) were drawn over each other."""
+    from cmlite.apps.report_plots import _plt, place_labels
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(12, 4.2))
+    pts = [(15.2, 57.6), (16.0, 57.3), (30.1, 57.4), (41.1, 57.4), (46.2, 57.4), (53.1, 57.4), (53.7, 57.4),
+           (54.0, 57.4), (57.5, 57.4), (67.7, 57.4)]  # the README's demo table
+    ax.scatter(*zip(*pts))
+    ax.set_ylim(56.2, 58.6)
+    notes = place_labels(ax, [(f"tflite-int8-{i} (2 thr)", p) for i, p in enumerate(pts)])
+    renderer = fig.canvas.get_renderer()
+    boxes = [a.get_window_extent(renderer) for a in notes]
+    assert len(boxes) == len(pts)
+    assert not [(i, j) for i in range(len(boxes)) for j in range(i) if boxes[i].overlaps(boxes[j])]
+    plt.close(fig)
+
+
+def test_the_merged_threads_plot_names_every_model_and_shows_the_top_point():
+    """Before: the merged report's legend came from the last device only (a model it lacked, tflite-int8, was not
+    named) and the fastest point sat on the clipped top edge."""
+    from cmlite.apps.report_plots import threads_plot
+
+    def row(model, threads, fps):
+        return {"model": model, "target": model.split("-")[0], "precision": model.split("-")[1], "threads": threads,
+                "size": None, "fps": fps, "error": None}
+
+    pi = {"device": {"name": "pi5"}, "results": [row("onnx-int8", t, 10.0 * t) for t in (1, 2)]
+          + [row("tflite-int8", t, 30.0 * t) for t in (1, 2)]}
+    xeon = {"device": {"name": "xeon"}, "results": [row("onnx-int8", t, 20.0 * t) for t in (1, 2)]}
+    svg = threads_plot([pi, xeon])
+    assert "tflite-int8" in svg and "onnx-int8" in svg

@@ -193,23 +193,24 @@ def default_onnx(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
     """The embedded default model at 128x160, converted for every target (FP32) and quantized for every target
-    (INT8, nothing kept float) on 4 frames: the fast tier's run through every exporter, quantizer and backend
-    (about a minute and a half). {folder name: path}; "model" is the PyTorch model they were made from."""
+    (INT8, nothing kept float) on 8 synthetic training images: the fast tier's run through every exporter, quantizer
+    and backend (about a minute and a half). {folder name: path}; "model" is the PyTorch model they were made from,
+    "val" a folder of 12 synthetic validation images at 128 px."""
     from cmlite import lite
-    from cmlite.calibration.frames import CalibFrames
+    from cmlite.calibration.frames import read_frames
     from cmlite.calibration.quantize import quantize
+    from cmlite.calibration.synth import generate
     from cmlite.converters.convert import convert
     from cmlite.runtimes.targets import NAMES
 
     model = lite.load_model()
     model.config = model.config.with_(min_size=128, max_size=160)
     out = tmp_path_factory.mktemp("tiny_models")
+    data = out / "data"
+    generate(data, 8, 12, 128, 0, progress=False)
     source = lite.DEFAULT_WEIGHTS
     fp32 = convert(model, out, list(NAMES), ["fp32"], fixed_hw=(128, 160), source=source, log=lambda m: None)
-    image = cv2.imread(str(IMAGE))
-    crops = [cv2.resize(image, (160, 120)), cv2.resize(image[:240, :320], (160, 120)),
-             cv2.resize(image[240:, 320:], (160, 120)), cv2.flip(cv2.resize(image, (160, 120)), 1)]
-    frames = CalibFrames(crops, [f"crop{i}" for i in range(4)], "images", str(IMAGE))
+    frames = read_frames(str(data / "train"), 8, progress=False)
     int8 = quantize(model, out, list(NAMES), frames, keep_float=[], fixed_hw=(128, 160), source=source,
                     threads=2, log=lambda m: None)
-    return {"model": model, **{f.name: f for f in fp32 + int8}}
+    return {"model": model, "val": data / "val", **{f.name: f for f in fp32 + int8}}

@@ -159,7 +159,9 @@ def test_data_train_convert_parity_commands_end_to_end(tmp_path, capsys):
     assert main(["parity", "--weights", str(ckpt), "--model", str(models / "onnx-fp32"),
                  "--model", str(models / "openvino-fp32"), str(image), "--score-thresh", "0.0",
                  "--json", str(report)]) == 0
-    rows = json.loads(report.read_text())
+    parity = json.loads(report.read_text())
+    assert [m["verdict"] for m in parity["models"]] == ["PASS", "PASS"]
+    rows = parity["pairs"]
     assert [Path(r["model"]).name for r in rows] == ["onnx-fp32", "openvino-fp32"]
     for r in rows:  # a 2-iteration model: its instances exist (threshold 0) and the converted graphs agree
         assert r["ref_instances"] > 0 and r["matched"] == r["ref_instances"] == r["instances"], r

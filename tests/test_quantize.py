@@ -359,7 +359,7 @@ def test_every_target_quantizes_a_small_model(tiny_models):
         m.verify_files(folder)
         q = m.quantization
         assert m.precision == "int8" and m.target == name and m.fixed_hw == (128, 160)
-        assert q["calibration"]["count"] == 4 and q["plan"]["keep_float"] == [] and q["method"] == "minmax"
+        assert q["calibration"]["count"] == 8 and q["plan"]["keep_float"] == [] and q["method"] == "minmax"
         assert set(q["backend"]) <= set(m.graphs) and {"dense", "masks"} <= set(q["backend"])
         assert (m.tensorrt is not None) == bool(row.rules)
         fp32 = runtimes.load(tiny_models[f"{row.twin_target}-fp32"], threads=2).predict(image)

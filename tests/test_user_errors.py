@@ -240,7 +240,7 @@ def test_parity_finishes_the_good_inputs(three_images, default_onnx, tmp_path, c
                  "--model", str(tmp_path / "missing"), "--model", str(default_onnx), "--json", str(out)]) == 1
     err = capsys.readouterr().err
     assert "broken.png: skipped" in err and "missing: skipped" in err and "2 input(s) skipped" in err
-    report = json.loads(out.read_text())
+    report = json.loads(out.read_text())["pairs"]
     assert len(report) == 1 and report[0]["model"] == str(default_onnx) and report[0]["matched"] > 0
 
 

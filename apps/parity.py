@@ -10,7 +10,7 @@ scale, a swapped graph, a skipped layer) fails them (tests/test_parity.py)."""
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -205,13 +205,20 @@ class Verdict:
         return not self.failed
 
     @property
+    def judged(self) -> bool:
+        return self.figures["instances"] > 0
+
+    @property
     def word(self) -> str:
-        return "PASS" if self.passed else "FAIL"
+        return "PASS" if self.passed else "FAIL" if self.judged else "NO VERDICT"
 
 
-def judge(results: list[ParityResult], precision: str) -> Verdict:
-    """One model's verdict over every image it was compared on (CRITERIA of its precision)."""
+def judge(results: list[ParityResult], precision: str, min_score: float | None = None) -> Verdict:
+    """One model's verdict over every image it was compared on (CRITERIA of its precision; min_score: another
+    floor for the instances that count, for models whose scores are low)."""
     c = CRITERIA.get(precision, CRITERIA["fp32"])
+    if min_score is not None:
+        c = replace(c, min_score=min_score)
     considered = [m for r in results for m in r.matches if m.ref_score >= c.min_score]
     found = [m for m in considered if m.got >= 0]
     extra = [s for r in results for s in r.extra_scores if s >= c.min_score]
@@ -229,7 +236,8 @@ def judge(results: list[ParityResult], precision: str) -> Verdict:
          "stages_ok": all(ok for r in results for name, _err, ok in r.stages if name != "instances")}
     failed = []
     if not considered:
-        failed.append(f"no reference instance scores >= {c.min_score:g}: nothing to judge (give images with objects)")
+        failed.append(f"no reference instance scores >= {c.min_score:g}: nothing to judge (give images with objects, "
+                      f"or a lower floor with --min-score)")
     else:
         checks = [("found", f["found_share"] >= c.matched, f"{f['found']} of {f['instances']} found"),
                   ("new", f["new_share"] <= c.extra, f"{f['new']} new"),
@@ -254,6 +262,8 @@ def cmd_parity(args) -> int:
 
     images = check_images(args.images)
     check_file_path(args.json, "--json")
+    if args.min_score is not None and not 0 <= args.min_score < 1:
+        raise CmliteError(f"--min-score {args.min_score}: give a score in [0, 1), e.g. 0.2")
     need_torch("cmlite parity (the PyTorch model is its reference)")
     from cmlite import lite
 
@@ -294,7 +304,7 @@ def cmd_parity(args) -> int:
                 print(f"{Path(folder).name} on {path.name} ({precision} tolerances, input {hw}):")
                 print(format_table(["stage", "error", "ok"], [[n, e, "yes" if ok else "NO"] for n, e, ok in res.stages],
                                    floatfmt=".2e"))
-        verdicts.append((folder, judge(results, precision)))
+        verdicts.append((folder, judge(results, precision, args.min_score)))
     if rows:
         print(format_table(["model", "image", "matched (got)", "min box IoU", "min mask IoU", "median mask IoU",
                             "max |dscore|", "stage beyond tolerance"], rows, floatfmt=".4f"))
@@ -302,11 +312,12 @@ def cmd_parity(args) -> int:
     _print_verdicts(verdicts)
     failed = [Path(f).name for f, v in verdicts if not v.passed]
     if verdicts:
+        words = {w: [Path(f).name for f, v in verdicts if v.word == w] for w in ("FAIL", "NO VERDICT")}
         print(f"{len(verdicts) - len(failed)} of {plural(len(verdicts), 'model')} PASS"
-              + (f"; FAIL: {', '.join(failed)}" if failed else ""))
+              + "".join(f"; {w}: {', '.join(names)}" for w, names in words.items() if names))
     if args.json and verdicts:
         write_json_atomic(Path(args.json), {
-            "criteria": {v.precision: asdict(v.criteria) for _, v in verdicts},
+            "criteria": {v.precision: asdict(v.criteria) for _, v in verdicts},  # as applied (--min-score)
             "models": [{"model": str(f), "precision": v.precision, "verdict": v.word, "failed": v.failed,
                         **v.figures} for f, v in verdicts],
             "pairs": pairs})
@@ -328,8 +339,7 @@ def _print_verdicts(verdicts: list[tuple[str, Verdict]]) -> None:
             for f, v in verdicts]
     print(format_table(["model", "precision", "images", "found", "new", "median mask IoU", "low mask IoU",
                         "low box IoU", "score change", "verdict"], rows, floatfmt=".3f"))
-    for precision in dict.fromkeys(v.precision for _, v in verdicts):
-        c = CRITERIA.get(precision, CRITERIA["fp32"])
+    for precision, c in {v.precision: v.criteria for _, v in verdicts}.items():
         print(f"{precision} PASS: {c.describe()}")
 
 
@@ -342,6 +352,10 @@ def add_parser(sub) -> None:
                                      "model)")
     p.add_argument("--model", action="append", required=True, help="converted model folder (repeat for more)")
     p.add_argument("--json", metavar="OUT", help="write the full report as JSON")
+    p.add_argument("--min-score", type=float, metavar="S",
+                   help="judge the reference's instances scoring at least S (default: the precision's floor, printed "
+                        "with the verdict: 0 for fp32, 0.1 for fp16/bf16, 0.3 for int8); lower it for a model whose "
+                        "scores are low")
     p.add_argument("-v", "--verbose", dest="stages", action="store_true",
                    help="print the stage table per model and image (and the libraries' log lines, as cmlite -v)")
     add_runtime_args(p)

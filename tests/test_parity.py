@@ -163,3 +163,16 @@ def test_parity_prints_what_pass_promises_and_fails_a_broken_int8_model(tiny_mod
     report = json.loads((tmp_path / "p.json").read_text())
     assert [m["verdict"] for m in report["models"]] == ["PASS", "FAIL"]
     assert report["criteria"]["int8"]["min_score"] == 0.3 and len(report["pairs"]) == 2 * len(images)
+
+
+def test_no_instance_to_judge_is_no_verdict_not_a_fail(ref_model, ref_run):
+    """The reference checkpoint (random weights) scores every instance 0.20-0.29: under INT8's floor of 0.3 there is
+    nothing to judge, which is said as such, not as a FAIL; --min-score lowers the floor."""
+    from cmlite.apps.parity import judge
+
+    img = cv2.imread(str(IMAGE))
+    res = compare(ref_run[:2], lite.predictor(ref_model), img, "int8")
+    v = judge([res], "int8")
+    assert v.word == "NO VERDICT" and "--min-score" in v.failed[0]
+    v = judge([res], "int8", min_score=0.2)
+    assert v.word == "PASS" and v.figures["instances"] == 50 and v.criteria.min_score == 0.2

@@ -183,14 +183,18 @@ class Overlapped(Sequential):
                 key, job = _job(item)
                 if job.error is None:
                     seg.preprocess(job)
-                    try:
-                        self.graphs.run(lambda: seg.graph1(job), urgent=False)
-                    except InferenceError as e:  # this image fails, the stream goes on
-                        job.error = e
+                    self._graph(seg.graph1, job, urgent=False)
             except BaseException as e:  # StopIteration (the end) or a failure: passed down in order
                 self._mid.put(_End(e))
                 return
             self._mid.put((key, job))
+
+    def _graph(self, stage, job: Job, urgent: bool) -> None:
+        """A graph stage in the graph thread; one that refuses this image (InferenceError) fails its job only."""
+        try:
+            self.graphs.run(lambda: stage(job), urgent=urgent)
+        except InferenceError as e:
+            job.error = e
 
     def _back(self) -> None:
         seg = self.seg
@@ -204,10 +208,7 @@ class Overlapped(Sequential):
             try:
                 if job.error is None:
                     seg.host(job)
-                    try:
-                        self.graphs.run(lambda: seg.graph2(job), urgent=True)
-                    except InferenceError as e:  # this image fails, the stream goes on
-                        job.error = e
+                    self._graph(seg.graph2, job, urgent=True)
                 if job.error is None:
                     seg.paste(job)
                     if self.finish is not None:

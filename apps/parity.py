@@ -34,8 +34,10 @@ GRAPH2_TOLERANCE = {"int8": 0.5}
 class Criteria:
     """What PASS promises for a precision, judged on the instances, pooled over every image compared."""
     min_score: float  # reference instances scoring below this may come and go (they sit at the detection threshold)
-    matched: float  # share of those the model finds: same class, box IoU >= 0.5 (at least)
-    extra: float  # instances of the model scoring >= min_score that the reference lacks, per reference one (at most)
+    matched: float  # share of those the model finds: same class, box IoU >= 0.5 (at least; one miss is allowed
+    #                 whenever any is, so that an image of 16 may swap its 16th detection at the cap for the 17th)
+    extra: float  # instances of the model scoring >= min_score that the reference lacks, per reference one (at most;
+    #               one is allowed whenever any is)
     median_mask_iou: float  # of the found instances (at least)
     low_mask_iou: float  # their `low`-th percentile (at least): a few bad masks fail, one jagged edge does not
     low_box_iou: float  # the same percentile of their box IoU (at least)
@@ -45,8 +47,10 @@ class Criteria:
 
     def describe(self) -> str:
         worst = "the worst" if self.low == 0 else f"the {self.low:g}% worst"
+        one = " (one always allowed)" if self.matched < 1 else ""
         return (f"{self.matched:.0%} of the reference's instances scoring >= {self.min_score:g} found (same class, box "
-                f"IoU >= 0.5), at most {self.extra:.0%} new ones; mask IoU median >= {self.median_mask_iou:g} and "
+                f"IoU >= 0.5){one}, at most {self.extra:.0%} new ones{one}; mask IoU median >= "
+                f"{self.median_mask_iou:g} and "
                 f"{worst} >= {self.low_mask_iou:g}; box IoU of {worst} >= {self.low_box_iou:g}; score change of "
                 f"{worst} <= {self.score_diff:g}" + ("; every stage within its tolerance" if self.stages else ""))
 
@@ -58,7 +62,7 @@ CRITERIA = {
                      low_box_iou=0.95, score_diff=0.02),
     "bf16": Criteria(min_score=0.1, matched=0.95, extra=0.05, median_mask_iou=0.97, low_mask_iou=0.85,
                      low_box_iou=0.9, score_diff=0.04),
-    "int8": Criteria(min_score=0.3, matched=0.95, extra=0.05, median_mask_iou=0.95, low_mask_iou=0.8,
+    "int8": Criteria(min_score=0.3, matched=0.95, extra=0.05, median_mask_iou=0.95, low_mask_iou=0.75,
                      low_box_iou=0.85, score_diff=0.08),
 }
 
@@ -239,8 +243,12 @@ def judge(results: list[ParityResult], precision: str, min_score: float | None =
         failed.append(f"no reference instance scores >= {c.min_score:g}: nothing to judge (give images with objects, "
                       f"or a lower floor with --min-score)")
     else:
-        checks = [("found", f["found_share"] >= c.matched, f"{f['found']} of {f['instances']} found"),
-                  ("new", f["new_share"] <= c.extra, f"{f['new']} new"),
+        def allowed(share: float) -> int:  # instances that may be missed or new: one at least, where any may
+            return 0 if share <= 0 else max(1, int(share * len(considered)))
+
+        checks = [("found", len(considered) - len(found) <= allowed(1 - c.matched),
+                   f"{f['found']} of {f['instances']} found"),
+                  ("new", len(extra) <= allowed(c.extra), f"{f['new']} new"),
                   ("median mask IoU", f["median_mask_iou"] >= c.median_mask_iou, f"{f['median_mask_iou']:.3f}"),
                   ("low mask IoU", f["low_mask_iou"] >= c.low_mask_iou, f"{f['low_mask_iou']:.3f}"),
                   ("low box IoU", f["low_box_iou"] >= c.low_box_iou, f"{f['low_box_iou']:.3f}"),

@@ -61,6 +61,7 @@ def main(argv=None) -> int:
                      f_["median_mask_iou"], f_["low_mask_iou"], f_["low_box_iou"], f_["score_diff"], v.word,
                      f"{spread['found_share']:.2f} / {spread['low_mask_iou']:.2f} / {spread['score_diff']:.3f}",
                      f"{fails}/{len(judged)}"])
+        print(rows[-1], flush=True)  # each model as it is done
     print(format_table(["model", "precision", "images", "found", "new", "median mask IoU", "p10 mask IoU",
                         "p10 box IoU", "p90 |dscore|", "verdict", "worst image: found / p10 mask / p90 dscore",
                         "images failing alone"], rows, floatfmt=".3f"))

@@ -34,19 +34,25 @@ from checkouts import checkout_env
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _camera_help(checkout: Path) -> str:
+    """`cmlite camera --help` of a checkout: which flags its app has."""
+    return subprocess.run([sys.executable, "-m", "cmlite.apps.cli", "camera", "--help"], cwd=checkout,
+                          capture_output=True, text=True, env=checkout_env(checkout)).stdout
+
+
 def _run(config: tuple, source: str, args, stats: Path) -> dict:
     code, model, _, mode, maskiou = config
     flag = ["--weights", model[len("weights:"):]] if model.startswith("weights:") else ["--model", model]
     cmd = [sys.executable, "-m", "cmlite.apps.cli", "camera", "--source", source, *flag, "--headless", "--frames",
            str(args.frames), "--stats", str(stats), "--threads", str(args.threads)]
-    if code == "before":  # the older app: --pipeline or nothing, and always the MaskIoU head
+    checkout = Path(args.before).resolve() if code == "before" else REPO
+    if code == "before" and "--mode" not in _camera_help(checkout):  # an app before --mode: --pipeline or nothing
         cmd += ["--pipeline"] if mode == "pipeline" else []
     else:
         cmd += ["--mode", mode, "--maskiou", maskiou]
     cmd += ["--loop"] if not source.startswith("synth") else []
     cmd += ["--min-size", str(args.min_size)] if args.min_size else []
     cmd += ["--max-size", str(args.max_size)] if args.max_size else []
-    checkout = Path(args.before).resolve() if code == "before" else REPO
     subprocess.run(cmd, cwd=checkout, check=True, capture_output=True, env=checkout_env(checkout))
     s = json.loads(stats.read_text())
     s.setdefault("mode", "pipeline" if s.get("pipeline") else "sequential")
@@ -80,7 +86,9 @@ def main() -> None:
     sources = {"video": str(video), "synth": "synth"}
     configs = [("after", m, s, mode, iou) for m in models for s in args.sources.split(",")
                for iou in args.maskiou.split(",") for mode in modes]
-    if args.before:
+    if args.before and "--mode" in _camera_help(Path(args.before).resolve()):  # the same runs as this checkout's
+        configs += [("before", *c[1:]) for c in configs]
+    elif args.before:  # an app before --mode: sequential or --pipeline, always with the MaskIoU head
         configs += [("before", m, s, mode, "on") for m in models for s in args.sources.split(",")
                     for mode in ("sequential", "pipeline")]
     runs: dict = {c: [] for c in configs}

@@ -69,3 +69,20 @@ def to_coco_results(inst: Instances, image_id: int, category_ids, file_name: str
             **({"frame": frame} if frame is not None else {}),
         })
     return results
+
+
+def from_coco_results(results: list[dict], image_hw: tuple[int, int], category_ids, class_names=()) -> Instances:
+    """The inverse of `to_coco_results` for one image's results: Instances again (masks decoded from the RLE, each a
+    full-frame crop), e.g. to compare a run's `predict --json` with another's by the parity tool's matching."""
+    index = {int(c): i for i, c in enumerate(category_ids)}
+    order = sorted(range(len(results)), key=lambda k: -results[k]["score"])
+    rs = [results[k] for k in order]
+    if not rs:
+        return Instances.empty(image_hw, class_names)
+    boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (r["bbox"] for r in rs)], np.float32)
+    masks = [mask_util.decode(r["segmentation"]).astype(bool) for r in rs]
+    return Instances(boxes, np.array([r["score"] for r in rs], np.float32),
+                     np.array([index[int(r["category_id"])] for r in rs], np.int64),
+                     BoxMasks(masks, np.zeros((len(rs), 2), np.int64), tuple(image_hw)),
+                     np.array([r.get("mask_score", r["score"]) for r in rs], np.float32), tuple(image_hw),
+                     tuple(class_names))

@@ -5,8 +5,8 @@ as diagnostics, each stage's error and the first that exceeds its tolerance.
 What PASS promises, per precision (CRITERIA): FP32 reproduces every instance and every stage; FP16, BF16 and INT8
 find the instances that matter (those scoring at least `min_score`: lower ones sit at the detection threshold and
 come and go), with masks, boxes and scores as close as the precision allows. The INT8 criteria were set on the
-demo's INT8 models over the whole validation set and on V-19-eSE (README, "Parity"); a broken conversion (a wrong
-scale, a swapped graph, a skipped layer) fails them (tests/test_parity.py)."""
+demo's INT8 models over the whole validation set (README, "Parity"; not on a trained V-19-eSE, none is here); a
+broken conversion (a wrong scale, a swapped graph, a skipped layer) fails them (tests/test_parity.py)."""
 from __future__ import annotations
 
 import sys

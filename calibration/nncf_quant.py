@@ -4,6 +4,10 @@ The plan's module entries become an NNCF ignored scope (regular expressions over
 the ONNX node names "<module path>/<OpType>_<i>"). `--method` picks NNCF's activation range estimator:
 minmax -> MINMAX, percentile -> MEAN_QUANTILE, entropy -> HISTOGRAM (NNCF has no KL-divergence calibration;
 its histogram estimator searches the range that minimises the quantization error instead).
+
+Activations are quantized per tensor: NNCF's default gives the inputs of some depthwise convolutions (the eSE
+stages' reductions) a per-channel FakeQuantize, which OpenVINO's ARM CPU plugin fuses into the convolution and then
+refuses at compile time (`any_of(scale.size(), OC, 1U)`); per tensor compiles on both, at the same AP on x86.
 """
 from __future__ import annotations
 
@@ -37,7 +41,7 @@ def quantize(xml: Path, samples: list[dict[str, np.ndarray]], out_xml: Path, met
     """Quantize an FP32 IR; writes out_xml (+ .bin). Returns the settings to record in the manifest."""
     import nncf
     import openvino as ov
-    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, QuantizationParameters
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
     model = ov.Core().read_model(str(xml))
@@ -49,10 +53,11 @@ def quantize(xml: Path, samples: list[dict[str, np.ndarray]], out_xml: Path, met
         quantized = nncf.quantize(model, nncf.Dataset(samples), preset=nncf.QuantizationPreset.MIXED,
                                   subset_size=len(samples), ignored_scope=ignored,
                                   advanced_parameters=AdvancedQuantizationParameters(
-                                      activations_range_estimator_params=estimator))
+                                      activations_range_estimator_params=estimator,
+                                      activations_quantization_params=QuantizationParameters(per_channel=False)))
     ov.save_model(quantized, str(out_xml), compress_to_fp16=False)
     return {"tool": "nncf.quantize", "nncf": nncf.__version__, "preset": "MIXED", "method": method,
-            "range_estimator": ESTIMATORS[method], "ignored_scope_patterns": patterns,
+            "range_estimator": ESTIMATORS[method], "activations": "per-tensor", "ignored_scope_patterns": patterns,
             "ops_kept_float": len(plans.selected(names, keep_float)), "fast_bias_correction": True}
 
 

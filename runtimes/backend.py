@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import importlib
+import platform
+import re
 from pathlib import Path
 
 from .errors import CmliteError
@@ -34,7 +36,23 @@ class ConvertedSegmenter(Segmenter):
         self.fixed_hw = manifest.fixed_hw
         self.mask_batch = manifest.graphs["masks"].batch
         self.threads = threads
-        self.open()
+        try:
+            self.open()
+        except CmliteError:
+            raise
+        except Exception as e:  # the runtime refused the graphs: a line naming model, runtime and device
+            raise self.refused(e) from None
+
+    def refused(self, e: Exception) -> CmliteError:
+        from . import targets
+
+        row = targets.get(self.manifest.target, "runtime")
+        device = {"cpu": "CPU"}.get(row.device, row.device)
+        where = f"{device} ({platform.machine() or 'unknown machine'})"
+        return CmliteError(
+            f"{self.folder}: {row.runtime} could not load this {self.manifest.target} {self.manifest.precision} model "
+            f"on {where}: {error_line(e)}; make it again with this cmlite and runtime (cmlite convert / quantize), "
+            f"or pick a target that runs here (cmlite bench compares them)")
 
     def open(self) -> None:
         """Load the graphs (called once from __init__)."""
@@ -67,3 +85,14 @@ class ConvertedSegmenter(Segmenter):
     @property
     def device(self) -> str:
         return f"{self.manifest.target} {self.manifest.precision} on CPU"
+
+
+def error_line(e: Exception, limit: int = 300) -> str:
+    """The line of a runtime's (often many-line, C++-prefixed) error that says what went wrong."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not re.match(r"^(Exception from \S+|Traceback|File \")", ln)] or lines
+    line = useful[0] if useful else type(e).__name__
+    if line.endswith(":") and len(useful) > 1:  # "Check ... failed at FILE:LINE:" then what it was
+        line = f"{line} {useful[1]}"
+    line = re.sub(r"^\[ ?(ONNXRuntimeError|GENERAL_ERROR)[^\]]*\]\s*:?\s*", "", line)
+    return (line if len(line) <= limit else line[:limit - 3] + "...")

@@ -327,3 +327,26 @@ def test_eval_limit_zero_is_refused(three_images, default_onnx, capsys):
     line = one_line_error(capsys, ["eval", "--model", str(default_onnx), "--data", str(ann), "--images",
                                    str(three_images.parent / "val"), "--limit", "0"])
     assert "--limit 0: give at least 1 image" in line
+
+
+@pytest.mark.parametrize("name, runtime", [("onnx-fp32", "ONNX Runtime"), ("openvino-int8", "OpenVINO"),
+                                           ("tflite-fp32", "LiteRT")])
+def test_a_model_its_runtime_refuses_is_one_line_naming_model_runtime_and_device(name, runtime, tiny_models, tmp_path,
+                                                                                   capsys):
+    """A graph the runtime cannot load or compile (here cut in half, its manifest's hash made to match, as a runtime
+    refuses a graph another version made or a device's plugin cannot take): one line, never a traceback (issue 28:
+    OpenVINO's ARM plugin refused the INT8 IR with a many-line C++ check)."""
+    import platform
+
+    from cmlite.runtimes.manifest import read_manifest, sha256
+
+    folder = tmp_path / name
+    shutil.copytree(tiny_models[name], folder)
+    m = read_manifest(folder)
+    path = folder / m.graphs["dense"].file
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    m.graphs["dense"].sha256, m.graphs["dense"].bytes = sha256(path), path.stat().st_size
+    m.write(folder)
+    line = one_line_error(capsys, ["predict", str(IMAGE), "--model", str(folder)])
+    assert f"{folder}: {runtime} could not load this {name.replace('-', ' ')} model on CPU ({platform.machine()}): " \
+        in line and "make it again" in line, line

@@ -61,10 +61,16 @@ def pytest_runtest_logreport(report):
     _DURATIONS[report.nodeid] = _DURATIONS.get(report.nodeid, 0.0) + report.duration
 
 
+SUMMARIES: list[tuple[str, str]] = []  # (title, text) a test leaves for the end of the run (the ARM check's table)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    """The 15 slowest tests, set-up included (a session fixture's cost goes to its first test), with their tier;
-    with CMLITE_DURATIONS=FILE (as .ci/run sets it) every test's time is also written there, slowest first, so
-    the suite's cost is kept beside the run."""
+    """What tests left in SUMMARIES; then the 15 slowest tests, set-up included (a session fixture's cost goes to
+    its first test), with their tier; with CMLITE_DURATIONS=FILE (as .ci/run sets it) every test's time is also
+    written there, slowest first, so the suite's cost is kept beside the run."""
+    for title, text in SUMMARIES:
+        terminalreporter.write_sep("=", title)
+        terminalreporter.write_line(text)
     if not _DURATIONS:
         return
     rows = sorted(_DURATIONS.items(), key=lambda kv: -kv[1])

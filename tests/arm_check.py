@@ -5,7 +5,7 @@ root, qemu 10, the aarch64 wheels: about a minute the first time, seconds after)
 
 For every model folder given (every CPU target, FP32 and INT8): `cmlite predict --json` on ARM and on x86, the two
 runs' instances matched by the parity tool and judged by the precision's criteria (x86 as the reference); each
-INT8 model's mask and box AP on ARM against x86; and `cmlite camera --source synth --headless --frames 20 --stats`
+INT8 model's mask and box AP on ARM against x86; and `cmlite camera --source synth@5 --headless --frames 20 --stats`
 on ARM. Emulation proves results, never speed: the seconds it prints are the check's cost, not the device's.
 
     python -m tests.arm_check --data DIR FOLDER...     (DIR: val/ and annotations/instances_val.json)
@@ -28,7 +28,7 @@ SETUP = REPO / ".ci" / "arm_setup.sh"
 CACHE = Path(os.environ.get("CMLITE_ARM_CACHE", Path.home() / ".cache" / "cmlite-arm"))
 FEW = 3  # images per FP32 model (emulated FP32 takes 10-20 s an image at 128x160)
 AP_IMAGES = 20  # images per INT8 model: its AP on ARM against x86
-CAMERA = ["--source", "synth", "--headless", "--frames", "20"]
+CAMERA = ["--source", "synth@5", "--headless", "--frames", "20"]  # 5 fps: emulated rendering at 30 costs 20 s
 
 
 class ArmUnavailable(Exception):

@@ -239,6 +239,7 @@ def judge(results: list[ParityResult], precision: str, min_score: float | None =
     c = CRITERIA.get(precision, CRITERIA["fp32"])
     if min_score is not None:
         c = replace(c, min_score=min_score)
+
     def at_cap(score: float, r: ParityResult) -> bool:  # near a full image's lowest kept score: which of such
         return score < r.cap_score + c.score_diff        # near-ties the cap keeps is the precision's rounding
 
@@ -369,11 +370,12 @@ def _print_verdicts(verdicts: list[tuple[str, Verdict]]) -> None:
     if not verdicts:
         return
     rows = [[Path(f).name, v.precision, v.figures["images"], f"{v.figures['found']}/{v.figures['instances']}",
-             v.figures["new"], v.figures["at_cap"], v.figures["median_mask_iou"], v.figures["low_mask_iou"], v.figures["low_box_iou"],
-             v.figures["score_diff"], v.word + (f" ({'; '.join(v.failed)})" if v.failed else "")]
+             v.figures["new"], v.figures["at_cap"], v.figures["median_mask_iou"], v.figures["low_mask_iou"],
+             v.figures["low_box_iou"], v.figures["score_diff"],
+             v.word + (f" ({'; '.join(v.failed)})" if v.failed else "")]
             for f, v in verdicts]
-    print(format_table(["model", "precision", "images", "found", "new", "at the cap", "median mask IoU", "low mask IoU",
-                        "low box IoU", "score change", "verdict"], rows, floatfmt=".3f"))
+    print(format_table(["model", "precision", "images", "found", "new", "at the cap", "median mask IoU",
+                        "low mask IoU", "low box IoU", "score change", "verdict"], rows, floatfmt=".3f"))
     for precision, c in {v.precision: v.criteria for _, v in verdicts}.items():
         print(f"{precision} PASS: {c.describe()}")
 

@@ -1,6 +1,6 @@
-"""INT8 ONNX folders broken as a faulty conversion would break them, for judging the parity verdict (tests/test_parity.py
-and benchmarks/parity_criteria.py --broken): each a copy with its manifest's hashes made to match, so that only the
-verdict can tell.
+"""INT8 ONNX folders broken as a faulty conversion would break them, for judging the parity verdict
+(tests/test_parity.py, and benchmarks/parity_criteria.py given the folders): each a copy with its manifest's hashes
+made to match, so that only the verdict can tell.
 
     python benchmarks/broken_int8.py models/onnx-int8 "wrong scales" out/onnx-int8-wrong-scales
 """
@@ -20,9 +20,9 @@ HOWS = ("wrong scales", "swapped graph", "skipped layer")
 
 
 def broken_int8(folder, out, how: str):
-    """A copy of an INT8 ONNX folder broken as a faulty conversion would be, its manifest's hashes made to match
-    (so that only the verdict can tell): "wrong scales" (the first conv's weight scales x 3), "swapped graph" (graph 2
-    of another model: its weights redrawn, same shapes), "skipped layer" (the backbone's first conv that keeps its input's shape, bypassed)."""
+    """A copy of an INT8 ONNX folder broken as a faulty conversion would be, its manifest's hashes made to match:
+    "wrong scales" (the first conv's weight scales x 3), "swapped graph" (graph 2 of another model: its weights
+    redrawn, same shapes), "skipped layer" (the backbone's first conv that keeps its input's shape, bypassed)."""
     shutil.copytree(folder, out)
     m = read_manifest(out)
     kind = "masks" if how == "swapped graph" else "dense"

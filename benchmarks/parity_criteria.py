@@ -60,7 +60,8 @@ def main(argv=None) -> int:
         out[str(folder)] = {"precision": precision, "pooled": v.figures, "verdict": v.word, "failed": v.failed,
                             "worst_image": spread, "images_failing_alone": fails, "images_judged": len(judged)}
         f_ = v.figures
-        rows.append([Path(folder).name, precision, len(files), f"{f_['found']}/{f_['instances']}", f_["new"], f_["at_cap"],
+        rows.append([Path(folder).name, precision, len(files), f"{f_['found']}/{f_['instances']}", f_["new"],
+                     f_["at_cap"],
                      f_["median_mask_iou"], f_["low_mask_iou"], f_["low_box_iou"], f_["score_diff"], v.word,
                      f"{spread['found_share']:.2f} / {spread['low_mask_iou']:.2f} / {spread['score_diff']:.3f}",
                      f"{fails}/{len(judged)}"])

@@ -5,9 +5,10 @@ the ONNX node names "<module path>/<OpType>_<i>"). `--method` picks NNCF's activ
 minmax -> MINMAX, percentile -> MEAN_QUANTILE, entropy -> HISTOGRAM (NNCF has no KL-divergence calibration;
 its histogram estimator searches the range that minimises the quantization error instead).
 
-Activations are quantized symmetrically (PRESET) and per tensor: NNCF's default gives the inputs of some depthwise convolutions (the eSE
-stages' reductions) a per-channel FakeQuantize, which OpenVINO's ARM CPU plugin fuses into the convolution and then
-refuses at compile time (`any_of(scale.size(), OC, 1U)`); per tensor compiles on both, at the same AP on x86.
+Activations are quantized symmetrically (PRESET) and per tensor: NNCF's default gives the inputs of some
+depthwise convolutions (the eSE stages' reductions) a per-channel FakeQuantize, which OpenVINO's ARM CPU plugin fuses
+into the convolution and then refuses at compile time (`any_of(scale.size(), OC, 1U)`); per tensor compiles on
+both, at the same AP on x86.
 """
 from __future__ import annotations
 

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import importlib
 import platform
-import re
 from pathlib import Path
 
-from .errors import CmliteError
+from .errors import CmliteError, error_line
 from .manifest import Manifest
 from .pipeline import Segmenter
 
@@ -86,13 +85,3 @@ class ConvertedSegmenter(Segmenter):
     def device(self) -> str:
         return f"{self.manifest.target} {self.manifest.precision} on CPU"
 
-
-def error_line(e: Exception, limit: int = 300) -> str:
-    """The line of a runtime's (often many-line, C++-prefixed) error that says what went wrong."""
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    useful = [ln for ln in lines if not re.match(r"^(Exception from \S+|Traceback|File \")", ln)] or lines
-    line = useful[0] if useful else type(e).__name__
-    if line.endswith(":") and len(useful) > 1:  # "Check ... failed at FILE:LINE:" then what it was
-        line = f"{line} {useful[1]}"
-    line = re.sub(r"^\[ ?(ONNXRuntimeError|GENERAL_ERROR)[^\]]*\]\s*:?\s*", "", line)
-    return (line if len(line) <= limit else line[:limit - 3] + "...")

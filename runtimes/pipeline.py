@@ -17,7 +17,7 @@ import numpy as np
 
 from .config import PipelineConfig
 from .decode import Proposals, decode
-from .errors import CmliteError, InferenceError
+from .errors import CmliteError, InferenceError, error_line
 from .instances import Instances
 from .paste import paste_masks, scale_clip_boxes
 from .preprocess import Preprocessed, preprocess
@@ -126,10 +126,8 @@ class Segmenter(ABC):
         job.timings["preprocess"] = (time.perf_counter() - t0) * 1e3
 
     def _failed(self, graph: str, shape, e: Exception) -> InferenceError:
-        first = str(e).strip().splitlines()
-        why = next((line for line in first if "larger than" in line or "Check" in line), first[0] if first else "")
         return InferenceError(f"{graph} failed on a {'x'.join(map(str, shape))} input on {self.device} "
-                              f"({type(e).__name__}: {why.strip()[:200]})")
+                              f"({type(e).__name__}: {error_line(e, 200)})")
 
     def graph1(self, job: Job) -> None:
         t0 = time.perf_counter()

@@ -88,7 +88,8 @@ def cmd_camera(args) -> None:
     print(f"{plural(s['frames'], 'frame')} in {s['seconds']:.1f} s ({s['stopped_by']}): {s['fps_mean'] or 0:.1f} fps mean, "
           f"{s['fps_p50'] or 0:.1f} p50; latency p50 {lat['p50']} / p90 {lat['p90']} / p99 {lat['p99']} ms; "
           f"dropped {s['dropped']} of {s['captured']} captured; {s['device']}, {plural(s['threads'], 'thread')}"
-          + (f"; stats in {args.stats}" if args.stats and "stats_error" not in s else "") + (f"; video in {s['recording']}" if s["recording"] else ""))
+          + (f"; stats in {args.stats}" if args.stats and "stats_error" not in s else "")
+          + (f"; video in {s['recording']}" if s["recording"] else ""))
 
 
 def add_parser(sub) -> None:

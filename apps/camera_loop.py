@@ -223,7 +223,8 @@ class _CameraRun:
     def summary(self, outputs: _Outputs, reason: str, ended: bool) -> dict:
         c, rec = self.capture, outputs.recorder
         return {**self.stats.summary(), "captured": c.captured, "dropped": c.dropped, "taken": c.taken,
-                "pending": c.pending, "reopens": c.reopens, "failed": self.failed, "stopped_by": reason, "source_ended": ended,
+                "pending": c.pending, "reopens": c.reopens, "failed": self.failed, "stopped_by": reason,
+                "source_ended": ended,
                 "recorded_frames": rec.frames if rec else None,
                 "recording": str(rec.path) if rec and rec.frames else None,
                 "recording_error": rec.error if rec else None, **self.info}

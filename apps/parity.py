@@ -245,7 +245,7 @@ def judge(results: list[ParityResult], precision: str, min_score: float | None =
 
     counted = [(m, r) for r in results for m in r.matches if m.ref_score >= c.min_score]
     considered = [m for m, r in counted if not at_cap(m.ref_score, r)]  # must be found
-    found = [m for m, _ in counted if m.got >= 0]  # compared: every pair found, at the cap or not
+    compared = [m for m, _ in counted if m.got >= 0]  # every pair found, at the cap or not
     extra = [s for r in results for s in r.extra_scores if s >= c.min_score and not at_cap(s, r)]
     at_cap_n = sum(at_cap(m.ref_score, r) for m, r in counted) + \
         sum(at_cap(s, r) for r in results for s in r.extra_scores if s >= c.min_score)
@@ -254,13 +254,14 @@ def judge(results: list[ParityResult], precision: str, min_score: float | None =
     def pct(values, q):
         return float(np.percentile(values, q)) if values else float("nan")
 
-    f = {"images": len(results), "instances": len(considered), "found": sum(m.got >= 0 for m in considered),
-         "at_cap": at_cap_n, "compared": len(found),
-         "found_share": sum(m.got >= 0 for m in considered) / len(considered) if considered else float("nan"),
+    found_n = sum(m.got >= 0 for m in considered)
+    f = {"images": len(results), "instances": len(considered), "found": found_n, "at_cap": at_cap_n,
+         "compared": len(compared), "found_share": found_n / len(considered) if considered else float("nan"),
          "new": len(extra), "new_share": len(extra) / max(len(considered), 1),
-         "median_mask_iou": pct([m.mask_iou for m in found], 50), "low_mask_iou": pct([m.mask_iou for m in found], low),
-         "low_box_iou": pct([m.box_iou for m in found], low),
-         "score_diff": pct([abs(m.score_diff) for m in found], 100 - low),
+         "median_mask_iou": pct([m.mask_iou for m in compared], 50),
+         "low_mask_iou": pct([m.mask_iou for m in compared], low),
+         "low_box_iou": pct([m.box_iou for m in compared], low),
+         "score_diff": pct([abs(m.score_diff) for m in compared], 100 - low),
          "stages_ok": all(ok for r in results for name, _err, ok in r.stages if name != "instances")}
     failed = []
     if not counted:

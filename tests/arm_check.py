@@ -99,7 +99,8 @@ def check_model(armpy: Path, folder: Path, images: Path, ann: Path, out: Path, t
             row.error = f"{side}: {_error(r)}"
             return row
         runs[side] = json.loads(path.read_text())
-        row.arm_s = seconds if side == "arm" else row.arm_s
+        if side == "arm":
+            row.arm_s = seconds
     files = sorted(p for p in images.iterdir() if p.is_file())
     row.images = len(files)
     results = []

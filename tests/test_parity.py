@@ -78,8 +78,6 @@ def test_parity_of_a_fixed_size_folder_runs_both_at_its_input(default_models, tm
     assert rows[0]["first_divergence"] == "none" and rows[0]["ref_instances"] == rows[0]["matched"] > 0
 
 
-
-
 @pytest.mark.parametrize("how", [None, *HOWS])
 def test_the_int8_verdict_passes_a_correct_conversion_and_fails_broken_ones(how, tiny_models, tmp_path):
     """Judged on the instances a user sees, over the images: the correct INT8 conversion passes, each broken one

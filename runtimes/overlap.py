@@ -5,13 +5,14 @@
     for key, job in stream(seg, [(name, image_or_reader), ...]):   # the same over an iterable
 
 - sequential: every stage of an image runs in the caller's thread before the next image is taken.
-- overlap: two stage threads beside the caller's. front: preprocess image n+1, graph 1; back: decode, NMS,
-  RoIAlign of image n, graph 2, paste, `finish`; the caller gets image n-1. The graphs run one at a time in a
-  graph thread, each with every thread it was given (graph 2, the older image's, first when both wait); the
-  host stages run in threads that yield the CPU to it (SCHED_IDLE), so they fill the cores the graphs leave
-  idle instead of slowing them. At most `depth` images are between take() and next().
+- overlap: two stage threads beside the caller's. front: take and preprocess image n+2 while image n+1's
+  graph 1 runs; back: decode, NMS, RoIAlign of image n, graph 2, paste, `finish`; the caller gets image n-1.
+  The graphs run one at a time in a graph thread, each with every thread it was given (graph 2, the older
+  image's, first when both wait), and find their next input ready; the host stages run in threads that yield
+  the CPU to it (SCHED_IDLE), so they fill the cores the graphs leave idle instead of slowing them. At most
+  `depth` images are between take() and next().
 - auto: the first frames run sequentially, the next ones overlapped; the faster keeps running (overlap must win
-  by 3%: it costs up to a frame of latency). A camera that sequential keeps up with stays sequential.
+  by 3%: it costs up to two frames of latency). A camera that sequential keeps up with stays sequential.
 
 Results are Segmenter.predict()'s, image by image, in the order taken, in every mode; nothing is lost at the end
 of a stream or when auto switches (the overlapped images in flight are finished first).
@@ -45,17 +46,27 @@ class GraphThread:
         self._thread = threading.Thread(target=self._run, name="cmlite-graphs", daemon=True)
         self._thread.start()
 
-    def run(self, fn: Callable[[], None], urgent: bool) -> None:
-        """fn() in the graph thread; returns when it is done, raising what it raised."""
+    def submit(self, fn: Callable[[], None], urgent: bool) -> list:
+        """Queue fn() for the graph thread and return at once: the box that wait() takes. Jobs of one priority
+        run in the order submitted."""
         box: list = []
         with self._cond:
             self._order += 1
             heapq.heappush(self._waiting, (0 if urgent else 1, self._order, fn, box))
             self._cond.notify_all()
+        return box
+
+    def wait(self, box: list) -> None:
+        """Until the submitted fn() is done, raising what it raised."""
+        with self._cond:
             while not box:
                 self._cond.wait()
         if box[0] is not None:
             raise box[0]
+
+    def run(self, fn: Callable[[], None], urgent: bool) -> None:
+        """fn() in the graph thread; returns when it is done, raising what it raised."""
+        self.wait(self.submit(fn, urgent))
 
     def _run(self) -> None:
         while True:
@@ -149,7 +160,7 @@ class Sequential:
 class Overlapped(Sequential):
     mode = "overlap"
 
-    def __init__(self, seg: Segmenter, take: Take, finish: Callable | None = None, depth: int = 2):
+    def __init__(self, seg: Segmenter, take: Take, finish: Callable | None = None, depth: int = 3):
         super().__init__(seg, take, finish)
         self.graphs = GraphThread()
         self._slots = threading.Semaphore(depth)  # images between take() and next()
@@ -167,12 +178,15 @@ class Overlapped(Sequential):
         self._drain.set()
 
     def _front(self) -> None:
+        """Takes and preprocesses image n+1 while image n's graph 1 runs: the graph thread finds the next image
+        ready instead of waiting a preprocessing for it. Graph 1 hands its image on itself (to `_mid`), in the
+        order taken; so does everything else sent down the graph thread's queue, the end included."""
         seg = self.seg
         background()
         while True:
             if self._stop.is_set() or self._drain.is_set():
-                self._mid.put(_End(Drained()))
-                return
+                end = Drained()
+                break
             if not self._slots.acquire(timeout=0.1):
                 continue
             try:
@@ -183,11 +197,25 @@ class Overlapped(Sequential):
                 key, job = _job(item)
                 if job.error is None:
                     seg.preprocess(job)
-                    self._graph(seg.graph1, job, urgent=False)
             except BaseException as e:  # StopIteration (the end) or a failure: passed down in order
+                end = e
+                break
+            self.graphs.submit(lambda key=key, job=job: self._dense(key, job), urgent=False)
+        self.graphs.run(lambda: self._mid.put(_End(end)), urgent=False)
+
+    def _dense(self, key, job: Job) -> None:
+        """Graph 1 of a taken image, in the graph thread, then on to the back thread. A graph that refuses this
+        image (InferenceError) fails its job only; any other failure ends the stream there."""
+        if job.error is None and not self._stop.is_set():
+            try:
+                self.seg.graph1(job)
+            except InferenceError as e:
+                job.error = e
+            except BaseException as e:
+                self._stop.set()
                 self._mid.put(_End(e))
                 return
-            self._mid.put((key, job))
+        self._mid.put((key, job))
 
     def _graph(self, stage, job: Job, urgent: bool) -> None:
         """A graph stage in the graph thread; one that refuses this image (InferenceError) fails its job only."""
@@ -239,11 +267,11 @@ class Overlapped(Sequential):
 class Auto(Sequential):
     """Sequential for `trial` images, overlapped for as many, then the faster of the two. Speed is the median
     interval between consecutive next() results, so the caller's own work and the source's pace count; latency
-    runs from take() to next(). Overlap is kept only if it is faster by MARGIN and its median latency is within one
-    of its frame intervals of sequential's."""
+    runs from take() to next(). Overlap is kept only if it is faster by MARGIN and its median latency is within two
+    of its frame intervals of sequential's (it holds up to two more images in flight)."""
     mode = "auto"
     MARGIN = 1.03
-    LATENCY_FRAMES = 1.0  # how much more latency overlap may add, in its frame intervals
+    LATENCY_FRAMES = 2.0  # how much more latency overlap may add, in its frame intervals (depth - 1)
 
     def __init__(self, seg: Segmenter, take: Take, finish: Callable | None = None, trial: int = 24, warmup: int = 3):
         super().__init__(seg, take, finish)

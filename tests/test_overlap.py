@@ -174,3 +174,61 @@ def test_a_source_failure_reaches_the_caller(seg):
             for _ in range(50):
                 run.next(0.5)
         run.close()
+
+
+def test_the_next_image_is_preprocessed_while_graph_1_runs(seg, frames, expected):
+    """Overlapped: image n+1 is taken and preprocessed while image n's graph 1 runs, so the graph thread finds its
+    next input ready; the results stay predict()'s, in order. Graph 1 of the first image waits until the second
+    is preprocessed: a front that waited for graph 1 before taking the next image would never get there."""
+    second_ready = threading.Event()
+    seen = {"preprocessed": 0, "graph1 saw the next image": None}
+    real = {k: getattr(seg, k) for k in ("preprocess", "graph1")}
+
+    def preprocess(job):
+        real["preprocess"](job)
+        seen["preprocessed"] += 1
+        if seen["preprocessed"] == 2:
+            second_ready.set()
+
+    def graph1(job):
+        if seen["graph1 saw the next image"] is None:
+            seen["graph1 saw the next image"] = second_ready.wait(10)
+        real["graph1"](job)
+
+    seg.preprocess, seg.graph1 = preprocess, graph1
+    try:
+        got = _run(Overlapped(seg, _take_from(frames)))
+    finally:
+        del seg.preprocess, seg.graph1
+    assert seen["graph1 saw the next image"] is True
+    assert [k for k, _ in got] == list(range(len(frames)))
+    for (_, job), want in zip(got, expected):
+        _same(job.instances, want)
+
+
+def test_a_graph_1_failure_stops_the_stream_in_order(seg, frames):
+    """A failure other than a refused input in graph 1 (now run from the graph thread's queue) ends the stream
+    after the images before it, as one in graph 2 does."""
+    calls = [0]
+    real = seg.graph1
+
+    def failing(job):
+        calls[0] += 1
+        if calls[0] == 4:
+            raise Broken("graph 1 failed")
+        real(job)
+
+    seg.graph1 = failing
+    try:
+        run = Overlapped(seg, _take_from(frames))
+        got = []
+        with pytest.raises(Broken):
+            while True:
+                item = run.next(1.0)
+                if item is not None:
+                    got.append(item[0])
+        assert got == [0, 1, 2]
+        run.close()
+    finally:
+        del seg.graph1
+    assert not [t for t in threading.enumerate() if t.name.startswith("cmlite-")]

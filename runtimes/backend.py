@@ -53,6 +53,15 @@ class ConvertedSegmenter(Segmenter):
             f"on {where}: {error_line(e)}; make it again with this cmlite and runtime (cmlite convert / quantize), "
             f"or pick a target that runs here (cmlite bench compares them)")
 
+    def replicas(self, n: int, threads: int | None) -> list[Segmenter]:
+        """n independent loads of the folder with `threads` threads each, with this one's settings."""
+        out = []
+        for _ in range(n):
+            copy = type(self)(self.manifest, self.folder, threads=threads, maskiou=self.maskiou)
+            copy.config = self.config
+            out.append(copy)
+        return out
+
     def open(self) -> None:
         """Load the graphs (called once from __init__)."""
         raise NotImplementedError

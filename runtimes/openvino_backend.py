@@ -2,6 +2,8 @@
 otherwise pick bf16 on CPUs that have it, which is not what an FP32 artifact promises."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from .backend import ConvertedSegmenter, require
@@ -30,18 +32,42 @@ class OpenVinoSegmenter(ConvertedSegmenter):
         config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1"}
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = str(self.threads)
-        self.requests, self.compile, kinds = {}, {}, {}
+        self.core, self.config_ov, self.models, kinds = core, config, {}, {}
         for kind in ("dense", "masks"):
             model = core.read_model(str(self.graph_path(kind)))
             kinds[self.graph_path(kind).name] = _formats(model)
             if kind == "masks" and self.mask_kind == "masks_noiou":  # the MaskIoU head cut off: OpenVINO drops it
                 model = ov.Model([o for o in model.outputs if o.get_any_name() == "mask_prob"],
                                  model.get_parameters(), "masks_noiou")
-            self.compile[kind] = lambda m=model: core.compile_model(m, self.device_name, config)
+            self.models[kind] = model
+        self._compile(config)
+        self.check_precision(kinds)
+
+    def _compile(self, config: dict) -> None:
+        """This segmenter's compiled graphs and infer requests under `config`."""
+        self.compile, self.requests = {}, {}
+        for kind, model in self.models.items():
+            self.compile[kind] = lambda m=model: self.core.compile_model(m, self.device_name, config)
             compiled = self.compile[kind]()
             self.requests[kind] = (compiled.create_infer_request(), [o.get_any_name() for o in compiled.outputs])
 
-        self.check_precision(kinds)
+    def replicas(self, n: int, threads: int | None) -> list["OpenVinoSegmenter"]:
+        """One model compiled for throughput (n streams of `threads` threads: OpenVINO places each stream on its
+        own cores) and an infer request per replica; the weights are held once."""
+        config = {**self.config_ov, "PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": str(n)}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = str(threads * n)
+        compiled = {kind: self.core.compile_model(m, self.device_name, config) for kind, m in self.models.items()}
+        out = []
+        for _ in range(n):
+            r = copy.copy(self)
+            r.threads = threads
+            r.compile = {kind: (lambda m=m: self.core.compile_model(m, self.device_name, config))
+                         for kind, m in self.models.items()}  # after a refused input (see _run)
+            r.requests = {kind: (c.create_infer_request(), [o.get_any_name() for o in c.outputs])
+                          for kind, c in compiled.items()}
+            out.append(r)
+        return out
 
     @property
     def device(self) -> str:

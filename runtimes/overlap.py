@@ -1,4 +1,4 @@
-"""Many images through one Segmenter: one at a time, with consecutive images overlapped, or whichever is faster.
+"""Many images through one Segmenter: one at a time, consecutive images overlapped, on lanes, or whichever is faster.
 
     run = runner(seg, take, mode="auto", finish=draw)   # take(timeout) -> (key, image) | None; raises at the end
     item = run.next(0.25)                               # (key, job) in the order taken; None: nothing yet
@@ -11,11 +11,14 @@
   image's, first when both wait), and find their next input ready; the host stages run in threads that yield
   the CPU to it (SCHED_IDLE), so they fill the cores the graphs leave idle instead of slowing them. At most
   `depth` images are between take() and next().
-- auto: the first frames run sequentially, the next ones overlapped; the faster keeps running (overlap must win
-  by 3%: it costs up to two frames of latency). A camera that sequential keeps up with stays sequential.
+- throughput (runtimes/throughput.py): lanes, each a replica of the model with a share of the threads, every
+  one running all the stages of its own image; the most images per second, a single image's latency higher.
+- auto: the first frames run sequentially, the next ones overlapped, then in throughput mode where the backend
+  can replicate its model; the fastest keeps running (it must beat sequential by 3% within two frames of its
+  latency). A camera that sequential keeps up with stays sequential.
 
 Results are Segmenter.predict()'s, image by image, in the order taken, in every mode; nothing is lost at the end
-of a stream or when auto switches (the overlapped images in flight are finished first).
+of a stream or when auto switches (the images in flight are finished first).
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ from typing import Callable, Iterable, Iterator
 from .errors import ImageError, InferenceError, SettingsError
 from .pipeline import Job, Segmenter
 
-MODES = ("auto", "overlap", "sequential")
+MODES = ("auto", "overlap", "sequential", "throughput")
 Take = Callable[[float], "tuple | None"]
 
 
@@ -265,23 +268,37 @@ class Overlapped(Sequential):
 
 
 class Auto(Sequential):
-    """Sequential for `trial` images, overlapped for as many, then the faster of the two. Speed is the median
-    interval between consecutive next() results, so the caller's own work and the source's pace count; latency
-    runs from take() to next(). Overlap is kept only if it is faster by MARGIN and its median latency is within two
-    of its frame intervals of sequential's (it holds up to two more images in flight)."""
+    """Each candidate mode for `trial` images in turn (sequential, overlap, then throughput where the backend can
+    replicate its model), then the fastest. Speed is the median interval between consecutive next() results, so
+    the caller's own work and the source's pace count; latency runs from take() to next(). A mode other than
+    sequential is kept only if it is faster than sequential by MARGIN and its median latency is within two of its
+    frame intervals of sequential's (overlap holds up to two more images in flight). Switching finishes the images
+    in flight first."""
     mode = "auto"
     MARGIN = 1.03
-    LATENCY_FRAMES = 2.0  # how much more latency overlap may add, in its frame intervals (depth - 1)
+    LATENCY_FRAMES = 2.0  # how much more latency another mode may add, in its frame intervals
 
-    def __init__(self, seg: Segmenter, take: Take, finish: Callable | None = None, trial: int = 24, warmup: int = 3):
+    def __init__(self, seg: Segmenter, take: Take, finish: Callable | None = None, trial: int = 24, warmup: int = 3,
+                 candidates: tuple[str, ...] | None = None):
         super().__init__(seg, take, finish)
-        self.run: Sequential = Sequential(seg, take, finish)
+        if candidates is None:
+            candidates = ("sequential", "overlap") + (("throughput",) if can_replicate(seg) else ())
+        self.candidates = candidates
+        self.run: Sequential = self._make(candidates[0])
         self.trial, self.warmup = trial, warmup
         self.rates: dict[str, float] = {}  # images per second measured for each mode
         self.latency: dict[str, float] = {}  # median seconds from take() to next() for each mode
         self.chosen: str | None = None
+        self._pending: str | None = None  # the mode to run once the current one has drained
         self._times: list[float] = []
         self._lat: list[float] = []
+
+    def _make(self, mode: str):
+        if mode == "throughput":
+            from .throughput import Throughput
+
+            return Throughput(self.seg, self.take, self.finish)
+        return {"sequential": Sequential, "overlap": Overlapped}[mode](self.seg, self.take, self.finish)
 
     def next(self, timeout: float) -> tuple[object, Job] | None:
         while True:
@@ -289,11 +306,20 @@ class Auto(Sequential):
                 item = self.run.next(timeout)
             except Drained:
                 self.run.close()
-                self.run = Sequential(self.seg, self.take, self.finish)
+                self.run, self._pending = self._make(self._pending), None
                 continue
             if item is not None and self.chosen is None:
                 self._measure(item[1])
             return item
+
+    def _switch(self, mode: str) -> None:
+        """Run `mode` next: at once after sequential (nothing in flight), after the drain otherwise."""
+        if self.run.mode == "sequential":
+            self.run.close()
+            self.run = self._make(mode)
+        else:
+            self._pending = mode
+            self.run.drain()  # its images in flight come first, then Drained switches
 
     def _measure(self, job: Job) -> None:
         now = time.perf_counter()
@@ -306,14 +332,24 @@ class Auto(Sequential):
         self.rates[mode] = 1.0 / gap if gap > 0 else float("inf")
         self.latency[mode] = statistics.median(self._lat[self.warmup:])
         self._times, self._lat = [], []
-        if mode == "sequential":
-            self.run = Overlapped(self.seg, self.take, self.finish)
+        rest = [m for m in self.candidates if m not in self.rates]
+        if rest:
+            self._switch(rest[0])
             return
-        faster = self.rates["overlap"] >= self.MARGIN * self.rates["sequential"]
-        prompt = self.latency["overlap"] <= self.latency["sequential"] + self.LATENCY_FRAMES / self.rates["overlap"]
-        self.chosen = "overlap" if faster and prompt else "sequential"
-        if self.chosen == "sequential":
-            self.run.drain()  # its images in flight come first, then Drained switches back
+        self.chosen = max(self.rates, key=lambda m: (self._acceptable(m), self.rates[m] if m != "sequential"
+                                                     else self.MARGIN * self.rates[m]))
+        if not self._acceptable(self.chosen):
+            self.chosen = "sequential"
+        if self.chosen != mode:
+            self._switch(self.chosen)
+
+    def _acceptable(self, mode: str) -> bool:
+        """Sequential always; another mode when faster by MARGIN and prompt enough."""
+        if mode == "sequential":
+            return True
+        seq, rate = self.rates["sequential"], self.rates[mode]
+        return rate >= self.MARGIN * seq and \
+            self.latency[mode] <= self.latency["sequential"] + self.LATENCY_FRAMES / rate
 
     @property
     def active(self) -> str:
@@ -329,9 +365,18 @@ class Auto(Sequential):
         self.run.close()
 
 
+def can_replicate(seg: Segmenter) -> bool:
+    """Whether the backend can make replicas of its model (throughput mode)."""
+    return type(seg).replicas is not Segmenter.replicas
+
+
 def runner(seg: Segmenter, take: Take, mode: str = "auto", finish: Callable | None = None) -> Sequential:
     if mode not in MODES:
         raise SettingsError(f"unknown mode {mode!r}: one of {', '.join(MODES)}")
+    if mode == "throughput":
+        from .throughput import Throughput
+
+        return Throughput(seg, take, finish)
     return {"auto": Auto, "overlap": Overlapped, "sequential": Sequential}[mode](seg, take, finish)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from .config import PipelineConfig
 from .decode import Proposals, decode
-from .errors import CmliteError, InferenceError, error_line
+from .errors import CmliteError, InferenceError, SettingsError, error_line
 from .instances import Instances
 from .paste import paste_masks, scale_clip_boxes
 from .preprocess import Preprocessed, preprocess
@@ -91,6 +91,12 @@ class Segmenter(ABC):
 
     @abstractmethod
     def infer_masks(self, rois: np.ndarray, onehot: np.ndarray) -> dict[str, np.ndarray]: ...
+
+    def replicas(self, n: int, threads: int | None) -> list["Segmenter"]:
+        """n copies of this model that can run at once from n threads, each with `threads` threads (throughput
+        mode: runtimes/throughput.py). Backends that can say how."""
+        raise SettingsError(f"{self.device} cannot run in throughput mode (a converted model can: cmlite convert); "
+                            "use --mode auto, overlap or sequential")
 
     def run_dense(self, tensor: np.ndarray) -> DenseOutputs:
         return DenseOutputs.from_named(self.infer_dense(tensor), len(self.config.pooler_strides))

@@ -70,7 +70,7 @@ def test_every_mode_gives_predicts_instances_in_order(seg, frames, expected, mod
 def test_auto_switches_without_losing_or_reordering(seg, frames, expected, choose):
     """A short trial, then the choice forced either way: to sequential, the overlapped images in flight are
     finished first (drained), then sequential goes on."""
-    run = Auto(seg, _take_from(frames), trial=4, warmup=1)
+    run = Auto(seg, _take_from(frames), trial=4, warmup=1, candidates=("sequential", "overlap"))
     if choose == "overlap":  # forced whatever the trial measured (a loaded CI machine once made it sequential)
         run.MARGIN, run.LATENCY_FRAMES = 0.0, float("inf")
     else:

@@ -63,11 +63,14 @@ def cmd_camera(args) -> None:
 
         parse_address(args.serve)  # a bad address, token or viewer count fails before the model loads
         check_options(args.token, args.max_viewers)
-    source = open_source(args.source)
+    sources = []
     try:
+        for spec in args.source or ["0"]:
+            sources.append(open_source(spec))
         seg = segmenter(args, **overrides)
     except BaseException:
-        source.close()
+        for source in sources:
+            source.close()
         raise
     opts = CameraOptions(loop=args.loop, realtime=args.realtime, mode=args.mode, window=not args.headless,
                          record=args.record, record_codec=args.record_codec, serve=args.serve, token=args.token,
@@ -75,21 +78,42 @@ def cmd_camera(args) -> None:
                          seconds=args.seconds,
                          stats=args.stats, show_thresh=args.show_thresh, snapshot_dir=args.snapshot_dir,
                          panel=args.panel)
-    opts.log(f"{source.describe()} -> {seg.device} ({args.mode})")
+    opts.log(f"{', '.join(s.describe() for s in sources)} -> {seg.device} ({args.mode})")
     before = {}
     if threading.current_thread() is threading.main_thread():  # `kill` stops as cleanly as Ctrl-C
         before = {sig: signal.signal(sig, _stop_between_frames(opts)) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        s = run_camera(seg, source, opts, threads=args.threads)
+        if len(sources) > 1:
+            from .camera_streams import run_streams
+
+            s = run_streams(seg, sources, opts, threads=args.threads)
+        else:
+            s = run_camera(seg, sources[0], opts, threads=args.threads)
     finally:
         for sig, handler in before.items():  # main() called from Python gets its handlers back
             signal.signal(sig, handler)
+    if len(sources) > 1:
+        return _print_streams(s, args)
     lat = s["latency_ms"]
     print(f"{plural(s['frames'], 'frame')} in {s['seconds']:.1f} s ({s['stopped_by']}): {s['fps_mean'] or 0:.1f} fps mean, "
           f"{s['fps_p50'] or 0:.1f} p50; latency p50 {lat['p50']} / p90 {lat['p90']} / p99 {lat['p99']} ms; "
           f"dropped {s['dropped']} of {s['captured']} captured; {s['device']}, {plural(s['threads'], 'thread')}"
           + (f"; stats in {args.stats}" if args.stats and "stats_error" not in s else "")
           + (f"; video in {s['recording']}" if s["recording"] else ""))
+
+
+def _print_streams(s: dict, args) -> None:
+    from .table import format_table
+
+    rows = [[t["stream"], t["source"], t["frames"], t["fps_mean"], t["latency_ms"]["p50"], t["latency_ms"]["p90"],
+             t["latency_ms"]["p99"], t["dropped"], t["reopens"]] for t in s["streams"]]
+    tot = s["total"]
+    rows.append(["all", f"{tot['streams']} streams", tot["frames"], tot["fps_total"], tot["latency_ms"]["p50"],
+                 tot["latency_ms"]["p90"], tot["latency_ms"]["p99"], tot["dropped"], tot["reopens"]])
+    print(format_table(["stream", "source", "frames", "fps", "latency p50", "p90", "p99", "dropped", "reopens"], rows))
+    print(f"{s['stopped_by']}: {tot['fps_total']} fps in total, the slowest stream {tot['fps_per_stream_min']} fps "
+          f"({(tot['slowest_of_mean'] or 0):.0%} of the mean); {s['device']}, {plural(s['threads'], 'thread')}, "
+          f"{s['mode']}" + (f"; stats in {args.stats}" if args.stats and "stats_error" not in s else ""))
 
 
 def add_parser(sub) -> None:
@@ -99,7 +123,8 @@ def add_parser(sub) -> None:
                        description="Live instance segmentation with an overlay of fps, per-stage ms and latency. "
                                    "Outputs: a window, --record, --serve (a web page), --stats. Keys in the window: "
                                    "q/Esc quit, space pause, s snapshot, m masks, p panel.")
-    p.add_argument("--source", default="0", help=f"{SOURCES_HELP}; synth:WxH@FPS sets the scene (default 0)")
+    p.add_argument("--source", action="append", help=f"{SOURCES_HELP}; synth:WxH@FPS sets the scene (default 0); "
+                                                     "repeat it for several streams through the one model")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--weights", help="checkpoint (.pth), run in PyTorch; default: the embedded default model")
     src.add_argument("--model", help="a converted model folder (`cmlite convert` / `quantize`), run without PyTorch")

@@ -49,6 +49,7 @@ class Capture:
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+        self.ready: threading.Event | None = None  # set when a frame comes or the source ends (several streams)
 
     def start(self) -> "Capture":
         self._thread.start()
@@ -96,6 +97,8 @@ class Capture:
         with self._cond:
             self._ended = True
             self._cond.notify_all()
+        if self.ready is not None:
+            self.ready.set()
 
     def _read_loop(self) -> None:
         since_rewind, t_start = 0, time.monotonic()
@@ -127,6 +130,8 @@ class Capture:
                 self._slot = frame
                 self.captured += 1
                 self._cond.notify_all()
+            if self.ready is not None:
+                self.ready.set()
 
     def _reconnect(self) -> None:
         self.source.close()

@@ -86,6 +86,42 @@ poll();
 </script></body></html>
 """
 
+TILED_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>cmlite camera: __STREAMS__ streams</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+ body { margin: 0; background: #111; color: #ddd; font: 14px system-ui, sans-serif; }
+ header { padding: 8px 12px; } h1 { font-size: 18px; margin: 0; display: inline; } #total { color: #6f6; }
+ #grid { display: grid; gap: 6px; padding: 6px; grid-template-columns: repeat(auto-fit, minmax(300px, 1fr)); }
+ figure { margin: 0; background: #000; } figure img { width: 100%; height: auto; display: block; }
+ figcaption { padding: 3px 6px; font-variant-numeric: tabular-nums; } .lost { color: #f66; }
+</style></head>
+<body><header><h1>cmlite camera</h1> <span id="total"></span> <span id="model"></span></header>
+<div id="grid"></div>
+<script>
+const n = __STREAMS__, q = location.search;  // ?token=... passed on to every stream and the stats
+const grid = document.getElementById("grid");
+for (let i = 0; i < n; i++) {
+  grid.insertAdjacentHTML("beforeend", `<figure><img id="s${i}" alt="stream ${i}"><figcaption id="c${i}">` +
+    `stream ${i}</figcaption></figure>`);
+  document.getElementById("s" + i).src = `/stream/${i}.mjpg` + q;
+}
+const f = v => v == null ? "-" : v.toFixed(1);
+async function poll() {
+  try {
+    const s = await (await fetch("/stats.json" + q, {cache: "no-store"})).json();
+    document.getElementById("total").textContent = `${f(s.fps_total)} fps in total`;
+    document.getElementById("model").textContent = `${s.backend} ${s.precision}, ${s.running}`;
+    s.streams.forEach((t, i) => { const c = document.getElementById("c" + i);
+      c.textContent = `stream ${i}: ${f(t.fps)} fps, latency ${f(t.latency_ms)} ms, dropped ${t.dropped}` +
+        ` - ${t.source}` + (t.status ? ` - ${t.status}` : ""); c.className = t.status ? "lost" : ""; });
+  } catch (e) { document.getElementById("total").textContent = "the app is not answering"; }
+  setTimeout(poll, 500);
+}
+poll();
+</script></body></html>
+"""
+
 
 class FrameBroadcaster:
     """The latest overlaid frame, for any number of viewers."""
@@ -175,31 +211,32 @@ class _Handler(BaseHTTPRequestHandler):
             return self.send_error(414, "URI too long")
         path, _, query = self.path.partition("?")
         try:
-            if path not in ROUTES:  # exact: no decoding, no normalising, so nothing else can be reached
-                return self._send(b"not found: try /, /stream.mjpg, /stats.json or /snapshot.jpg", "text/plain", 404)
+            if path not in self.server.routes:  # exact: no decoding, no normalising, so nothing else can be reached
+                return self._send(b"not found: try /, /stream.mjpg, /stats.json or /snapshot.jpg (several streams: "
+                                  b"/stream/I.mjpg, /snapshot/I.jpg)", "text/plain", 404)
             refused = self._authorized(query)
             if refused:
                 return self._send(b"a token is needed: open the URL the app printed (with ?token=...)" if refused == 401
                                   else b"wrong token", "text/plain", refused,
                                   {"WWW-Authenticate": 'Bearer realm="cmlite"'} if refused == 401 else None)
+            stream = self.server.route_stream(path)
             if path in ("/", "/index.html"):
-                self._send(PAGE.encode(), "text/html; charset=utf-8")
+                self._send(self.server.page().encode(), "text/html; charset=utf-8")
             elif path == "/stats.json":
-                self._send(json.dumps({**self.server.stats(), "viewers": self.server.frames.viewers}).encode(),
+                self._send(json.dumps({**self.server.stats(), "viewers": self.server.viewers}).encode(),
                            "application/json")
-            elif path == "/snapshot.jpg":
-                jpeg = self.server.frames.latest_jpeg()
+            elif path.startswith("/snapshot"):
+                jpeg = stream.latest_jpeg()
                 self._send(jpeg, "image/jpeg") if jpeg else self._send(b"no frame yet", "text/plain", 503)
             else:
-                self._stream()
+                self._stream(stream)
         except (BrokenPipeError, ConnectionResetError, TimeoutError, OSError):
             self.close_connection = True  # the viewer left or stalled past IDLE_S
 
     def do_HEAD(self):
         self.do_GET()
 
-    def _stream(self) -> None:
-        frames = self.server.frames
+    def _stream(self, frames: "FrameBroadcaster") -> None:
         with frames._cond:
             full = frames.viewers >= self.server.max_viewers
             if not full:
@@ -236,11 +273,32 @@ class StatsServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], stats, token: str | None = None, max_viewers: int = MAX_VIEWERS,
                  idle_s: float = IDLE_S):
         super().__init__(address, _Handler)
-        self.frames = FrameBroadcaster()
+        self.frames = FrameBroadcaster()  # stream 0 (the one stream of a one-source run)
+        self.streams = [self.frames]
+        self.routes = ROUTES
         self.stats = stats  # () -> dict for /stats.json
         self.token, self.max_viewers, self.idle_s = token, max_viewers, idle_s
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2}, name="web",
                                         daemon=True)
+
+    def add_streams(self, n: int) -> None:
+        """n streams in all: /stream/I.mjpg and /snapshot/I.jpg each (I from 0), the page tiles them; /stream.mjpg
+        and /snapshot.jpg stay stream 0's."""
+        self.streams = [self.frames] + [FrameBroadcaster() for _ in range(n - 1)]
+        self.routes = ROUTES + tuple(r for i in range(n) for r in (f"/stream/{i}.mjpg", f"/snapshot/{i}.jpg"))
+
+    def route_stream(self, path: str) -> "FrameBroadcaster":
+        """The stream a route shows (stream 0 for the one-stream routes)."""
+        if path.startswith(("/stream/", "/snapshot/")):
+            return self.streams[int(path.rsplit("/", 1)[1].split(".")[0])]
+        return self.frames
+
+    @property
+    def viewers(self) -> int:
+        return sum(f.viewers for f in self.streams)
+
+    def page(self) -> str:
+        return PAGE if len(self.streams) == 1 else TILED_PAGE.replace("__STREAMS__", str(len(self.streams)))
 
     def handle_error(self, request, client_address):
         """A client that vanished mid-request is no error of the app's (socketserver would print a traceback)."""
@@ -269,7 +327,8 @@ class StatsServer(ThreadingHTTPServer):
         return self
 
     def stop(self) -> None:
-        self.frames.close()
+        for frames in self.streams:
+            frames.close()
         self.shutdown()
         self.server_close()
 

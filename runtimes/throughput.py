@@ -124,7 +124,8 @@ class Throughput:
 
     def describe(self) -> str:
         threads = getattr(self.lanes[0], "threads", None)
-        return f"throughput ({len(self.lanes)} lanes x {threads or 'all'} threads)"
+        each = f"{threads} thread{'s' if threads != 1 else ''}" if threads else "all threads"
+        return f"throughput ({len(self.lanes)} lanes x {each})"
 
     def close(self) -> None:
         self._stop.set()

@@ -97,6 +97,7 @@ class _Row:
     def __init__(self, ctx, spec: RowSpec, images: list[Path], timeout: float | None = None):
         self.spec, self.samples, self.info, self.error, self.metrics = spec, [], None, None, None
         self.throughput: dict | None = None
+        self.streams: list[dict] | None = None
         self.timeout = timeout  # seconds the process may go without a word (an answer or a tick): then it is hung
         self.timed_out = False
         self.conn, child = ctx.Pipe()
@@ -187,6 +188,7 @@ def _result(row: _Row, label: str) -> dict:
     out["graph_bound_fps"] = round(1e3 / (st["graph1"] + st["graph2"]), 3) if "graph1" in st and "graph2" in st \
         else None
     out["throughput"] = row.throughput
+    out["streams"] = row.streams
     out["eval_error"] = m.get("eval_error")  # AP not measured (e.g. a model of other classes than the data's)
     out["error"] = row.error
     out["timed_out"] = row.timed_out
@@ -227,8 +229,37 @@ def _throughput(rows: list[_Row], bar, count: int, log) -> None:
                             for m, v in got[k].items()}
 
 
+STREAM_MODES = ("sequential", "throughput")  # the latency mode, and lanes (runtimes/throughput.py)
+
+
+def _streams(rows: list[_Row], bar, counts: tuple[int, ...], images: int, log) -> None:
+    """Each row runs N streams of `images` images each, for every N in counts and each of STREAM_MODES, rows and
+    settings interleaved, THROUGHPUT_ROUNDS times; the round with the median total is kept (row.streams: one
+    entry per N and mode)."""
+    got: dict[int, dict[tuple, list[dict]]] = {}
+    for i in range(THROUGHPUT_ROUNDS):
+        for n in counts:
+            bar.set_postfix_str(f"{n} streams, round {i + 1}/{THROUGHPUT_ROUNDS}")
+            for k, r in enumerate(rows):
+                for mode in STREAM_MODES:
+                    if not r.alive:
+                        continue
+                    try:
+                        got.setdefault(k, {}).setdefault((n, mode), []).append(r.ask("streams", n, mode, images))
+                    except RuntimeError as e:
+                        r.error = f"{n} streams ({mode}) failed: {e}"
+                        log(f"{r.spec.source} ({plural(r.spec.threads, 'thread')}): {r.error}")
+                    bar.update(1)
+    for k, r in enumerate(rows):
+        if r.alive and k in got:
+            r.streams = []
+            for (n, mode), tries in got[k].items():
+                done = sorted((t for t in tries if t.get("images_per_s")), key=lambda t: t["images_per_s"])
+                r.streams.append({"streams": n, "mode_asked": mode, **(done[len(done) // 2] if done else tries[0])})
+
+
 def _run_batch(rows: list[_Row], bar, warmup: int, runs: int, data, eval_images: int, metrics: dict, log,
-               throughput: int = 0) -> None:
+               throughput: int = 0, streams: tuple[int, ...] = ()) -> None:
     """Load the rows one at a time, run them round by round, stream them for throughput, evaluate the (model,
     size) pairs not yet evaluated (in the row with the most threads); metrics: key -> metrics, filled in."""
     for r in rows:  # one at a time: load time and the cold inference are measured alone
@@ -255,6 +286,8 @@ def _run_batch(rows: list[_Row], bar, warmup: int, runs: int, data, eval_images:
                 bar.update(warmup + runs - i)
     if throughput:
         _throughput(rows, bar, throughput, log)
+    if streams:
+        _streams(rows, bar, streams, throughput or 48, log)
     if not data:
         return
     evaluators: dict[tuple, _Row] = {}
@@ -280,13 +313,14 @@ def _run_batch(rows: list[_Row], bar, warmup: int, runs: int, data, eval_images:
 def run_bench(specs: list[RowSpec], images: list[Path], runs: int = 20, warmup: int = 3,
               data: tuple[str, str, int | None] | None = None, device_name: str | None = None,
               progress: bool = True, log=None, command: str | None = None, max_procs: int | None = None,
-              throughput: int = 0, row_timeout: float | None = ROW_TIMEOUT_S) -> dict:
+              throughput: int = 0, row_timeout: float | None = ROW_TIMEOUT_S, streams: tuple[int, ...] = ()) -> dict:
     """Run the rows and return the report (the dict `report.json` holds). log: where a failing row is told
     as it happens (default: above the progress bar). max_procs: at most this many row processes at once (the
     rows run in consecutive batches, interleaved within each; for devices short of memory). throughput: images
     per stream when measuring each row's images per second, sequential and overlapped (0: not measured).
     row_timeout: seconds a row's process may go without answering (a load with its first inference, one run,
-    one streamed or evaluated image) before it is killed and reported (None: wait for ever)."""
+    one streamed or evaluated image) before it is killed and reported (None: wait for ever). streams: stream counts
+    to run in the latency and the throughput mode, `throughput` images each (48 when 0)."""
     from cmlite.runtimes.progress import progress_bar
 
     from .device_info import fingerprint
@@ -307,7 +341,7 @@ def run_bench(specs: list[RowSpec], images: list[Path], runs: int = 20, warmup: 
     ctx = mp.get_context("spawn")
     step = max_procs or len(specs)
     n_keys = len({_key(s) for s in specs})
-    passes = THROUGHPUT_ROUNDS * len(THROUGHPUT_MODES) if throughput else 0
+    passes = THROUGHPUT_ROUNDS * (len(THROUGHPUT_MODES) * bool(throughput) + len(STREAM_MODES) * len(streams))
     bar = progress_bar(total=len(specs) * (1 + warmup + runs + passes) + eval_images * n_keys, desc="bench", unit="step",
                disable=not progress, file=sys.stderr)
     done_rows: list[_Row] = []
@@ -317,7 +351,7 @@ def run_bench(specs: list[RowSpec], images: list[Path], runs: int = 20, warmup: 
             rows = []
             try:
                 rows = [_Row(ctx, s, images, row_timeout) for s in specs[b:b + step]]
-                _run_batch(rows, bar, warmup, runs, data, eval_images, metrics, log, throughput)
+                _run_batch(rows, bar, warmup, runs, data, eval_images, metrics, log, throughput, streams)
             finally:
                 for r in rows:
                     r.close()
@@ -330,7 +364,7 @@ def run_bench(specs: list[RowSpec], images: list[Path], runs: int = 20, warmup: 
     labels = _labels(done_rows)
     settings = {"images": [p.name for p in images], "image_folder": str(Path(images[0]).parent),
                 "runs": runs, "warmup": warmup, "threads": sorted({s.threads for s in specs}),
-                "throughput_images": throughput, "row_timeout_s": row_timeout,
+                "throughput_images": throughput, "row_timeout_s": row_timeout, "streams": list(streams),
                 "sizes": list(dict.fromkeys(f"{s.size[0]}/{s.size[1] or 'model'}" for s in specs if s.size))
                 or ["model default"],
                 "data": {"annotations": str(data[0]), "images": str(data[1]), "count": eval_images} if data else None,
@@ -338,6 +372,16 @@ def run_bench(specs: list[RowSpec], images: list[Path], runs: int = 20, warmup: 
                           + (f", in batches of {step} processes" if step < len(specs) else ""),
                 "command": command, "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     return new_report(device, settings, [_result(r, n) for r, n in zip(done_rows, labels)])
+
+
+def parse_streams(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1 or max(counts) > 64:
+        raise CmliteError(f"--streams {text!r}: give a comma list of stream counts from 1 to 64, e.g. 1,2,4,8")
+    return counts
 
 
 def cmd_bench(args) -> int:
@@ -353,6 +397,7 @@ def cmd_bench(args) -> int:
     if args.data_limit is not None and args.data_limit < 1:
         raise CmliteError(f"--data-limit {args.data_limit}: give at least 1 image (or leave it out for all)")
     threads = parse_threads(args.threads)
+    streams = parse_streams(args.streams) if args.streams else ()
     _check_runs(args.runs, args.warmup, args.max_procs)
     sizes = [parse_size(s) for s in args.size] if args.size else None
     models = list(args.model or [])
@@ -374,7 +419,7 @@ def cmd_bench(args) -> int:
           f"{plural(len(images), 'image')}{', AP on ' + args.data if data else ''}", file=sys.stderr)
     report = run_bench(specs, images, args.runs, args.warmup, data, args.device_name,
                        command="cmlite " + " ".join(sys.argv[1:]), max_procs=args.max_procs,
-                       throughput=args.throughput, row_timeout=args.row_timeout or None)
+                       throughput=args.throughput, row_timeout=args.row_timeout or None, streams=streams)
     paths = write_report(report, Path(args.out))
     from .report_md import speed_table
 
@@ -412,6 +457,10 @@ def add_parser(sub) -> None:
     p.add_argument("--throughput", type=int, default=48, metavar="N",
                    help="also stream N images per row, sequentially and overlapped (`--mode` of predict/camera), "
                         "for images per second against the graphs' bound (default 48; 0: not measured)")
+    p.add_argument("--streams", metavar="N,N",
+                   help="also run N streams at once per row (comma list, e.g. 1,2,4,8), in the latency mode and in "
+                        "the throughput mode (lanes), --throughput images each: total images per second, each "
+                        "stream's, and latency p50/p90/p99")
     p.add_argument("--data", metavar="ANN", help="COCO annotations: also measure mask and box AP")
     p.add_argument("--data-images", metavar="DIR", help="the folder of the images --data names")
     p.add_argument("--data-limit", type=int, metavar="N", help="evaluate only the first N images of --data")

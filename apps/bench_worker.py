@@ -2,7 +2,8 @@
 commands over a pipe (spawned, so each row has its own thread pools and its own peak memory).
 
 Commands: ("load",) -> ("ok", info) | ("error", line); ("run", image index) -> ("ok", sample);
-("throughput", mode, count) -> ("ok", {images_per_s, latency_ms}); ("eval", ann, images, limit) -> ("tick",)*
+("throughput", mode, count) -> ("ok", {images_per_s, latency_ms}); ("streams", n, mode, count) -> ("tick",)*
+("ok", {images_per_s, per_stream_images_per_s, slowest_of_mean, latency_ms}); ("eval", ann, images, limit) -> ("tick",)*
 then ("ok", metrics) | ("error", line); ("stop",).
 """
 from __future__ import annotations
@@ -112,6 +113,60 @@ def throughput(seg, images: list, mode: str, count: int, on_image=None) -> dict:
             "latency_ms": round(sorted(latency)[len(latency) // 2], 3)}
 
 
+def streams(seg, images: list, n: int, mode: str, count: int, on_image=None) -> dict:
+    """n streams of `count` images each (stream k cycles through `images` from image k), served in turn through
+    one runner in `mode` (sequential: the latency mode; throughput: lanes, runtimes/throughput.py): images per
+    second in total from the first result to the last, each stream's images per second, and the latency from take
+    to result over all images. A backend without replicas gives {"skipped": why} for throughput."""
+    import statistics
+
+    from cmlite.runtimes.overlap import can_replicate, runner
+
+    if mode == "throughput" and not can_replicate(seg):
+        return {"skipped": f"{seg.device} has no throughput mode"}
+    left = [count] * n
+    turn = [0]
+
+    def take(_timeout):
+        for k in range(n):
+            i = (turn[0] + k) % n
+            if left[i]:
+                j = count - left[i]
+                left[i] -= 1
+                turn[0] = i + 1
+                return (i, j), images[(i + j) % len(images)]
+        raise StopIteration
+
+    run = runner(seg, take, mode)
+    done: list[list[float]] = [[] for _ in range(n)]
+    latency = []
+    try:
+        while True:
+            try:
+                item = run.next(5.0)
+            except StopIteration:
+                break
+            if item is None:
+                continue
+            (i, _), job = item
+            now = time.perf_counter()
+            done[i].append(now)
+            latency.append((now - job.t_taken) * 1e3)
+            if on_image:
+                on_image()
+    finally:
+        run.close()
+    first, last = min(d[0] for d in done), max(d[-1] for d in done)
+    per = [(len(d) - 1) / (d[-1] - d[0]) if len(d) > 1 and d[-1] > d[0] else None for d in done]
+    known = [p for p in per if p]
+    q = statistics.quantiles(latency, n=100, method="inclusive") if len(latency) > 1 else latency * 99
+    return {"streams": n, "mode": getattr(run, "describe", lambda: mode)(),
+            "images_per_s": round((n * count - 1) / (last - first), 3) if last > first else None,
+            "per_stream_images_per_s": [None if p is None else round(p, 3) for p in per],
+            "slowest_of_mean": round(min(known) / (sum(known) / len(known)), 3) if known else None,
+            "latency_ms": {"p50": round(q[49], 2), "p90": round(q[89], 2), "p99": round(q[98], 2)}}
+
+
 def worker(conn, spec: RowSpec, image_paths: list[str]) -> None:
     """The process body (multiprocessing spawn target)."""
     import signal
@@ -151,6 +206,8 @@ def worker(conn, spec: RowSpec, image_paths: list[str]) -> None:
                                   "peak_rss_mb": peak_rss_mb()}))
             elif cmd == "throughput":
                 conn.send(("ok", throughput(seg, images, msg[1], msg[2], on_image=lambda: conn.send(("tick",)))))
+            elif cmd == "streams":
+                conn.send(("ok", streams(seg, images, msg[1], msg[2], msg[3], on_image=lambda: conn.send(("tick",)))))
             elif cmd == "eval":
                 from cmlite.calibration.coco_eval import evaluate
 

@@ -246,6 +246,32 @@ def place_labels(ax, labels: list[tuple[str, tuple[float, float]]]) -> list:
     return out
 
 
+def has_streams(reports: list[dict]) -> bool:
+    return any(r.get("streams") for rep in reports for r in ok_rows(rep))
+
+
+def streams_plot(reports: list[dict]) -> str:
+    """Total images per second against the number of streams, per row: solid the throughput mode, dashed the
+    latency mode; one column per device."""
+    plt = _plt()
+    fig, axes = _columns(plt, reports, 3.2, sharey=True)
+    for ax, rep in zip(axes, reports):
+        for r in ok_rows(rep):
+            entries = r.get("streams") or []
+            for mode, style in (("throughput", "-o"), ("sequential", "--s")):
+                pts = sorted((e["streams"], e["images_per_s"]) for e in entries
+                             if e["mode_asked"] == mode and e.get("images_per_s"))
+                if pts:
+                    ax.plot(*zip(*pts), style, ms=3, label=f"{r['model']} ({r['threads']} thr, {mode})")
+        ax.set_xlabel("streams")
+        ax.set_xticks(sorted({e["streams"] for r in ok_rows(rep) for e in r.get("streams") or []}))
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    axes[0].set_ylabel("images / s, all streams")
+    return _svg(fig)
+
+
 def all_plots(reports: list[dict]) -> list[tuple[str, str, str]]:
     """(id, caption, svg) of every plot the reports have data for."""
     if not any(ok_rows(rep) for rep in reports):
@@ -255,6 +281,9 @@ def all_plots(reports: list[dict]) -> list[tuple[str, str, str]]:
            ("distribution", "Every measured end-to-end latency per row: box p25-p75 with the median in red, "
                             "whiskers p1-p99.", distribution_plot(reports)),
            ("threads", "fps (1000 / mean latency) against the thread count.", threads_plot(reports))]
+    if has_streams(reports):
+        out.append(("streams", "Images per second of all streams together against the number of streams: solid the "
+                               "throughput mode, dashed the latency mode.", streams_plot(reports)))
     if has_ap(reports):
         out.append(("front", "Mask AP against latency p50; the red steps join the models no other beats on both.",
                     front_plot(reports)))

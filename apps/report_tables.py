@@ -89,7 +89,7 @@ def device_tables(report: dict) -> list[Table]:
             Table("Memory, size and accuracy", ["model", "threads", "size", "peak RSS MB", "RSS before load MB",
                                                 "file MB", "detections / image", "mask AP", "box AP", "mask AP50",
                                                 "box AP50"], res)]
-    extra = [t for t in (throughput_table(report), against_fp32_table(report)) if t]
+    extra = [t for t in (throughput_table(report), streams_table(report), against_fp32_table(report)) if t]
     return tables[:3] + extra + tables[3:]
 
 
@@ -143,6 +143,33 @@ def throughput_table(report: dict) -> Table | None:
                  f"Each row streams {n} of the bench images per mode (runtimes/overlap.py), twice, interleaved; "
                  f"medians. The graph bound is 1000 / (graph 1 p50 + graph 2 p50) of the latency rounds, where each "
                  f"graph ran alone with all the row's threads. Latency: from taking an image to its result.")
+
+
+def streams_table(report: dict) -> Table | None:
+    """N streams at once per row: total images per second in the latency mode and the throughput mode, the
+    slowest stream against the mean and the latency (None if not measured)."""
+    rows = []
+    for r in ok_rows(report):
+        by = {(e["streams"], e["mode_asked"]): e for e in r.get("streams") or []}
+        one = (by.get((1, "sequential")) or {}).get("images_per_s")
+        for n in sorted({k[0] for k in by}):
+            seq, tp = by.get((n, "sequential"), {}), by.get((n, "throughput"), {})
+            best = max((e for e in (seq, tp) if e.get("images_per_s")), key=lambda e: e["images_per_s"], default={})
+            lat = best.get("latency_ms") or {}
+            rows.append([r["model"], r["threads"], n, seq.get("images_per_s"),
+                         tp.get("images_per_s") or ("no lanes" if tp.get("skipped") else None),
+                         f"{best['images_per_s'] / one:.2f}x" if one and best else None,
+                         None if best.get("slowest_of_mean") is None else f"{100 * best['slowest_of_mean']:.0f}%",
+                         lat.get("p50"), lat.get("p90"), lat.get("p99")])
+    if not rows:
+        return None
+    n = report["settings"].get("throughput_images") or 48
+    return Table("Streams: images per second of N streams at once",
+                 ["model", "threads", "streams", "latency mode", "throughput mode", "best / 1 stream latency mode",
+                  "slowest stream of mean", "latency p50 ms", "p90", "p99"], rows,
+                 f"Each row runs N streams of {n} bench images each, served in turn through one model: the latency "
+                 f"mode (sequential) and the throughput mode (lanes of model replicas with the threads split), twice, "
+                 f"interleaved; the round with the median total kept. The last four columns are the faster mode's.")
 
 
 def row_key(r: dict) -> tuple:

@@ -18,6 +18,7 @@ Pass (exit status 0):
     dropped + pending), and each reading viewer got frames.
 
     python benchmarks/soak.py --model out/openvino-int8 [--frames 10000] [--threads 2] [--out soak/]
+                              [--streams 8 --mode throughput]   # 8 streams, --frames each
 
 Writes soak.json, soak.md (the table) and soak.png (RSS and fps against frames, with matplotlib) to --out.
 """
@@ -131,9 +132,10 @@ def soak(args) -> dict:
     work = Path(tempfile.mkdtemp(prefix="cmlite_soak_"))
     clip = write_clip(work / "clip.avi", args.clip_frames, seed=5)
     rec, stats = work / "rec.avi", work / "stats.json"
-    cmd = [sys.executable, "-m", "cmlite.apps.cli", "camera", "--source", str(clip), "--loop", "--model", args.model,
+    sources = [a for _ in range(args.streams) for a in ("--source", str(clip))]
+    cmd = [sys.executable, "-m", "cmlite.apps.cli", "camera", *sources, "--loop", "--model", args.model,
            "--threads", str(args.threads), "--headless", "--frames", str(args.frames), "--record", str(rec),
-           "--record-codec", "fast", "--serve", "127.0.0.1:0", "--stats", str(stats)]
+           "--record-codec", "fast", "--serve", "127.0.0.1:0", "--stats", str(stats), "--mode", args.mode]
     print(" ".join(cmd), file=sys.stderr)
     app = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
@@ -165,7 +167,8 @@ def soak(args) -> dict:
         except OSError:
             time.sleep(args.poll_s)
             continue
-        p = {"t": time.monotonic() - t0, "frames": s["frames"], "rss_mb": rss_mb(app.pid),
+        frames = sum(x["frames"] for x in s["streams"]) if "streams" in s else s["frames"]  # all streams
+        p = {"t": time.monotonic() - t0, "frames": frames, "rss_mb": rss_mb(app.pid),
              "latency_ms": s["latency_ms"]}
         polls.append(p)
         if p["latency_ms"] is not None:
@@ -181,12 +184,13 @@ def soak(args) -> dict:
     if polls and polls[-1] is not last and polls[-1]["rss_mb"] is not None:  # the last poll before the end
         samples.append(_sample(polls[-1], last, lat_window, viewers, staller))
     summary = json.loads(stats.read_text()) if stats.is_file() else None
-    recorded = _count_frames(rec) if rec.is_file() else 0
+    recs = [rec] if args.streams == 1 else [rec.with_name(f"rec-{i}.avi") for i in range(args.streams)]
+    recorded = [_count_frames(r) if r.is_file() else 0 for r in recs]
     result = {"command": cmd, "returncode": app.returncode, "samples": samples, "polls": polls, "summary": summary,
               "recorded_frames_read_back": recorded, "viewer_frames": [v.frames for v in viewers],
               "viewer_errors": [v.error for v in viewers if v.error], "stalled_viewers": staller.connections,
               "app_log_tail": lines[-20:]}
-    for f in (clip, rec, stats):
+    for f in (clip, stats, *recs):
         f.unlink(missing_ok=True)
     work.rmdir()
     return result
@@ -194,9 +198,14 @@ def soak(args) -> dict:
 
 def judge(result: dict, args) -> list[tuple[str, bool, str]]:
     """(check, passed, figures) for each pass condition."""
-    s, samples = result["summary"] or {}, result["samples"]
-    checks = [("the app ran to the end", result["returncode"] == 0 and s.get("frames") == args.frames,
-               f"exit {result['returncode']}, {s.get('frames')} of {args.frames} frames")]
+    summary, samples = result["summary"] or {}, result["samples"]
+    streams = summary.get("streams") or [summary]  # one stream: the summary itself
+    total = args.frames * args.streams
+    shown = [x.get("frames") for x in streams]
+    checks = [("the app ran to the end", result["returncode"] == 0 and shown == [args.frames] * args.streams,
+               f"exit {result['returncode']}, {sum(f or 0 for f in shown)} of {total} frames"
+               + (f" ({shown} per stream)" if args.streams > 1 else ""))]
+    args = argparse.Namespace(**{**vars(args), "frames": total})  # the samples count the frames of every stream
     after = [x for x in samples if x["frames"] >= args.warmup]
     if after:
         growth = max(x["rss_mb"] for x in after) - after[0]["rss_mb"]
@@ -213,13 +222,19 @@ def judge(result: dict, args) -> list[tuple[str, bool, str]]:
         checks.append((f"fps of the last {args.window} frames within {args.fps_tolerance:.0%} of frames "
                        f"{args.warmup}-{args.warmup + args.window}", ok,
                        f"{late or 0:.2f} against {e or 0:.2f} fps ({(late / e - 1) if e and late else 0:+.1%})"))
-    checks.append(("the recording holds every frame",
-                   result["recorded_frames_read_back"] == s.get("recorded_frames") == s.get("frames"),
-                   f"{result['recorded_frames_read_back']} read back, {s.get('recorded_frames')} recorded, "
-                   f"{s.get('frames')} shown"))
-    checks.append(("captured = taken + dropped + pending",
-                   s.get("captured") == s.get("taken", -1) + s.get("dropped", 0) + s.get("pending", 0),
-                   f"{s.get('captured')} = {s.get('taken')} + {s.get('dropped')} + {s.get('pending')}"))
+    back = result["recorded_frames_read_back"]
+    checks.append(("the recording holds every frame" + (" (one per stream)" if args.streams > 1 else ""),
+                   back == [x.get("recorded_frames") for x in streams] == shown,
+                   f"{back} read back, {[x.get('recorded_frames') for x in streams]} recorded, {shown} shown"))
+    checks.append(("captured = taken + dropped + pending" + (" in every stream" if args.streams > 1 else ""),
+                   all(x.get("captured") == x.get("taken", -1) + x.get("dropped", 0) + x.get("pending", 0)
+                       for x in streams),
+                   "; ".join(f"{x.get('captured')} = {x.get('taken')} + {x.get('dropped')} + {x.get('pending')}"
+                             for x in streams)))
+    if args.streams > 1:
+        slowest = (summary.get("total") or {}).get("slowest_of_mean")
+        checks.append(("the slowest stream gets >= 80% of the streams' mean fps", bool(slowest and slowest >= 0.8),
+                       f"{slowest}"))
     checks.append(("every reading viewer got frames, without errors",
                    all(n > 0 for n in result["viewer_frames"]) and not result["viewer_errors"],
                    f"{result['viewer_frames']} pictures; {result['stalled_viewers']} never-reading viewers"
@@ -281,6 +296,8 @@ def main(argv=None) -> int:
     ap.add_argument("--viewers", type=int, default=3)
     ap.add_argument("--stall-every", type=float, default=20.0, help="seconds before a fresh never-reading viewer")
     ap.add_argument("--clip-frames", type=int, default=300, help="frames of the looped clip")
+    ap.add_argument("--streams", type=int, default=1, help="the clip as this many streams at once; --frames each")
+    ap.add_argument("--mode", default="auto", help="the camera's --mode (default auto)")
     ap.add_argument("--poll-s", type=float, default=0.2)
     ap.add_argument("--out", help="folder for soak.json, soak.md and soak.png")
     args = ap.parse_args(argv)

@@ -125,7 +125,8 @@ class Throughput:
     def describe(self) -> str:
         threads = getattr(self.lanes[0], "threads", None)
         each = f"{threads} thread{'s' if threads != 1 else ''}" if threads else "all threads"
-        return f"throughput ({len(self.lanes)} lanes x {each})"
+        n = len(self.lanes)
+        return f"throughput ({n} lane{'s' if n != 1 else ''} x {each})"
 
     def close(self) -> None:
         self._stop.set()

@@ -102,7 +102,7 @@ def bench_run(tmp_path_factory, default_onnx, default_openvino, val_set):
     (broken / "manifest.json").write_text("{not json")
     rc = main(["bench", "--model", str(default_onnx), "--model", str(default_openvino), "--model", str(broken),
                "--images", str(val_set / "val"), "--threads", "1", "--runs", "3", "--warmup", "1", "--throughput", "6",
-               "--data", str(val_set / "annotations" / "instances_val.json"), "--data-images", str(val_set / "val"),
+               "--streams", "1,2", "--data", str(val_set / "annotations" / "instances_val.json"), "--data-images", str(val_set / "val"),
                "--device-name", "box-a", "--out", str(out)])
     return rc, out
 
@@ -133,13 +133,20 @@ def test_bench_writes_the_three_files_with_every_key(bench_run, capsys):
         for mode in ("sequential", "overlap"):  # a stream of 6 images each way, images/s and latency
             t = r["throughput"][mode]
             assert 0 < t["images_per_s"] < 1e3 and t["latency_ms"] > 0, (mode, t)
+        by = {(e["streams"], e["mode_asked"]): e for e in r["streams"]}  # 1 and 2 streams of 6 images, each mode
+        assert set(by) == {(n, m) for n in (1, 2) for m in ("sequential", "throughput")}
+        for (n, mode), e in by.items():
+            assert 0 < e["images_per_s"] < 1e3 and len(e["per_stream_images_per_s"]) == n, (n, mode, e)
+            assert 0 < e["latency_ms"]["p50"] <= e["latency_ms"]["p90"] <= e["latency_ms"]["p99"]
+            assert 0.5 <= e["slowest_of_mean"] <= 1.0
+        assert by[(2, "throughput")]["mode"] == "throughput (1 lane x 1 thread)"  # 1 thread: one lane
     # the same FP32 graphs on two backends: the same detections and AP
     assert abs(rows["onnx"]["mask_ap"] - rows["openvino"]["mask_ap"]) < 0.5
     failed = [r for r in report["results"] if r["error"]]
     assert len(failed) == 1 and "load failed" in failed[0]["error"] and "manifest" in failed[0]["error"]
     md = (out / "report.md").read_text()
     for title in ("Latency (ms) and throughput", "Per stage, p50 ms", "Memory, size and accuracy",
-                  "Throughput: images per second of a stream",
+                  "Throughput: images per second of a stream", "Streams: images per second of N streams at once",
                   "Rows that failed or were not evaluated", "INT8/BF16 ISA"):
         assert title in md
     assert re.search(r"\| onnx-fp32 \| onnx \| fp32 \| 1 \| 320/533 \| \d+\.\d \|", md)
@@ -162,7 +169,7 @@ def test_every_row_that_clashes_says_its_folder():
 def test_bench_html_has_its_plots(bench_run):
     _, out = bench_run
     page = (out / "report.html").read_text()
-    for pid in ("stages", "distribution", "threads", "front"):
+    for pid in ("stages", "distribution", "threads", "streams", "front"):
         m = re.search(rf'<figure id="plot-{pid}"><svg.*?</svg>', page, re.S)
         assert m and m.group(0).count("<path") > 5, pid
     assert "src=" not in page and "href=\"http" not in page  # self-contained
@@ -289,7 +296,8 @@ def test_bench_bad_input(tmp_path, capsys, val_set, default_onnx):
                                                            "--out", str(tmp_path / "r")])
     for flag, value, words in (("--threads", "0", "at least 1"), ("--threads", "a,b", "separated by commas"),
                                ("--size", "320x533", "SHORT/LONG"), ("--size", "600/300", "long side"),
-                               ("--runs", "0", "at least 1 run"), ("--max-procs", "0", "at least 1")):
+                               ("--runs", "0", "at least 1 run"), ("--max-procs", "0", "at least 1"),
+                               ("--streams", "0,2", "from 1 to 64"), ("--streams", "two", "comma list")):
         assert words in _error(capsys, ["bench", "--model", str(default_onnx), "--images", images, flag, value,
                                         "--out", str(tmp_path / "r")])
     assert "go together" in _error(capsys, ["bench", "--model", str(default_onnx), "--images", images,

@@ -251,24 +251,35 @@ def has_streams(reports: list[dict]) -> bool:
 
 
 def streams_plot(reports: list[dict]) -> str:
-    """Total images per second against the number of streams, per row: solid the throughput mode, dashed the
-    latency mode; one column per device."""
+    """Total images per second against the number of streams, one colour per row: solid the throughput mode,
+    dashed the latency mode; one column per device, the legend below."""
     plt = _plt()
-    fig, axes = _columns(plt, reports, 3.2, sharey=True)
+    fig, axes = _columns(plt, reports, 3.6, sharey=True)
+    colors = plt.get_cmap("tab10").colors
+    rows = list(dict.fromkeys((r["model"], r["threads"]) for rep in reports for r in ok_rows(rep) if r.get("streams")))
     for ax, rep in zip(axes, reports):
         for r in ok_rows(rep):
-            entries = r.get("streams") or []
+            if (r["model"], r["threads"]) not in rows:
+                continue
+            color = colors[rows.index((r["model"], r["threads"])) % len(colors)]
             for mode, style in (("throughput", "-o"), ("sequential", "--s")):
-                pts = sorted((e["streams"], e["images_per_s"]) for e in entries
+                pts = sorted((e["streams"], e["images_per_s"]) for e in r["streams"]
                              if e["mode_asked"] == mode and e.get("images_per_s"))
                 if pts:
-                    ax.plot(*zip(*pts), style, ms=3, label=f"{r['model']} ({r['threads']} thr, {mode})")
+                    ax.plot(*zip(*pts), style, ms=3, color=color)
         ax.set_xlabel("streams")
         ax.set_xticks(sorted({e["streams"] for r in ok_rows(rep) for e in r.get("streams") or []}))
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     axes[0].set_ylabel("images / s, all streams")
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=colors[i % len(colors)], lw=2) for i in range(len(rows))]
+    labels = [f"{m} ({t} thr)" for m, t in rows]
+    handles += [Line2D([], [], color="0.3", ls="-", marker="o", ms=3), Line2D([], [], color="0.3", ls="--", marker="s",
+                                                                             ms=3)]
+    labels += ["throughput mode", "latency mode"]
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 4), fontsize=8, frameon=False)
     return _svg(fig)
 
 

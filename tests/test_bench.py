@@ -102,7 +102,8 @@ def bench_run(tmp_path_factory, default_onnx, default_openvino, val_set):
     (broken / "manifest.json").write_text("{not json")
     rc = main(["bench", "--model", str(default_onnx), "--model", str(default_openvino), "--model", str(broken),
                "--images", str(val_set / "val"), "--threads", "1", "--runs", "3", "--warmup", "1", "--throughput", "6",
-               "--streams", "1,2", "--data", str(val_set / "annotations" / "instances_val.json"), "--data-images", str(val_set / "val"),
+               "--streams", "1,2", "--data", str(val_set / "annotations" / "instances_val.json"),
+               "--data-images", str(val_set / "val"),
                "--device-name", "box-a", "--out", str(out)])
     return rc, out
 

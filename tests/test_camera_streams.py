@@ -51,8 +51,8 @@ def test_files_lose_no_frame_and_each_stream_is_its_own(tmp_path, default_onnx, 
         recorded, raw = _read_all(tmp_path / f"rec-{i}.avi"), _read_all(clip)
         assert len(recorded) == len(raw)
         # the overlay changes pixels, the scene stays: each recording is its own clip's
-        own = np.mean([np.abs(r.astype(int) - f.astype(int)).mean() for r, f in zip(recorded, raw)])
-        other = np.mean([np.abs(r.astype(int) - f.astype(int)).mean() for r, f in zip(recorded, _read_all(clips[1 - i]))])
+        own, other = (np.mean([np.abs(r.astype(int) - f.astype(int)).mean() for r, f in zip(recorded, frames)])
+                      for frames in (raw, _read_all(clips[1 - i])))
         assert own < other / 2
 
 
@@ -115,3 +115,14 @@ def test_the_tiled_page_routes_and_token(default_onnx):
         opts.stop.set()
         t.join(30)
     assert result["total"]["streams"] == 2 and result["stopped_by"] == "stopped"
+
+
+def test_the_window_grid_tiles_the_streams_in_order():
+    """Three 480x640 streams: a 2x2 grid at most GRID_WIDTH wide, each tile its stream's picture, the fourth black."""
+    from cmlite.apps.camera_streams import GRID_WIDTH, _grid
+
+    tiles = [np.full((480, 640, 3), v, np.uint8) for v in (50, 120, 200)]
+    g = _grid(tiles, (480, 640))
+    assert g.shape == (960, 1280, 3) and g.shape[1] <= GRID_WIDTH
+    assert g[10, 10, 0] == 50 and g[10, 700, 0] == 120 and g[500, 10, 0] == 200 and g[500, 700, 0] == 0
+    assert _grid([tiles[0], None], (480, 640))[:, 640:].max() == 0  # a stream with no picture yet: black

@@ -205,57 +205,50 @@ THROUGHPUT_MODES = ("sequential", "overlap")
 THROUGHPUT_ROUNDS = 2
 
 
-def _throughput(rows: list[_Row], bar, count: int, log) -> None:
-    """Each row streams `count` images in each mode, rows and modes interleaved, THROUGHPUT_ROUNDS times; the
-    median of the rounds is kept (row.throughput: mode -> {images_per_s, latency_ms})."""
-    import statistics
-
-    got: dict[int, dict[str, list[dict]]] = {}
+def _rounds(rows: list[_Row], bar, asks: list[tuple], what: str, log, label) -> dict[int, dict[tuple, list[dict]]]:
+    """THROUGHPUT_ROUNDS rounds, in each every row answering every command of `asks` (rows and commands
+    interleaved, so all share the machine's noise): row index -> command -> its answers. A row that fails one
+    keeps the error (named by label(command)) and is left out of the rest."""
+    got: dict[int, dict[tuple, list[dict]]] = {}
     for i in range(THROUGHPUT_ROUNDS):
-        bar.set_postfix_str(f"throughput {i + 1}/{THROUGHPUT_ROUNDS}")
-        for k, r in enumerate(rows):
-            for mode in THROUGHPUT_MODES:
+        bar.set_postfix_str(f"{what} {i + 1}/{THROUGHPUT_ROUNDS}")
+        for ask in asks:
+            for k, r in enumerate(rows):
                 if not r.alive:
                     continue
                 try:
-                    got.setdefault(k, {}).setdefault(mode, []).append(r.ask("throughput", mode, count))
+                    got.setdefault(k, {}).setdefault(ask, []).append(r.ask(*ask))
                 except RuntimeError as e:
-                    r.error = f"throughput ({mode}) failed: {e}"
+                    r.error = f"{label(ask)} failed: {e}"
                     log(f"{r.spec.source} ({plural(r.spec.threads, 'thread')}): {r.error}")
                 bar.update(1)
-    for k, r in enumerate(rows):
-        if r.alive and k in got:
-            r.throughput = {m: {f: statistics.median(x[f] for x in v) for f in ("images_per_s", "latency_ms")}
-                            for m, v in got[k].items()}
+    return {k: v for k, v in got.items() if rows[k].alive}
+
+
+def _throughput(rows: list[_Row], bar, count: int, log) -> None:
+    """Each row streams `count` images in each mode; the median of the rounds is kept (row.throughput: mode ->
+    {images_per_s, latency_ms})."""
+    import statistics
+
+    got = _rounds(rows, bar, [("throughput", mode, count) for mode in THROUGHPUT_MODES], "throughput", log,
+                  lambda ask: f"throughput ({ask[1]})")
+    for k, answers in got.items():
+        rows[k].throughput = {ask[1]: {f: statistics.median(x[f] for x in v) for f in ("images_per_s", "latency_ms")}
+                              for ask, v in answers.items()}
 
 
 STREAM_MODES = ("sequential", "throughput")  # the latency mode, and lanes (runtimes/throughput.py)
 
 
 def _streams(rows: list[_Row], bar, counts: tuple[int, ...], images: int, log) -> None:
-    """Each row runs N streams of `images` images each, for every N in counts and each of STREAM_MODES, rows and
-    settings interleaved, THROUGHPUT_ROUNDS times; the round with the median total is kept (row.streams: one
-    entry per N and mode)."""
-    got: dict[int, dict[tuple, list[dict]]] = {}
-    for i in range(THROUGHPUT_ROUNDS):
-        for n in counts:
-            bar.set_postfix_str(f"{n} streams, round {i + 1}/{THROUGHPUT_ROUNDS}")
-            for k, r in enumerate(rows):
-                for mode in STREAM_MODES:
-                    if not r.alive:
-                        continue
-                    try:
-                        got.setdefault(k, {}).setdefault((n, mode), []).append(r.ask("streams", n, mode, images))
-                    except RuntimeError as e:
-                        r.error = f"{n} streams ({mode}) failed: {e}"
-                        log(f"{r.spec.source} ({plural(r.spec.threads, 'thread')}): {r.error}")
-                    bar.update(1)
-    for k, r in enumerate(rows):
-        if r.alive and k in got:
-            r.streams = []
-            for (n, mode), tries in got[k].items():
-                done = sorted((t for t in tries if t.get("images_per_s")), key=lambda t: t["images_per_s"])
-                r.streams.append({"streams": n, "mode_asked": mode, **(done[len(done) // 2] if done else tries[0])})
+    """Each row runs N streams of `images` images each, for every N in counts and each of STREAM_MODES; the round
+    with the median total is kept (row.streams: one entry per N and mode)."""
+    asks = [("streams", n, mode, images) for n in counts for mode in STREAM_MODES]
+    for k, answers in _rounds(rows, bar, asks, "streams", log, lambda ask: f"{ask[1]} streams ({ask[2]})").items():
+        rows[k].streams = []
+        for (_, n, mode, _), tries in answers.items():
+            done = sorted((t for t in tries if t.get("images_per_s")), key=lambda t: t["images_per_s"])
+            rows[k].streams.append({"streams": n, "mode_asked": mode, **(done[len(done) // 2] if done else tries[0])})
 
 
 def _run_batch(rows: list[_Row], bar, warmup: int, runs: int, data, eval_images: int, metrics: dict, log,

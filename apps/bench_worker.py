@@ -118,9 +118,9 @@ def streams(seg, images: list, n: int, mode: str, count: int, on_image=None) -> 
     one runner in `mode` (sequential: the latency mode; throughput: lanes, runtimes/throughput.py): images per
     second in total from the first result to the last, each stream's images per second, and the latency from take
     to result over all images. A backend without replicas gives {"skipped": why} for throughput."""
-    import statistics
-
     from cmlite.runtimes.overlap import can_replicate, runner
+
+    from .latency_stats import summarize
 
     if mode == "throughput" and not can_replicate(seg):
         return {"skipped": f"{seg.device} has no throughput mode"}
@@ -159,12 +159,12 @@ def streams(seg, images: list, n: int, mode: str, count: int, on_image=None) -> 
     first, last = min(d[0] for d in done), max(d[-1] for d in done)
     per = [(len(d) - 1) / (d[-1] - d[0]) if len(d) > 1 and d[-1] > d[0] else None for d in done]
     known = [p for p in per if p]
-    q = statistics.quantiles(latency, n=100, method="inclusive") if len(latency) > 1 else latency * 99
-    return {"streams": n, "mode": getattr(run, "describe", lambda: mode)(),
+    lat = summarize(latency, digits=2)
+    return {"streams": n, "mode": run.describe(),
             "images_per_s": round((n * count - 1) / (last - first), 3) if last > first else None,
             "per_stream_images_per_s": [None if p is None else round(p, 3) for p in per],
             "slowest_of_mean": round(min(known) / (sum(known) / len(known)), 3) if known else None,
-            "latency_ms": {"p50": round(q[49], 2), "p90": round(q[89], 2), "p99": round(q[98], 2)}}
+            "latency_ms": {k: lat[k] for k in ("p50", "p90", "p99")}}
 
 
 def worker(conn, spec: RowSpec, image_paths: list[str]) -> None:

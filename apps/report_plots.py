@@ -259,7 +259,7 @@ def streams_plot(reports: list[dict]) -> str:
     rows = list(dict.fromkeys((r["model"], r["threads"]) for rep in reports for r in ok_rows(rep) if r.get("streams")))
     for ax, rep in zip(axes, reports):
         for r in ok_rows(rep):
-            if (r["model"], r["threads"]) not in rows:
+            if not r.get("streams"):  # not measured in this device's report
                 continue
             color = colors[rows.index((r["model"], r["threads"])) % len(colors)]
             for mode, style in (("throughput", "-o"), ("sequential", "--s")):

@@ -186,6 +186,7 @@ def soak(args) -> dict:
     summary = json.loads(stats.read_text()) if stats.is_file() else None
     recs = [rec] if args.streams == 1 else [rec.with_name(f"rec-{i}.avi") for i in range(args.streams)]
     recorded = [_count_frames(r) if r.is_file() else 0 for r in recs]
+    recorded = recorded if args.streams > 1 else recorded[0]  # one stream: a count, as before
     result = {"command": cmd, "returncode": app.returncode, "samples": samples, "polls": polls, "summary": summary,
               "recorded_frames_read_back": recorded, "viewer_frames": [v.frames for v in viewers],
               "viewer_errors": [v.error for v in viewers if v.error], "stalled_viewers": staller.connections,
@@ -223,6 +224,7 @@ def judge(result: dict, args) -> list[tuple[str, bool, str]]:
                        f"{args.warmup}-{args.warmup + args.window}", ok,
                        f"{late or 0:.2f} against {e or 0:.2f} fps ({(late / e - 1) if e and late else 0:+.1%})"))
     back = result["recorded_frames_read_back"]
+    back = back if isinstance(back, list) else [back]
     checks.append(("the recording holds every frame" + (" (one per stream)" if args.streams > 1 else ""),
                    back == [x.get("recorded_frames") for x in streams] == shown,
                    f"{back} read back, {[x.get('recorded_frames') for x in streams]} recorded, {shown} shown"))

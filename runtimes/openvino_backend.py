@@ -40,16 +40,12 @@ class OpenVinoSegmenter(ConvertedSegmenter):
                 model = ov.Model([o for o in model.outputs if o.get_any_name() == "mask_prob"],
                                  model.get_parameters(), "masks_noiou")
             self.models[kind] = model
-        self._compile(config)
-        self.check_precision(kinds)
-
-    def _compile(self, config: dict) -> None:
-        """This segmenter's compiled graphs and infer requests under `config`."""
         self.compile, self.requests = {}, {}
         for kind, model in self.models.items():
-            self.compile[kind] = lambda m=model: self.core.compile_model(m, self.device_name, config)
+            self.compile[kind] = lambda m=model: core.compile_model(m, self.device_name, config)
             compiled = self.compile[kind]()
             self.requests[kind] = (compiled.create_infer_request(), [o.get_any_name() for o in compiled.outputs])
+        self.check_precision(kinds)
 
     def replicas(self, n: int, threads: int | None) -> list["OpenVinoSegmenter"]:
         """One model compiled for throughput (n streams of `threads` threads: OpenVINO places each stream on its

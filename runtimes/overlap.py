@@ -294,11 +294,7 @@ class Auto(Sequential):
         self._lat: list[float] = []
 
     def _make(self, mode: str):
-        if mode == "throughput":
-            from .throughput import Throughput
-
-            return Throughput(self.seg, self.take, self.finish)
-        return {"sequential": Sequential, "overlap": Overlapped}[mode](self.seg, self.take, self.finish)
+        return _runner_class(mode)(self.seg, self.take, self.finish)
 
     def next(self, timeout: float) -> tuple[object, Job] | None:
         while True:
@@ -370,14 +366,18 @@ def can_replicate(seg: Segmenter) -> bool:
     return type(seg).replicas is not Segmenter.replicas
 
 
+def _runner_class(mode: str):
+    if mode == "throughput":
+        from .throughput import Throughput  # imports this module: loaded when asked for
+
+        return Throughput
+    return {"auto": Auto, "overlap": Overlapped, "sequential": Sequential}[mode]
+
+
 def runner(seg: Segmenter, take: Take, mode: str = "auto", finish: Callable | None = None) -> Sequential:
     if mode not in MODES:
         raise SettingsError(f"unknown mode {mode!r}: one of {', '.join(MODES)}")
-    if mode == "throughput":
-        from .throughput import Throughput
-
-        return Throughput(seg, take, finish)
-    return {"auto": Auto, "overlap": Overlapped, "sequential": Sequential}[mode](seg, take, finish)
+    return _runner_class(mode)(seg, take, finish)
 
 
 def stream(seg: Segmenter, items: Iterable[tuple[object, object]], mode: str = "auto",

@@ -99,11 +99,13 @@ class Broken(Exception):
     pass
 
 
-def test_a_failure_stops_the_stream_in_order_and_the_threads_end(seg, frames):
-    """A backend failure on image 3: images 0-2 come out, then the failure is raised (and again on later calls);
-    the runner's threads are gone after close()."""
+@pytest.mark.parametrize("stage", ["graph2", "graph1"])
+def test_a_failure_stops_the_stream_in_order_and_the_threads_end(seg, frames, stage):
+    """A backend failure on image 3, in graph 2 (the back thread's) or graph 1 (run from the graph thread's queue):
+    images 0-2 come out, then the failure is raised (and again on later calls); the runner's threads are gone
+    after close()."""
     calls = [0]
-    real = seg.graph2
+    real = getattr(seg, stage)
 
     def failing(job):
         calls[0] += 1
@@ -111,7 +113,7 @@ def test_a_failure_stops_the_stream_in_order_and_the_threads_end(seg, frames):
             raise Broken("the graph failed")
         real(job)
 
-    seg.graph2 = failing
+    setattr(seg, stage, failing)
     try:
         run = Overlapped(seg, _take_from(frames))
         got = []
@@ -125,7 +127,7 @@ def test_a_failure_stops_the_stream_in_order_and_the_threads_end(seg, frames):
             run.next(0.1)
         run.close()
     finally:
-        del seg.graph2
+        delattr(seg, stage)
     assert not [t for t in threading.enumerate() if t.name.startswith("cmlite-")]
 
 
@@ -204,31 +206,3 @@ def test_the_next_image_is_preprocessed_while_graph_1_runs(seg, frames, expected
     assert [k for k, _ in got] == list(range(len(frames)))
     for (_, job), want in zip(got, expected):
         _same(job.instances, want)
-
-
-def test_a_graph_1_failure_stops_the_stream_in_order(seg, frames):
-    """A failure other than a refused input in graph 1 (now run from the graph thread's queue) ends the stream
-    after the images before it, as one in graph 2 does."""
-    calls = [0]
-    real = seg.graph1
-
-    def failing(job):
-        calls[0] += 1
-        if calls[0] == 4:
-            raise Broken("graph 1 failed")
-        real(job)
-
-    seg.graph1 = failing
-    try:
-        run = Overlapped(seg, _take_from(frames))
-        got = []
-        with pytest.raises(Broken):
-            while True:
-                item = run.next(1.0)
-                if item is not None:
-                    got.append(item[0])
-        assert got == [0, 1, 2]
-        run.close()
-    finally:
-        del seg.graph1
-    assert not [t for t in threading.enumerate() if t.name.startswith("cmlite-")]

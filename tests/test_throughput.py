@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 
-import numpy as np
 import pytest
 
 from cmlite import runtimes
@@ -13,19 +12,13 @@ from cmlite.calibration.synth_scene import MovingScene
 from cmlite.runtimes.errors import SettingsError
 from cmlite.runtimes.overlap import Auto, runner, stream
 from cmlite.runtimes.throughput import Throughput, replicas
+from tests.test_overlap import _run, _same, _take_from
 
 
 @pytest.fixture(scope="module")
 def frames():
     scene = MovingScene(200, 160, seed=3)
     return [scene.render(i / 8) for i in range(12)]
-
-
-def _same(got, want) -> None:
-    assert len(got) == len(want)
-    for f in ("boxes", "scores", "classes", "mask_scores"):
-        np.testing.assert_array_equal(getattr(got, f), getattr(want, f))
-    np.testing.assert_array_equal(got.masks, want.masks)
 
 
 @pytest.mark.parametrize("name", ["onnx-int8", "openvino-int8", "tflite-int8", "openvino-fp32"])
@@ -88,11 +81,6 @@ def test_pytorch_says_it_cannot():
         runner(seg, lambda t: None, "throughput")
 
 
-def _take_from(frames):
-    it = iter(enumerate(frames))
-    return lambda timeout: next(it)
-
-
 @pytest.mark.parametrize("choose", ["throughput", "sequential"])
 def test_auto_tries_throughput_and_switches_without_losing_or_reordering(tiny_models, frames, choose):
     """Auto measures sequential, overlap and throughput in turn; forced to either end, every image comes out once,
@@ -102,16 +90,7 @@ def test_auto_tries_throughput_and_switches_without_losing_or_reordering(tiny_mo
     run = Auto(seg, _take_from(frames * 2), trial=3, warmup=1)
     assert run.candidates == ("sequential", "overlap", "throughput")
     run._acceptable = lambda mode: mode == choose  # forced whatever the trial measured (a loaded machine varies)
-    out = []
-    try:
-        while True:
-            item = run.next(2.0)
-            if item is not None:
-                out.append(item)
-    except StopIteration:
-        pass
-    finally:
-        run.close()
+    out = _run(run)
     assert [k for k, _ in out] == list(range(len(frames) * 2))
     assert set(run.rates) == {"sequential", "overlap", "throughput"} and run.chosen == choose
     for (_, job), want in zip(out, expected):

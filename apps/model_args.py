@@ -100,9 +100,10 @@ def add_mode_arg(p, what: str = "image") -> None:
 
     p.add_argument("--mode", choices=MODES, default="auto",
                    help=f"overlap: the host work of one {what} (reading, resize, decode, RoIAlign, paste, drawing) "
-                        f"runs beside the graphs of the next, each graph with every thread (up to one {what} more "
-                        f"latency); sequential: one {what} at a time; auto: both are timed on the first {what}s and "
-                        f"the faster runs (default auto)")
+                        f"runs beside the graphs of the next, each graph with every thread (up to two {what}s more "
+                        f"latency); sequential: one {what} at a time; throughput: lanes of model replicas with the "
+                        f"threads split, each on its own {what} (the most {what}s per second, each {what}'s latency "
+                        f"higher); auto: each is timed on the first {what}s and the fastest runs (default auto)")
 
 
 def add_targets_arg(p, extra: str = "") -> None:

@@ -237,7 +237,7 @@ def run_camera(seg: Segmenter, source: Source, opts: CameraOptions, threads: int
     ended, reason = False, "done"
     try:
         cam.capture.start()
-        cam.run = runner(seg, cam.take, opts.mode, finish=cam.overlay)
+        cam.run = runner(seg, cam.take, opts.mode, finish=cam.overlay, prepare=True)
         reason = cam.loop(outputs)
     except EndOfSource:
         ended, reason = True, "end of source"

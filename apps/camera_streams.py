@@ -141,7 +141,8 @@ def run_streams(seg: Segmenter, sources: list[Source], opts: CameraOptions, thre
     try:
         for cam in cams:
             cam.capture.start()
-        run = runner(seg, turns.take, opts.mode, finish=lambda key, job: cams[key[0]].overlay(key[1], job))
+        run = runner(seg, turns.take, opts.mode, finish=lambda key, job: cams[key[0]].overlay(key[1], job),
+                     prepare=True)
         for cam in cams:
             cam.run = run
         reason = _loop(cams, run, outputs, shared, opts)

@@ -279,11 +279,19 @@ class Auto(Sequential):
     LATENCY_FRAMES = 2.0  # how much more latency another mode may add, in its frame intervals
 
     def __init__(self, seg: Segmenter, take: Take, finish: Callable | None = None, trial: int = 24, warmup: int = 3,
-                 candidates: tuple[str, ...] | None = None):
+                 candidates: tuple[str, ...] | None = None, prepare: bool = False):
+        """prepare: make throughput's replicas now, before the first image, rather than when its trial begins (a
+        pause mid-stream: a compile on OpenVINO). For long runs that start up anyway (the camera); a run of a
+        few images never gets to that trial and is spared the cost."""
         super().__init__(seg, take, finish)
         if candidates is None:
             candidates = ("sequential", "overlap") + (("throughput",) if can_replicate(seg) else ())
         self.candidates = candidates
+        self._lanes = None
+        if prepare and "throughput" in candidates:
+            from .throughput import lane_replicas
+
+            self._lanes = lane_replicas(seg)
         self.run: Sequential = self._make(candidates[0])
         self.trial, self.warmup = trial, warmup
         self.rates: dict[str, float] = {}  # images per second measured for each mode
@@ -294,6 +302,8 @@ class Auto(Sequential):
         self._lat: list[float] = []
 
     def _make(self, mode: str):
+        if mode == "throughput":
+            return _runner_class(mode)(self.seg, self.take, self.finish, ready=self._lanes)
         return _runner_class(mode)(self.seg, self.take, self.finish)
 
     def next(self, timeout: float) -> tuple[object, Job] | None:
@@ -336,6 +346,8 @@ class Auto(Sequential):
                                                      else self.MARGIN * self.rates[m]))
         if not self._acceptable(self.chosen):
             self.chosen = "sequential"
+        if self.chosen != "throughput":
+            self._lanes = None  # their memory back once the throughput runner, if running, has drained
         if self.chosen != mode:
             self._switch(self.chosen)
 
@@ -374,9 +386,13 @@ def _runner_class(mode: str):
     return {"auto": Auto, "overlap": Overlapped, "sequential": Sequential}[mode]
 
 
-def runner(seg: Segmenter, take: Take, mode: str = "auto", finish: Callable | None = None) -> Sequential:
+def runner(seg: Segmenter, take: Take, mode: str = "auto", finish: Callable | None = None,
+           prepare: bool = False) -> Sequential:
+    """prepare: a long run (the camera): auto makes everything its trials need before the first image."""
     if mode not in MODES:
         raise SettingsError(f"unknown mode {mode!r}: one of {', '.join(MODES)}")
+    if mode == "auto":
+        return Auto(seg, take, finish, prepare=prepare)
     return _runner_class(mode)(seg, take, finish)
 
 

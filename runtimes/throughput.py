@@ -27,6 +27,12 @@ def default_lanes(threads: int | None) -> int:
     return max(1, min(threads or os.cpu_count() or 1, 8))
 
 
+def lane_replicas(seg: Segmenter, lanes: int | None = None, threads: int | None = None) -> list[Segmenter]:
+    """The lanes' replicas: `lanes` (default: one per thread) sharing `threads` (default: the model's own)."""
+    threads = threads or getattr(seg, "threads", None)
+    return replicas(seg, lanes or default_lanes(threads), threads)
+
+
 def replicas(seg: Segmenter, lanes: int, threads: int | None) -> list[Segmenter]:
     """`lanes` replicas of the model sharing `threads` (all cores when None) between them."""
     if lanes < 1:
@@ -39,9 +45,9 @@ class Throughput:
     mode = "throughput"
 
     def __init__(self, seg: Segmenter, take: Take, finish: Callable | None = None, lanes: int | None = None,
-                 threads: int | None = None):
-        threads = threads or getattr(seg, "threads", None)
-        self.lanes = replicas(seg, lanes or default_lanes(threads), threads)
+                 threads: int | None = None, ready: list[Segmenter] | None = None):
+        """ready: replicas made beforehand (runtimes.overlap.Auto with prepare=True)."""
+        self.lanes = ready or lane_replicas(seg, lanes, threads)
         self.seg, self.take, self.finish = seg, take, finish
         self._cond = threading.Condition()
         self._take_lock = threading.Lock()

@@ -95,3 +95,18 @@ def test_auto_tries_throughput_and_switches_without_losing_or_reordering(tiny_mo
     assert set(run.rates) == {"sequential", "overlap", "throughput"} and run.chosen == choose
     for (_, job), want in zip(out, expected):
         _same(job.instances, want)
+
+
+def test_auto_can_make_the_replicas_before_the_first_image(tiny_models, frames):
+    """prepare=True (the camera): the lanes exist before any image is taken, and the throughput trial uses them."""
+    seg = runtimes.load(tiny_models["onnx-int8"], threads=2)
+    run = Auto(seg, _take_from(frames * 2), trial=3, warmup=1, prepare=True)
+    lanes = run._lanes
+    assert lanes and len(lanes) == 2
+    made = []
+    run._make = lambda mode, real=run._make: made.append(real(mode)) or made[-1]
+    run._acceptable = lambda mode: mode == "throughput"
+    out = _run(run)
+    assert [k for k, _ in out] == list(range(len(frames) * 2))
+    assert [r for r in made if r.mode == "throughput"][0].lanes is lanes
+    assert Auto(seg, _take_from(frames), trial=3, warmup=1)._lanes is None  # not asked: made only if its trial comes

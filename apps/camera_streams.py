@@ -51,7 +51,7 @@ class StreamTurns:
             cam.capture.ready = self.ready
         self.turn = 0
         self.taken = [0] * len(cams)
-        self.ended: dict[int, str] = {}  # stream -> why it ended
+        self.ended: set[int] = set()  # streams that ended (a failure is logged when it happens)
 
     def _open(self, i: int) -> bool:
         return i not in self.ended and (self.limit is None or self.taken[i] < self.limit)
@@ -68,10 +68,10 @@ class StreamTurns:
                 try:
                     frame = self.cams[i].capture.get(0)
                 except EndOfSource:
-                    self.ended[i] = "end of source"
+                    self.ended.add(i)
                     continue
                 except CmliteError as e:  # this stream failed for good: the others go on
-                    self.ended[i] = str(e)
+                    self.ended.add(i)
                     self.log(f"stream {i} ({self.cams[i].source.describe()}) stopped: {e}")
                     continue
                 if frame is not None:

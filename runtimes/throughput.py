@@ -48,7 +48,7 @@ class Throughput:
                  threads: int | None = None, ready: list[Segmenter] | None = None):
         """ready: replicas made beforehand (runtimes.overlap.Auto with prepare=True)."""
         self.lanes = ready or lane_replicas(seg, lanes, threads)
-        self.seg, self.take, self.finish = seg, take, finish
+        self.take, self.finish = take, finish
         self._cond = threading.Condition()
         self._take_lock = threading.Lock()
         self._done: dict[int, tuple] = {}  # sequence number -> (key, job) or _End

@@ -349,14 +349,14 @@ def _bind_error(host: str, port: int, e: OSError) -> CmliteError:
     return CmliteError(f"{where} (pick another address or port with --serve HOST:PORT)")
 
 
-def parse_address(text: str) -> tuple[str, int]:
+def parse_address(text: str, flag: str = "--serve") -> tuple[str, int]:
     """HOST:PORT, :PORT or PORT (loopback unless a host is named); port 0 picks a free one."""
     host, sep, port = text.rpartition(":")
     if not sep:
         host, port = "", text
     host = host.strip("[]") or "127.0.0.1"
     if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise CmliteError(f"--serve {text!r}: expected HOST:PORT or PORT, e.g. 8080 or 0.0.0.0:8080 (the port "
+        raise CmliteError(f"{flag} {text!r}: expected HOST:PORT or PORT, e.g. 8080 or 0.0.0.0:8080 (the port "
                           f"0-65535; 0 picks a free one)")
     return host, int(port)
 

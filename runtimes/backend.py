@@ -5,9 +5,11 @@ import importlib
 import platform
 from pathlib import Path
 
-from .errors import CmliteError, error_line
+from .errors import CmliteError, SettingsError, error_line
 from .manifest import Manifest
 from .pipeline import Segmenter
+
+GRAPH_KINDS = ("dense", "masks")  # graph 1 and graph 2 (masks: or masks_noiou, as mask_kind says)
 
 
 def require(module: str, install: str):
@@ -23,7 +25,12 @@ class ConvertedSegmenter(Segmenter):
     """A Segmenter whose two graphs come from a converted-model folder."""
 
     def __init__(self, manifest: Manifest, folder: Path, threads: int | None = None, maskiou: bool = True,
-                 **overrides):
+                 graphs: tuple[str, ...] = GRAPH_KINDS, **overrides):
+        """graphs: which of graph 1 ("dense") and graph 2 ("masks") to open; a Triton Python-backend model serves
+        one of them (converters/triton_repo.py), and the other's run then fails."""
+        if not graphs or not set(graphs) <= set(GRAPH_KINDS):
+            raise SettingsError(f"graphs {graphs!r}: give one or both of {', '.join(GRAPH_KINDS)}")
+        self.kinds = tuple(k for k in GRAPH_KINDS if k in graphs)
         self.manifest = manifest
         self.folder = Path(folder)
         self.maskiou = bool(maskiou) and bool(manifest.model.get("maskiou", True))
@@ -57,7 +64,7 @@ class ConvertedSegmenter(Segmenter):
         """n independent loads of the folder with `threads` threads each, with this one's settings."""
         out = []
         for _ in range(n):
-            copy = type(self)(self.manifest, self.folder, threads=threads, maskiou=self.maskiou)
+            copy = type(self)(self.manifest, self.folder, threads=threads, maskiou=self.maskiou, graphs=self.kinds)
             copy.config = self.config
             out.append(copy)
         return out
@@ -78,6 +85,11 @@ class ConvertedSegmenter(Segmenter):
             what = ", ".join(f"{f}: {'/'.join(sorted(k)) or 'no weights'}" for f, k in kinds.items())
             raise CmliteError(f"{self.folder}: the manifest says {want} but the graphs hold {what}; restore "
                               f"manifest.json or {self.manifest.remake_hint(self.folder)}")
+
+    @property
+    def open_kinds(self) -> tuple[str, ...]:
+        """The graphs to open, graph 2 as the file that runs it (masks or masks_noiou)."""
+        return tuple(self.mask_kind if k == "masks" else k for k in self.kinds)
 
     def graph_path(self, kind: str) -> Path:
         return self.folder / self.manifest.graphs[kind].file

@@ -28,10 +28,10 @@ class LiteRtSegmenter(ConvertedSegmenter):
     def open(self) -> None:
         interpreter = interpreter_class()
         self.runners, kinds = {}, {}
-        self._first = {"dense", "masks"}  # runners whose first call (XNNPACK's set-up, and its log line) is to come
-        if self.mask_kind not in self.manifest.graphs:
+        self._first = set(self.kinds)  # runners whose first call (XNNPACK's set-up, and its log line) is to come
+        if "masks" in self.kinds and self.mask_kind not in self.manifest.graphs:
             raise self.no_graph(self.mask_kind)
-        for kind in ("dense", self.mask_kind):
+        for kind in self.open_kinds:
             with native_logs():
                 interp = interpreter(model_path=str(self.graph_path(kind)), num_threads=self.threads or None)
                 self.runners[kind.split("_")[0]] = interp.get_signature_runner()

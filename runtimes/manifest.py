@@ -119,9 +119,12 @@ class Manifest:
     def remake_hint(self, folder: Path) -> str:
         return remake_hint(self.to_dict(), folder)
 
-    def verify_files(self, folder: Path, engines: bool = True) -> None:
-        """Every graph file (and TensorRT engine, when built) is present and has the recorded hash."""
+    def verify_files(self, folder: Path, engines: bool = True, graphs: tuple[str, ...] = ("dense", "masks")) -> None:
+        """Every graph file (and TensorRT engine, when built) is present and has the recorded hash; graphs: only
+        those of graph 1 ("dense") or graph 2 ("masks", with masks_noiou), for a folder that serves one of them."""
         for name, g in self.graphs.items():
+            if name.split("_")[0] not in graphs:
+                continue
             for file, digest in {g.file: g.sha256, **g.aux_files}.items():
                 path = Path(folder) / file
                 if not path.is_file():
@@ -130,6 +133,8 @@ class Manifest:
                     raise ManifestError(f"{path}: sha256 differs from the manifest (file damaged or replaced); "
                                         f"{self.remake_hint(folder)}")
         for name, e in ((self.engines or {}).get("files") or {}).items() if engines else ():
+            if name.split("_")[0] not in graphs:
+                continue
             path = Path(folder) / e["file"]
             if not path.is_file() or sha256(path) != e["sha256"]:
                 raise ManifestError(f"{path}: engine {'missing' if not path.is_file() else 'damaged or replaced'} "
@@ -203,6 +208,11 @@ def read_manifest(folder: str | Path) -> Manifest:
         d = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ManifestError(f"{path} is not valid JSON ({e}); convert the model again") from None
+    return parse_manifest(d, path)
+
+
+def parse_manifest(d, path: Path) -> Manifest:
+    """A manifest's JSON (read from `path`, or a server's copy named by it) checked and read."""
     if not isinstance(d, dict) or d.get("schema") != SCHEMA:
         raise ManifestError(f"{path}: unknown manifest schema {d.get('schema') if isinstance(d, dict) else None!r}"
                             f" (this cmlite reads {SCHEMA}); convert the model again with this version")

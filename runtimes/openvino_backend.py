@@ -33,7 +33,7 @@ class OpenVinoSegmenter(ConvertedSegmenter):
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = str(self.threads)
         self.core, self.config_ov, self.models, kinds = core, config, {}, {}
-        for kind in ("dense", "masks"):
+        for kind in self.kinds:
             model = core.read_model(str(self.graph_path(kind)))
             kinds[self.graph_path(kind).name] = _formats(model)
             if kind == "masks" and self.mask_kind == "masks_noiou":  # the MaskIoU head cut off: OpenVINO drops it

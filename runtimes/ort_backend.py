@@ -21,9 +21,8 @@ class OrtSegmenter(ConvertedSegmenter):
         # idle pool threads must not spin: the host work between the graphs needs the cores
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._check_formats()
-        self.sessions = {k: ort.InferenceSession(self._graph(k), opts, providers=list(self.providers))
-                         for k in ("dense", self.mask_kind)}
-        self.sessions["masks"] = self.sessions.pop(self.mask_kind)
+        self.sessions = {k.split("_")[0]: ort.InferenceSession(self._graph(k), opts, providers=list(self.providers))
+                         for k in self.open_kinds}
         self.output_names = {k: [o.name for o in s.get_outputs()] for k, s in self.sessions.items()}
 
     def _graph(self, kind: str):
@@ -46,7 +45,7 @@ class OrtSegmenter(ConvertedSegmenter):
         except ImportError:
             return
         self.check_precision({self.graph_path(k).name: _formats(onnx.load(str(self.graph_path(k))))
-                              for k in ("dense", "masks")})
+                              for k in self.kinds})
 
     @property
     def simulates_qdq(self) -> bool:

@@ -35,6 +35,13 @@ class Target:
     #                           parser and section(manifest) its manifest section
     device: str = "cpu"  # where it runs: "cpu" targets are built, run and measured on this machine
     measured_here_with: str | None = None  # off its device, the backend that runs its graphs instead (AP checks)
+    # Triton (converters/triton_repo.py): the config field and value that name the server's own backend for these
+    # graphs (None: Triton has none; `--backend python` serves them through this runtime), the file name that
+    # backend looks for in a version folder, and whether graph 2's RoI dimension is Triton's batch dimension
+    # (dynamic batching across requests; OpenVINO's backend fixes a batched model's batch at max_batch_size)
+    triton: tuple[str, str] | None = None
+    triton_file: str = ""
+    triton_batches: bool = False
 
     @property
     def twin_target(self) -> str:
@@ -47,15 +54,17 @@ class Target:
 
 _ROWS = (
     Target("onnx", "ONNX Runtime", "onnxruntime", "ort_backend", "OrtSegmenter", exporter="onnx_export", quantizer="ort_quant",
-           precisions=("fp32", "fp16"), files=(".onnx",), onnx_graphs=True, runs_onnx_graphs=True),
+           precisions=("fp32", "fp16"), files=(".onnx",), onnx_graphs=True, runs_onnx_graphs=True,
+           triton=("platform", "onnxruntime_onnx"), triton_file="model.onnx", triton_batches=True),
     Target("openvino", "OpenVINO", "openvino", "openvino_backend", "OpenVinoSegmenter", exporter="openvino_export",
            quantizer="nncf_quant", precisions=("fp32", "fp16", "bf16"), files=(".xml", ".bin"),
-           drops_maskiou_at_load=True),
+           drops_maskiou_at_load=True, triton=("backend", "openvino"), triton_file="model.xml"),
     Target("tflite", "LiteRT", "ai-edge-litert", "litert_backend", "LiteRtSegmenter", exporter="tflite_export", quantizer="tflite_quant",
            precisions=("fp32", "fp16"), files=(".tflite",), fixed_input=True),
     Target("tensorrt", "TensorRT", "tensorrt", "tensorrt_backend", "TensorRtSegmenter", exporter="onnx_export",
            quantizer="ort_quant", precisions=("fp32", "fp16"), files=(".onnx", ".engine", ".plan"), twin="onnx",
-           onnx_graphs=True, rules="tensorrt_export", device="nvidia-gpu", measured_here_with="onnx"),
+           onnx_graphs=True, rules="tensorrt_export", device="nvidia-gpu", measured_here_with="onnx",
+           triton=("platform", "tensorrt_plan"), triton_file="model.plan", triton_batches=True),
 )
 TARGETS: dict[str, Target] = {t.name: t for t in _ROWS}
 NAMES = tuple(TARGETS)

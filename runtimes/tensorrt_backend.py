@@ -140,10 +140,10 @@ class TensorRtSegmenter(ConvertedSegmenter):
         self.logger = trt.Logger(trt.Logger.WARNING)
         self.runtime = trt.Runtime(self.logger)
         self.engines = {}
-        if self.mask_kind not in engines["files"]:
+        if "masks" in self.kinds and self.mask_kind not in engines["files"]:
             raise self.no_graph(self.mask_kind)
         for kind, e in engines["files"].items():
-            if kind not in ("dense", self.mask_kind):
+            if kind not in self.open_kinds:
                 continue
             with cuda.current():
                 engine = self.runtime.deserialize_cuda_engine((self.folder / e["file"]).read_bytes())

@@ -89,8 +89,10 @@ def _load(spec: RowSpec):
         seg = runtimes.load(spec.source, threads=spec.threads, maskiou=spec.maskiou, backend=spec.backend,
                             **spec.config_overrides())
         m, folder = seg.manifest, Path(spec.source)
+        on_server = not folder.is_dir()  # triton://HOST:PORT/NAME: the graphs' files are the server's
         info = {"variant": m.model.get("variant"), "target": m.target, "precision": m.precision,
-                "size_mb": round(m.size_bytes(folder) / 2**20, 2), "path": str(folder)}
+                "size_mb": None if on_server else round(m.size_bytes(folder) / 2**20, 2),
+                "path": spec.source if on_server else str(folder)}
     cfg = seg.config
     info.update(device=seg.device, size=[cfg.min_size, cfg.max_size], maskiou=getattr(seg, "maskiou", True),
                 input_hw=list(seg.fixed_hw) if seg.fixed_hw else None)

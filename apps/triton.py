@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from cmlite.runtimes.errors import CmliteError
-from cmlite.runtimes.triton_backend import KEY_ENV, KEY_HEADER
+from cmlite.runtimes.triton_backend import GRPC_KEY_HEADER, KEY_ENV, KEY_HEADER
 
 from . import triton_server
 from .web import is_loopback, parse_address
@@ -145,6 +145,7 @@ def run_serve(args) -> int:
         code = proc.wait()
         if not stop.asked:
             raise CmliteError(f"the Triton server stopped by itself (status {code}): {_log_error(log_path)}")
+        print("cmlite: Triton stopped", file=sys.stderr)
         return 0
     except KeyboardInterrupt:
         return 0
@@ -190,7 +191,7 @@ def _wait_ready(proc, grpc, key, log_path: Path, timeout: float, models: int) ->
     from tritonclient.utils import InferenceServerException
 
     client = grpcclient.InferenceServerClient(f"{grpc[0]}:{grpc[1]}")
-    headers = {KEY_HEADER: key} if key else None
+    headers = {GRPC_KEY_HEADER: key} if key else None
     t0 = time.monotonic()
     print(f"cmlite: starting Triton, loading {models} model{'s' if models != 1 else ''} (two graphs each)...",
           file=sys.stderr, flush=True)

@@ -5,8 +5,9 @@
 
 A repository written by `cmlite triton export` serves each converted folder as NAME_dense and NAME_masks; NAME_dense's
 config carries the folder's manifest, read here: the preprocessing, classes and thresholds are the folder's, so the
-results equal the folder run locally within its precision's tolerance. The key goes in the `cmlite-key` header,
-which `cmlite triton serve` requires off loopback (Triton's restricted-protocol option).
+results equal the folder run locally within its precision's tolerance. The key goes in the `cmlite-key` header
+(gRPC: triton-grpc-protocol-cmlite-key), which `cmlite triton serve` requires off loopback (Triton's
+restricted-protocol option).
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from .errors import CmliteError, error_line
 from .manifest import parse_manifest
 from .pipeline import Segmenter
 
-KEY_HEADER = "cmlite-key"
+KEY_HEADER = "cmlite-key"  # the server's restricted-protocol key (HTTP clients send this header) ...
+GRPC_KEY_HEADER = f"triton-grpc-protocol-{KEY_HEADER}"  # ... which Triton's gRPC endpoint reads under this prefix
 KEY_ENV = "CMLITE_TRITON_KEY"
 DEFAULT_GRPC_PORT = 8001
 TIMEOUT_S = 10.0  # the first calls (health, configs): a server that does not answer in this long is down
@@ -57,7 +59,7 @@ class TritonSegmenter(Segmenter):
     def __init__(self, url: str, maskiou: bool = True, **overrides):
         self.url = url
         self.address, self.name, key = parse_url(url)
-        self.headers = {KEY_HEADER: key} if key else None
+        self.headers = {GRPC_KEY_HEADER: key} if key else None
         self.grpc, self.ServerError = grpc_client()
         self._local = threading.local()  # a client per thread: graph 1 and 2 may run at once (overlap mode)
         manifest, masks_config = self._configs()
@@ -81,12 +83,13 @@ class TritonSegmenter(Segmenter):
 
     def _refused(self, e: Exception) -> CmliteError:
         text = error_line(e)
+        if "restricted" in text.lower() or KEY_HEADER in text.lower():
+            given = "refused the key" if self.headers else "asks for a key"
+            return CmliteError(f"{self.url}: the server {given} ({text}): give the key `cmlite triton serve` "
+                               f"printed, as ?key=... in the URL or {KEY_ENV}")
         if "unavailable" in text.lower() or "failed to connect" in text.lower() or "deadline" in text.lower():
             return CmliteError(f"{self.url}: no Triton server answers at {self.address} ({text}); start one: cmlite "
                                f"triton serve REPO (its gRPC address is the one to give)")
-        if "restricted" in text.lower() or KEY_HEADER in text.lower():
-            return CmliteError(f"{self.url}: the server refused the key ({text}): give the key `cmlite triton serve` "
-                               f"printed, as ?key=... in the URL or {KEY_ENV}")
         return CmliteError(f"{self.url}: Triton at {self.address}: {text}")
 
     def _call(self, method: str, *args, **kwargs):

@@ -215,8 +215,10 @@ def export(folders: list[str | Path], repo: str | Path, backend: str = "native",
     for folder in folders:
         manifest = read_manifest(folder)
         manifest.verify_files(folder, engines=manifest.target != "tensorrt" or backend == "native")
-        if backend == "native":
-            config(manifest, "check", "dense", backend)  # a target Triton cannot serve stops before anything is written
+        if backend == "native":  # a target Triton cannot serve, or an engine not built yet, stops before writing
+            config(manifest, "check", "dense", backend)
+            for graph in GRAPHS:
+                _graph_files(manifest, folder, graph)
         manifests.append(manifest)
     repo = Path(repo)
     repo.mkdir(parents=True, exist_ok=True)

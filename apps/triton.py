@@ -42,7 +42,7 @@ def add_parser(sub) -> None:
                         "NVIDIA's server images have them); python: cmlite's runtime inside Triton's Python backend "
                         "(any target, and the only kind the pip-installed server runs) (default native)")
     e.add_argument("--name", action="append", help="the model's name, one per folder (default: the folder's name)")
-    e.add_argument("--instances", type=int, default=1, help="model instances per graph (instance_group count)")
+    e.add_argument("--instances", type=int, default=1, help="model instances per graph (instance_group count; default 1)")
     e.add_argument("--threads", type=int, help="threads per instance (default: the runtime's own)")
     e.add_argument("--max-batch", type=int, help="graph 2's largest batch of RoIs (default: four frames' at "
                                                  "the model's detection cap, post_nms_topk)")
@@ -59,8 +59,8 @@ def add_parser(sub) -> None:
     s.add_argument("--key", help=f"the key clients send off loopback (default: {KEY_ENV}, else one made and printed)")
     s.add_argument("--tritonserver", help="the tritonserver binary (default: PATH, else NVIDIA's pip wheel)")
     s.add_argument("--log", help="Triton's log file (default: a temporary file, named when the server starts)")
-    s.add_argument("--exit-timeout", type=int, default=10, help="seconds in-flight requests get when stopping")
-    s.add_argument("--start-timeout", type=float, default=300, help="seconds to wait for every model to load")
+    s.add_argument("--exit-timeout", type=int, default=10, help="seconds in-flight requests get when stopping (default 10)")
+    s.add_argument("--start-timeout", type=float, default=300, help="seconds to wait for every model to load (default 300)")
     s.set_defaults(func=run_serve)
 
 

@@ -7,11 +7,11 @@ import sys
 
 from cmlite.runtimes.errors import CmliteError
 
-from . import (bench, build_engine, camera, convert, data, demo, evaluate, parity, predict, quantize, report, train,
-               triton)
+from . import (bench, build_engine, camera, convert, data, demo, evaluate, parity, pick, predict, quantize, report,
+               train, triton)
 
 COMMANDS = (predict, convert, evaluate, quantize, camera, bench, report, demo, data, train, parity, build_engine,
-            triton)
+            triton, pick)
 
 
 def build_parser() -> argparse.ArgumentParser:

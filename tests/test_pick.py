@@ -1,0 +1,111 @@
+"""`cmlite pick`: real candidates (the default model at 128x160, ONNX Runtime and OpenVINO, FP32 and INT8) made,
+measured (AP on 12 val images in bench's processes, live fps through the camera app) and chosen; then, reusing
+the folders: an impossible budget (status 2, one line), and a candidate whose graph is damaged (reported, skipped).
+The choice rule itself is checked on figures, every branch."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+
+from cmlite import runtimes
+from cmlite.apps.cli import main
+from cmlite.apps.pick import Candidate
+from cmlite.apps.pick_report import choose
+
+SLOW = pytest.mark.slow  # converts and quantizes four folders of the default model (about a minute)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from cmlite.calibration.synth import generate
+
+    d = tmp_path_factory.mktemp("pick_data")
+    generate(d, 8, 12, 128, 0, progress=False)
+    return d
+
+
+def _argv(data: Path, tmp: Path, *extra: str) -> list[str]:
+    return ["pick", "--calib", str(data / "train"), "--calib-count", "8", "--val",
+            str(data / "annotations/instances_val.json"), "--val-images", str(data / "val"),
+            "--targets", "onnx,openvino", "--precisions", "fp32,int8", "--min-size", "128", "--max-size", "160",
+            "--frames", "12", "--rounds", "1", "--threads", "2", "--mode", "sequential",
+            "--models", str(tmp / "models"), *extra]
+
+
+@pytest.fixture(scope="module")
+def picked(data, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pick")
+    assert main(_argv(data, tmp, "--out", str(tmp / "deploy"))) == 0
+    return tmp
+
+
+@SLOW
+def test_the_winner_is_the_fastest_within_budget_and_deploys(picked, data):
+    out = json.loads((picked / "deploy/pick.json").read_text())
+    ref, budget = out["reference"]["mask_ap"], out["settings"]["max_ap_drop"]
+    cands = {c["name"]: c for c in out["candidates"]}
+    assert set(cands) == {"onnx-fp32", "openvino-fp32", "onnx-int8", "openvino-int8"}
+    assert all(c["error"] is None and c["fps"] > 0 and c["peak_rss_mb"] > 0 for c in cands.values())
+    within = [c for c in cands.values() if ref - c["mask_ap"] <= budget + 1e-9]
+    fastest = max(c["fps"] for c in within)
+    winner = cands[out["winner"]]
+    assert winner in within and winner["fps"] >= fastest * 0.98  # the fastest, or tied with it (2%)
+    assert all(c["verdict"] for c in cands.values())
+    folder = picked / "deploy" / out["winner"]
+    img = cv2.imread(str(sorted((data / "val").glob("*.png"))[0]))
+    assert len(runtimes.load(folder, threads=1).predict(img)) >= 0
+    assert (picked / "deploy/pick.html").read_text().count("<svg") == 1  # the front, the budget, the winner
+
+
+@SLOW
+def test_an_impossible_budget_is_one_line_and_status_2(picked, data, capsys):
+    assert main(_argv(data, picked, "--max-ap-drop", "-50", "--out", str(picked / "none"))) == 2
+    err = capsys.readouterr().err  # the progress lines, then one line saying so
+    assert "Traceback" not in err
+    err = err.strip().splitlines()[-1]
+    assert err.startswith("cmlite: error: ") and "no candidate is within -50.0 mask AP" in err and "the closest:" in err
+    out = json.loads((picked / "none/pick.json").read_text())
+    assert out["winner"] is None and out["closest"] and not any(p.is_dir() for p in (picked / "none").iterdir())
+    assert all(c["made"] == "reused" for c in out["candidates"])  # up-to-date folders are not made again
+
+
+@SLOW
+def test_a_broken_candidate_is_reported_and_skipped(picked, data, capsys):
+    """onnx-int8's graph 1 damaged, its manifest's hash updated to match: up to date by every record, refused by
+    ONNX Runtime at load: a row with its reason, the others chosen among."""
+    folder = picked / "models/onnx-int8"
+    graph = folder / "dense.onnx"
+    graph.write_bytes(graph.read_bytes()[: graph.stat().st_size // 2])
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["graphs"]["dense"]["sha256"] = hashlib.sha256(graph.read_bytes()).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert main(_argv(data, picked, "--out", str(picked / "deploy2"))) == 0
+    printed = capsys.readouterr().out
+    out = json.loads((picked / "deploy2/pick.json").read_text())
+    broken = next(c for c in out["candidates"] if c["name"] == "onnx-int8")
+    assert broken["error"] and broken["verdict"].startswith("failed") and "Traceback" not in printed
+    assert "onnx-int8" in printed and out["winner"] != "onnx-int8"
+
+
+def _cand(name, fps, ap, mem, error=None):
+    t, p = name.split("-")
+    c = Candidate(t, p, Path(name), error=error)
+    if error is None:
+        c.figures.update(fps=fps, mask_ap=ap, peak_rss_mb=mem)
+    return c
+
+
+def test_the_rule():
+    cands = [_cand("onnx-fp32", 20.0, 30.0, 200), _cand("onnx-int8", 50.0, 29.0, 150),
+             _cand("openvino-int8", 60.0, 29.6, 180), _cand("tflite-int8", 59.5, 29.7, 120),
+             _cand("tflite-fp16", 0, 0, 0, error="could not be made: x")]
+    c = choose(cands, 30.0, 0.5)
+    assert c.winner.name == "tflite-int8"  # tied with openvino-int8 (within 2%): the smaller memory
+    assert c.reasons["onnx-int8"].startswith("over budget") and c.reasons["onnx-fp32"].startswith("slower")
+    assert c.reasons["openvino-int8"].startswith("tied on speed") and c.reasons["tflite-fp16"].startswith("failed")
+    none = choose(cands, 30.0, -1.0)
+    assert none.winner is None and none.closest.name == "onnx-fp32"

@@ -85,7 +85,7 @@ def add_parser(sub) -> None:
 def cpu_has_bf16() -> bool:
     from .device_info import cpu
 
-    return bool({"avx512_bf16", "amx_bf16"} & set(cpu().get("flags") or ()))
+    return bool({"avx512_bf16", "amx_bf16"} & set(cpu().get("isa") or ()))
 
 
 def installed(target: str) -> bool:

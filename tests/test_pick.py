@@ -109,3 +109,18 @@ def test_the_rule():
     assert c.reasons["openvino-int8"].startswith("tied on speed") and c.reasons["tflite-fp16"].startswith("failed")
     none = choose(cands, 30.0, -1.0)
     assert none.winner is None and none.closest.name == "onnx-fp32"
+
+
+def test_the_candidates_follow_what_this_machine_has(tmp_path):
+    from cmlite.apps.device_info import cpu
+    from cmlite.apps.pick import plan
+
+    cands, left_out = plan(tmp_path, None, None)
+    names = {c.name for c in cands}
+    has_bf16 = bool({"avx512_bf16", "amx_bf16"} & set(cpu()["isa"]))
+    assert ("openvino-bf16" in names) == has_bf16 and not any(n.endswith("bf16") and "openvino" not in n
+                                                               for n in names)
+    assert {"onnx-fp32", "onnx-int8", "openvino-int8", "tflite-int8", "tflite-fp16"} <= names
+    assert [c.precision for c in cands] == sorted((c.precision for c in cands),
+                                                  key=("fp32", "fp16", "bf16", "int8").index)  # INT8 after its twin
+    assert has_bf16 or any(line.startswith("bf16") for line in left_out)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cmlite.runtimes.errors import CmliteError
 
-from .table import format_table
+from .table import format_table, number
 
 TIE = 0.02  # live fps within 2% of the fastest within budget: a tie (the rounds' noise), settled by peak memory
 RULE = ("the fastest candidate by live fps (median of the rounds) whose mask AP is at most the budget below the FP32 "
@@ -90,20 +90,22 @@ def plot_svg(cands: list, choice: Choice, ref_ap: float, budget: float) -> str |
     ok = [c for c in cands if c.figures.get("fps") and c.figures.get("mask_ap") is not None]
     fig, ax = plt.subplots(figsize=(9, 4.8))
     pts = [(-c.figures["fps"], c.figures["mask_ap"]) for c in ok]  # the front: faster (more fps) and more AP
-    front = [(-x, y) for x, y in pareto(pts)]
+    front = sorted((-x, y) for x, y in pareto(pts))
     if len(front) > 1:
-        ax.step(*zip(*front), where="pre", color="#d62728", linewidth=2, alpha=0.6, label="speed/AP front")
+        ax.plot(*zip(*front), color="#d62728", linewidth=2, alpha=0.5, label="speed/AP front (none beats them "
+                                                                            "on both)")
     ax.scatter([c.figures["fps"] for c in ok], [c.figures["mask_ap"] for c in ok], s=28, color="#1f77b4", zorder=3)
     if choice.winner is not None:
         w = choice.winner.figures
         ax.scatter([w["fps"]], [w["mask_ap"]], s=220, marker="*", color="#2ca02c", zorder=4,
                    label=f"chosen: {choice.winner.name}")
-    ax.axhline(ref_ap - budget, color="#ff7f0e", linestyle="--", label=f"budget: FP32 reference {ref_ap} - {budget}")
+    ax.axhline(ref_ap - budget, color="#ff7f0e", linestyle="--",
+               label=f"budget: FP32 reference {ref_ap:.1f} - {budget}")
     ax.axhline(ref_ap, color="#8c8c8c", linestyle=":", label="FP32 reference (PyTorch)")
     ax.set_xlabel("live fps (camera app, median of the rounds)")
     ax.set_ylabel("mask AP")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, frameon=False, loc="lower left")
+    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     place_labels(ax, [(c.name, (c.figures["fps"], c.figures["mask_ap"])) for c in ok])
     return _svg(fig)
 
@@ -113,7 +115,7 @@ NO_PLOT = '<p>(no plot: pip install "cmlite[report]")</p>'
 
 def page(data: dict, table: list[list], svg: str | None) -> str:
     def cell(v):
-        return html.escape("" if v is None else str(v))
+        return html.escape("" if v is None else number(v, ".1f") if isinstance(v, float) else str(v))
 
     head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADERS)
     body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in table)
@@ -123,7 +125,7 @@ def page(data: dict, table: list[list], svg: str | None) -> str:
             f"<style>body{{font:14px sans-serif;margin:2em}}td,th{{padding:2px 8px;border-bottom:1px solid #ddd;"
             f"text-align:left}}</style><h1>cmlite pick: {html.escape(winner)}</h1>"
             f"<p>{html.escape(data['device'].get('cpu', ''))}; budget {s['max_ap_drop']} mask AP below the FP32 "
-            f"reference ({data['reference']['mask_ap']}); live on {html.escape(str(s['source']))}, {s['frames']} "
+            f"reference ({data['reference']['mask_ap']:.1f}); live on {html.escape(str(s['source']))}, {s['frames']} "
             f"frames x {s['rounds']} rounds, mode {s['mode']}, threads {s['threads'] or 'all'}.</p>"
             f"<p>Rule: {html.escape(data['rule'])}.</p>{svg or NO_PLOT}"
             f"<table><tr>{head}</tr>{body}</table>")

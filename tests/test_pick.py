@@ -124,3 +124,17 @@ def test_the_candidates_follow_what_this_machine_has(tmp_path):
     assert [c.precision for c in cands] == sorted((c.precision for c in cands),
                                                   key=("fp32", "fp16", "bf16", "int8").index)  # INT8 after its twin
     assert has_bf16 or any(line.startswith("bf16") for line in left_out)
+
+
+def test_the_time_cap_skips_the_rest_and_names_them(tmp_path):
+    import time
+
+    from cmlite.apps.pick import make, plan
+
+    cands, _ = plan(tmp_path, ["onnx"], ["fp32", "int8"])
+    lines = []
+    make(cands, None, tmp_path / "none.pth", None, 1, time.monotonic() - 1, lines.append)  # the cap already passed
+    assert all(c.skipped and "--max-minutes" in c.skipped for c in cands) and not any(tmp_path.iterdir())
+    assert len(lines) == 2 and all("skipped" in line for line in lines)
+    c = choose(cands, 30.0, 0.5)
+    assert c.winner is None and c.closest is None and all(r.startswith("skipped") for r in c.reasons.values())

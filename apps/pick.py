@@ -167,7 +167,7 @@ def _stamp(folder: Path) -> float | None:
         return None
 
 
-def measure_ap(cands: list[Candidate], weights: str, val: tuple, threads: int, size, log) -> dict | None:
+def measure_ap(cands: list[Candidate], weights: str, val: tuple, threads: int, size, log) -> dict:
     """Mask/box AP and peak memory of each candidate and of the reference, through `cmlite bench`'s code (a process
     per row). Returns the reference's row."""
     from .bench import bench_images, run_bench

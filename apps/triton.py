@@ -6,8 +6,9 @@
 
 `serve` runs NVIDIA's tritonserver (apps/triton_server.py says where it comes from) on loopback by default. Off
 loopback every endpoint but health needs the key in the `cmlite-key` header (Triton's restricted-protocol option):
-given with --key or CMLITE_TRITON_KEY, else made here and printed in the URL to use. Triton's metrics take no key, so
-they stay on loopback. Ctrl-C or SIGTERM stops the server cleanly (in-flight requests get --exit-timeout seconds).
+given with --key or CMLITE_TRITON_KEY (then asked for on loopback too), else made here and printed in the URL.
+Triton's metrics take no key, so they stay on loopback. Ctrl-C or SIGTERM stops the server cleanly (in-flight
+requests get --exit-timeout seconds).
 """
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def add_parser(sub) -> None:
                         "NVIDIA's server images have them); python: cmlite's runtime inside Triton's Python backend "
                         "(any target, and the only kind the pip-installed server runs) (default native)")
     e.add_argument("--name", action="append", help="the model's name, one per folder (default: the folder's name)")
-    e.add_argument("--instances", type=int, default=1, help="model instances per graph (instance_group count; default 1)")
+    e.add_argument("--instances", type=int, default=1,
+                   help="model instances per graph (instance_group count; default 1)")
     e.add_argument("--threads", type=int, help="threads per instance (default: the runtime's own)")
     e.add_argument("--max-batch", type=int, help="graph 2's largest batch of RoIs (default: four frames' at "
                                                  "the model's detection cap, post_nms_topk)")
@@ -56,11 +58,14 @@ def add_parser(sub) -> None:
     s.add_argument("--metrics", default="127.0.0.1:8002",
                    help="Prometheus metrics HOST:PORT on loopback, or off (they take no key) (default "
                         "127.0.0.1:8002)")
-    s.add_argument("--key", help=f"the key clients send off loopback (default: {KEY_ENV}, else one made and printed)")
+    s.add_argument("--key", help=f"the key clients must send (default: {KEY_ENV}; off loopback, else one made and "
+                                 f"printed; on loopback, else none)")
     s.add_argument("--tritonserver", help="the tritonserver binary (default: PATH, else NVIDIA's pip wheel)")
     s.add_argument("--log", help="Triton's log file (default: a temporary file, named when the server starts)")
-    s.add_argument("--exit-timeout", type=int, default=10, help="seconds in-flight requests get when stopping (default 10)")
-    s.add_argument("--start-timeout", type=float, default=300, help="seconds to wait for every model to load (default 300)")
+    s.add_argument("--exit-timeout", type=int, default=10,
+                   help="seconds in-flight requests get when stopping (default 10)")
+    s.add_argument("--start-timeout", type=float, default=300,
+                   help="seconds to wait for every model to load (default 300)")
     s.set_defaults(func=run_serve)
 
 
@@ -116,11 +121,11 @@ def run_serve(args) -> int:
         raise CmliteError(f"--metrics {args.metrics}: Triton's metrics take no key, so they stay on loopback (scrape "
                           f"them through a proxy that checks one), or --metrics off")
     public = [a for a in (grpc, http) if a and not is_loopback(a[0])]
-    key = args.key or os.environ.get(KEY_ENV)
-    if public:
-        key = check_key(key) if key else secrets.token_urlsafe(24)
-    else:
-        key = None  # loopback: only this machine's users reach it, as the camera's page
+    key = args.key or os.environ.get(KEY_ENV)  # a key given is asked for anywhere, loopback too
+    if key:
+        check_key(key)
+    elif public:  # off loopback a key is required: one is made (loopback alone: only this machine reaches it)
+        key = secrets.token_urlsafe(24)
     server = triton_server.find(args.tritonserver)
     log_path = Path(args.log) if args.log else Path(tempfile.mkstemp(prefix="cmlite-triton-", suffix=".log")[1])
     cmd = [str(server.binary), f"--backend-directory={server.backends}",

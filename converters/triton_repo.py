@@ -124,14 +124,11 @@ def config(manifest: Manifest, name: str, graph: str, backend: str, instances: i
         params[MANIFEST_PARAM] = json.dumps(manifest.to_dict(), separators=(",", ":"))
     if python:
         params["cmlite_site"] = site_dirs()
-        if threads:
-            params["cmlite_threads"] = str(threads)
-    elif threads and row.triton[1] == "onnxruntime_onnx":
-        params |= {"intra_op_thread_count": str(threads), "inter_op_thread_count": "1"}
-    elif row.triton[1] == "openvino":
-        params["PERFORMANCE_HINT"] = "LATENCY"
-        params |= {"INFERENCE_NUM_THREADS": str(threads)} if threads else {}
-        params |= {"HINT_BF16": "YES"} if manifest.precision == "bf16" else {}
+        params |= {"cmlite_threads": str(threads)} if threads else {}
+    else:  # the server's backend's own parameters, from the targets table
+        params |= dict(row.triton_params)
+        params |= {row.triton_threads: str(threads)} if threads and row.triton_threads else {}
+        params |= {row.triton_bf16: "YES"} if manifest.precision == "bf16" and row.triton_bf16 else {}
     for k, v in params.items():
         cfg.parameters[k].string_value = v
     return cfg

@@ -42,6 +42,9 @@ class Target:
     triton: tuple[str, str] | None = None
     triton_file: str = ""
     triton_batches: bool = False
+    triton_params: tuple[tuple[str, str], ...] = ()  # that backend's fixed config parameters
+    triton_threads: str = ""  # its parameter for the threads per instance (--threads)
+    triton_bf16: str = ""  # its parameter set to YES for a BF16 folder
 
     @property
     def twin_target(self) -> str:
@@ -55,10 +58,13 @@ class Target:
 _ROWS = (
     Target("onnx", "ONNX Runtime", "onnxruntime", "ort_backend", "OrtSegmenter", exporter="onnx_export", quantizer="ort_quant",
            precisions=("fp32", "fp16"), files=(".onnx",), onnx_graphs=True, runs_onnx_graphs=True,
-           triton=("platform", "onnxruntime_onnx"), triton_file="model.onnx", triton_batches=True),
+           triton=("platform", "onnxruntime_onnx"), triton_file="model.onnx", triton_batches=True,
+           triton_params=(("inter_op_thread_count", "1"),), triton_threads="intra_op_thread_count"),
     Target("openvino", "OpenVINO", "openvino", "openvino_backend", "OpenVinoSegmenter", exporter="openvino_export",
            quantizer="nncf_quant", precisions=("fp32", "fp16", "bf16"), files=(".xml", ".bin"),
-           drops_maskiou_at_load=True, triton=("backend", "openvino"), triton_file="model.xml"),
+           drops_maskiou_at_load=True, triton=("backend", "openvino"), triton_file="model.xml",
+           triton_params=(("PERFORMANCE_HINT", "LATENCY"),), triton_threads="INFERENCE_NUM_THREADS",
+           triton_bf16="HINT_BF16"),
     Target("tflite", "LiteRT", "ai-edge-litert", "litert_backend", "LiteRtSegmenter", exporter="tflite_export", quantizer="tflite_quant",
            precisions=("fp32", "fp16"), files=(".tflite",), fixed_input=True),
     Target("tensorrt", "TensorRT", "tensorrt", "tensorrt_backend", "TensorRtSegmenter", exporter="onnx_export",

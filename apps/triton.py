@@ -127,7 +127,12 @@ def run_serve(args) -> int:
     elif public:  # off loopback a key is required: one is made (loopback alone: only this machine reaches it)
         key = secrets.token_urlsafe(24)
     server = triton_server.find(args.tritonserver)
-    log_path = Path(args.log) if args.log else Path(tempfile.mkstemp(prefix="cmlite-triton-", suffix=".log")[1])
+    if args.log:
+        log_path = Path(args.log)
+    else:
+        fd, name = tempfile.mkstemp(prefix="cmlite-triton-", suffix=".log")
+        os.close(fd)
+        log_path = Path(name)
     cmd = [str(server.binary), f"--backend-directory={server.backends}",
            *server_args(repo.resolve(), grpc, http, metrics, key, args.exit_timeout)]
     verbose = bool(os.environ.get("CMLITE_VERBOSE"))

@@ -48,7 +48,8 @@ def add_parser(sub) -> None:
     e.add_argument("--threads", type=int, help="threads per instance (default: the runtime's own)")
     e.add_argument("--max-batch", type=int, help="graph 2's largest batch of RoIs (default: four frames' at "
                                                  "the model's detection cap, post_nms_topk)")
-    e.add_argument("--replace", action="store_true", help="replace models of the same name in the repository")
+    e.add_argument("--overwrite", action="store_true", help="replace models of the same names in the repository "
+                                                           "(the new ones are written first)")
     e.set_defaults(func=run_export)
     s = cmds.add_parser("serve", help="run tritonserver on a repository (loopback by default)")
     s.add_argument("repo", help="the model repository (cmlite triton export)")
@@ -73,7 +74,7 @@ def run_export(args) -> int:
     from cmlite.converters.triton_repo import export
 
     names = export(args.folders, args.out, args.backend, args.name, args.instances, args.threads, args.max_batch,
-                   args.replace)
+                   args.overwrite)
     print(f"{args.out}: {len(names)} model{'s' if len(names) != 1 else ''} ({', '.join(names)}); serve it with: "
           f"cmlite triton serve {args.out}")
     return 0

@@ -11,7 +11,8 @@
 
 Every config.pbtxt is written from Triton's ModelConfig protobuf (tritonclient's model_config_pb2) by protobuf's
 own text format. What varies by target (the backend, its file name, whether it batches) is the targets table's.
-Each model folder is written beside under a hidden name and renamed: an interrupted export leaves no half model.
+The model folders are written as convert writes its own (converters/folders.py): an interrupted export leaves no
+half model.
 """
 from __future__ import annotations
 
@@ -164,38 +165,28 @@ def _python_files(manifest: Manifest, folder: Path, graph: str) -> dict[str, Pat
     return files
 
 
-def write_model(repo: Path, manifest: Manifest, folder: Path, name: str, graph: str, backend: str, replace: bool,
-                **settings) -> Path:
-    cfg = config(manifest, name, graph, backend, **settings)
-    files = _python_files(manifest, folder, graph) if backend == "python" else _graph_files(manifest, folder, graph)
-    final = repo / cfg.name
-    if final.exists() and not replace:
-        raise CmliteError(f"{final} exists: choose another --name, another repository, or --replace")
-    tmp = repo / f".{cfg.name}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        (tmp / "1").mkdir(parents=True)
-        (tmp / "config.pbtxt").write_text(config_text(cfg))
-        shutil.copy2(folder / MANIFEST, tmp / MANIFEST)
-        for dst, src in files.items():
-            (tmp / "1" / dst).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, tmp / "1" / dst)
-        if backend == "python":
-            (tmp / "1" / "model.py").write_text(PYTHON_MODEL)
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
+def _write_model(folder: Path, cfg, files: dict[str, Path], source: Path, backend: str) -> None:
+    """One model's folder: its config, the source folder's manifest beside it, and version 1's files."""
+    (folder / "1").mkdir()
+    (folder / "config.pbtxt").write_text(config_text(cfg))
+    shutil.copy2(source / MANIFEST, folder / MANIFEST)
+    for dst, src in files.items():
+        (folder / "1" / dst).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, folder / "1" / dst)
+    if backend == "python":
+        (folder / "1" / "model.py").write_text(PYTHON_MODEL)
 
 
 def export(folders: list[str | Path], repo: str | Path, backend: str = "native", names: list[str] | None = None,
-           instances: int = 1, threads: int | None = None, max_batch: int | None = None, replace: bool = False,
+           instances: int = 1, threads: int | None = None, max_batch: int | None = None, overwrite: bool = False,
            log=print) -> list[str]:
     """Write each converted folder's two graphs into the repository; returns the model names (NAME, served as
-    NAME_dense and NAME_masks)."""
+    NAME_dense and NAME_masks). Every config and file is worked out first (a target Triton cannot serve, or an
+    engine not built yet, stops before anything is written); the model folders are then written as `convert`
+    writes its own (converters/folders.py): staged in the repository and renamed in together, models of the same
+    names refused unless overwrite."""
+    from .folders import model_folders
+
     if backend not in BACKENDS:
         raise CmliteError(f"--backend {backend}: choose {' or '.join(BACKENDS)}")
     if instances < 1 or (threads is not None and threads < 1) or (max_batch is not None and max_batch < 1):
@@ -208,23 +199,22 @@ def export(folders: list[str | Path], repo: str | Path, backend: str = "native",
     if bad or len(set(names)) != len(names):
         raise CmliteError(f"model names {names}: give each folder its own name, without '/', spaces or a leading '.' "
                           f"(--name)")
-    manifests = []
-    for folder in folders:
+    models = []  # (config, {file in version 1: source}, source folder, what it is)
+    for folder, name in zip(folders, names):
         manifest = read_manifest(folder)
         manifest.verify_files(folder, engines=manifest.target != "tensorrt" or backend == "native")
-        if backend == "native":  # a target Triton cannot serve, or an engine not built yet, stops before writing
-            config(manifest, "check", "dense", backend)
-            for graph in GRAPHS:
-                _graph_files(manifest, folder, graph)
-        manifests.append(manifest)
-    repo = Path(repo)
-    repo.mkdir(parents=True, exist_ok=True)
-    for folder, manifest, name in zip(folders, manifests, names):
         for graph in GRAPHS:
-            path = write_model(repo, manifest, folder, name, graph, backend, replace, instances=instances,
-                               threads=threads, max_batch=max_batch)
-            log(f"  {path}  ({manifest.target} {manifest.precision} graph {'1' if graph == 'dense' else '2'}, "
-                f"{backend} backend)")
+            cfg = config(manifest, name, graph, backend, instances, threads, max_batch)
+            files = _python_files(manifest, folder, graph) if backend == "python" else \
+                _graph_files(manifest, folder, graph)
+            what = f"{manifest.target} {manifest.precision} graph {'1' if graph == 'dense' else '2'}, {backend} backend"
+            models.append((cfg, files, folder, what))
+    with model_folders(repo, [cfg.name for cfg, *_ in models], "triton-export", overwrite, log) as out:
+        for cfg, files, folder, what in models:
+            log(f"  {cfg.name} ({what})")
+            model = out.new(cfg.name)
+            _write_model(model, cfg, files, folder, backend)
+            out.stage(model)
     return names
 
 

@@ -251,5 +251,5 @@ def test_export_leaves_no_half_model(tiny_models, tmp_path, monkeypatch):
         triton_repo.export([tiny_models["openvino-int8"]], repo, log=lambda m: None)
     assert calls and sorted(p.name for p in repo.iterdir()) == ["onnx-fp32_dense", "onnx-fp32_masks"]
     monkeypatch.undo()
-    triton_repo.export([tiny_models["openvino-int8"]], repo, replace=True, names=["onnx-fp32"], log=lambda m: None)
-    assert _parsed(repo / "onnx-fp32_dense/config.pbtxt").backend == "openvino"  # --replace: the new one
+    triton_repo.export([tiny_models["openvino-int8"]], repo, overwrite=True, names=["onnx-fp32"], log=lambda m: None)
+    assert _parsed(repo / "onnx-fp32_dense/config.pbtxt").backend == "openvino"  # --overwrite: the new one

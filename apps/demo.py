@@ -70,7 +70,7 @@ def quantize_default(model, models_dir: Path, data: Path, calib_count: int, targ
     return folders
 
 
-def _clip(path: Path, frames: int) -> Path:
+def synthetic_clip(path: Path, frames: int) -> Path:
     """The moving scene as a Motion JPEG clip (made once; its frames depend only on the seed)."""
     import cv2
 
@@ -133,7 +133,8 @@ def run_demo(out: Path, val_images: int = 200, threads: int = 2, targets=CPU_TAR
         fastest = min(int8, key=lambda r: r["latency_ms"]["p50"])
         log(f"the camera app on a {clip_frames}-frame synthetic clip with {fastest['model']}, the fastest INT8 "
             f"model ...")
-        s = live_run(Path(fastest["path"]), _clip(data / "clip.avi", clip_frames), out / "live.webm", threads, log)
+        clip = synthetic_clip(data / "clip.avi", clip_frames)
+        s = live_run(Path(fastest["path"]), clip, out / "live.webm", threads, log)
         report["live"] = {"model": fastest["model"], "path": fastest["path"], "clip": s["recording"],
                           "frames": s["frames"], "fps": s["fps_mean"], "latency_ms": s["latency_ms"],
                           "mode": s["mode"], "maskiou": s["maskiou"], "threads": threads, "source": s["source"],

@@ -234,19 +234,11 @@ def measure_live(cands: list[Candidate], source: str, frames: int, threads: int 
                          live_rounds=len(got))
 
 
-def synthetic_clip(models: Path) -> str:
-    from cmlite.calibration.synth_scene import write_clip
-
-    path = models / "clip.avi"
-    if not path.is_file():
-        write_clip(path, 150)
-    return str(path)
-
-
 def cmd_pick(args) -> int:
     from cmlite.converters.folders import check_dir_path
 
     from .model_args import config_overrides, need_torch
+    from .demo import synthetic_clip
     from .pick_report import choose, write_deploy
 
     out = check_dir_path(args.out)
@@ -283,7 +275,7 @@ def cmd_pick(args) -> int:
     size = (model.config.min_size, model.config.max_size)
     ref = measure_ap(cands, weights, (args.val, args.val_images, args.val_limit), args.threads or os.cpu_count(),
                      size, log)
-    source = args.source or synthetic_clip(models)
+    source = args.source or str(synthetic_clip(models / "clip.avi", 150))  # the demo's moving scene
     measure_live(cands, source, args.frames, args.threads, args.mode, args.rounds, log)
     settings = {"weights": weights, "max_ap_drop": args.max_ap_drop, "threads": args.threads, "mode": args.mode,
                 "source": source, "frames": args.frames, "rounds": args.rounds, "val": args.val,

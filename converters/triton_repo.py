@@ -24,10 +24,9 @@ from pathlib import Path
 
 from cmlite.runtimes import targets
 from cmlite.runtimes.errors import CmliteError
-from cmlite.runtimes.manifest import MANIFEST, Manifest, read_manifest
+from cmlite.runtimes.manifest import GRAPH_KINDS, MANIFEST, Manifest, read_manifest
 
 BACKENDS = ("native", "python")  # the target's own Triton backend, or cmlite's runtime in Triton's Python backend
-GRAPHS = {"dense": "dense", "masks": "masks"}  # graph -> model name suffix
 MANIFEST_PARAM = "cmlite_manifest"
 DTYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "int8": "TYPE_INT8", "uint8": "TYPE_UINT8",
           "int32": "TYPE_INT32", "int64": "TYPE_INT64"}
@@ -99,7 +98,7 @@ def config(manifest: Manifest, name: str, graph: str, backend: str, instances: i
     pb = model_config_pb2()
     row = targets.get(manifest.target)
     spec = manifest.graphs[graph]
-    cfg = pb.ModelConfig(name=f"{name}_{GRAPHS[graph]}")
+    cfg = pb.ModelConfig(name=f"{name}_{graph}")
     python = backend == "python"
     if python:
         cfg.backend = "python"
@@ -203,7 +202,7 @@ def export(folders: list[str | Path], repo: str | Path, backend: str = "native",
     for folder, name in zip(folders, names):
         manifest = read_manifest(folder)
         manifest.verify_files(folder, engines=manifest.target != "tensorrt" or backend == "native")
-        for graph in GRAPHS:
+        for graph in GRAPH_KINDS:
             cfg = config(manifest, name, graph, backend, instances, threads, max_batch)
             files = _python_files(manifest, folder, graph) if backend == "python" else \
                 _graph_files(manifest, folder, graph)

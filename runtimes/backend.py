@@ -6,10 +6,8 @@ import platform
 from pathlib import Path
 
 from .errors import CmliteError, SettingsError, error_line
-from .manifest import Manifest
+from .manifest import GRAPH_KINDS, Manifest
 from .pipeline import Segmenter
-
-GRAPH_KINDS = ("dense", "masks")  # graph 1 and graph 2 (masks: or masks_noiou, as mask_kind says)
 
 
 def require(module: str, install: str):

@@ -7,14 +7,14 @@ from pathlib import Path
 from . import targets
 from .errors import CmliteError
 from .host_setup import prepare_process
-from .manifest import read_manifest
+from .manifest import GRAPH_KINDS, read_manifest
 from .pipeline import Segmenter
 
 TRITON_SCHEME = "triton://"  # a model on a Triton server (runtimes/triton_backend.py)
 
 
 def load(path: str | Path, threads: int | None = None, verify: bool = True, backend: str | None = None,
-         maskiou: bool = True, graphs: tuple[str, ...] = ("dense", "masks"), **overrides) -> Segmenter:
+         maskiou: bool = True, graphs: tuple[str, ...] = GRAPH_KINDS, **overrides) -> Segmenter:
     """Open a folder written by `cmlite convert` or `cmlite quantize`, or a model on a Triton server
     (`triton://HOST:PORT/NAME`: its graphs run there, the host work here). overrides: PipelineConfig fields.
 

@@ -39,6 +39,7 @@ MANIFEST = "manifest.json"
 TARGETS = targets.NAMES  # runtimes/targets.py: one row per target
 PRECISIONS = targets.PRECISIONS
 GRAPHS = ("dense", "masks", "masks_noiou")  # masks_noiou: graph 2 without the MaskIoU head (models with one)
+GRAPH_KINDS = ("dense", "masks")  # graph 1 and graph 2 (which masks_noiou stands in for when the head is skipped)
 GRAPH_SUFFIXES = {".onnx", ".xml", ".bin", ".tflite", ".engine", ".plan", ".pth", ".pt"}
 
 
@@ -119,7 +120,7 @@ class Manifest:
     def remake_hint(self, folder: Path) -> str:
         return remake_hint(self.to_dict(), folder)
 
-    def verify_files(self, folder: Path, engines: bool = True, graphs: tuple[str, ...] = ("dense", "masks")) -> None:
+    def verify_files(self, folder: Path, engines: bool = True, graphs: tuple[str, ...] = GRAPH_KINDS) -> None:
         """Every graph file (and TensorRT engine, when built) is present and has the recorded hash; graphs: only
         those of graph 1 ("dense") or graph 2 ("masks", with masks_noiou), for a folder that serves one of them."""
         for name, g in self.graphs.items():

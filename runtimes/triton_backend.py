@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from .errors import CmliteError, error_line
-from .manifest import parse_manifest
+from .manifest import GRAPH_KINDS, parse_manifest
 from .pipeline import Segmenter
 
 KEY_HEADER = "cmlite-key"  # the server's restricted-protocol key (HTTP clients send this header) ...
@@ -103,7 +103,7 @@ class TritonSegmenter(Segmenter):
         if not self._call("is_server_live", client_timeout=TIMEOUT_S):
             raise CmliteError(f"{self.url}: the Triton server at {self.address} is not live yet; try again")
         configs = {}
-        for graph in ("dense", "masks"):
+        for graph in GRAPH_KINDS:
             model = f"{self.name}_{graph}"
             try:
                 configs[graph] = self.client.get_model_config(model, headers=self.headers, as_json=True,

@@ -42,8 +42,9 @@ def free_port() -> int:
 class Served:
     def __init__(self, repo: Path, *args: str):
         self.grpc = free_port()
-        cmd = [sys.executable, "-m", "cmlite.apps.cli", "triton", "serve", str(repo), "--grpc",
-               f"{args[0] if args else '127.0.0.1'}:{self.grpc}", "--http", "off", "--metrics", "off", *args[1:]]
+        grpc = f"{args[0]}:{self.grpc}" if args else str(self.grpc)  # a bare port by default: loopback
+        cmd = [sys.executable, "-m", "cmlite.apps.cli", "triton", "serve", str(repo), "--grpc", grpc, "--http", "off",
+               "--metrics", "off", *args[1:]]
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
         threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()
@@ -158,6 +159,20 @@ def test_clean_errors(server, capsys, tmp_path):
     assert "expected triton://HOST:PORT/NAME" in err
     err = one_line_error(capsys, ["predict", image, "--model", server.url("onnx-fp32"), "--backend", "onnx"])
     assert "runs on its server" in err
+
+
+def test_a_bare_port_binds_loopback_only_and_asks_no_key(server):
+    """The module's server was given a bare port: it answers on 127.0.0.1 without a key, and nowhere else."""
+    from tests.test_web import _non_loopback_address
+
+    printed = [ln for ln in server.lines if "triton://" in ln]
+    assert printed and all(f"triton://127.0.0.1:{server.grpc}/" in ln and "key=" not in ln for ln in printed)
+    assert runtimes.load(server.url("onnx-fp32")).class_names
+    ip = _non_loopback_address()
+    if ip is None:
+        pytest.skip("this machine has no address but loopback")
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((ip, server.grpc), timeout=5).close()
 
 
 def test_the_key_off_loopback(tiny_models, tmp_path, capsys):

@@ -20,7 +20,7 @@ from cmlite.runtimes.targets import NAMES
 
 from .bench_worker import RowSpec, worker
 from .latency_stats import summarize
-from .table import plural
+from .table import format_table, plural
 
 
 
@@ -201,7 +201,7 @@ def _key(spec: RowSpec) -> tuple:
 
 
 ROW_TIMEOUT_S = 300.0  # default --row-timeout: long enough for a first inference of V-19 FP32 on a Pi 5
-THROUGHPUT_MODES = ("sequential", "overlap")
+THROUGHPUT_MODES = ("sequential", "overlap", "throughput")
 THROUGHPUT_ROUNDS = 2
 
 
@@ -226,18 +226,23 @@ def _rounds(rows: list[_Row], bar, asks: list[tuple], what: str, log, label) -> 
 
 
 def _throughput(rows: list[_Row], bar, count: int, log) -> None:
-    """Each row streams `count` images in each mode; the median of the rounds is kept (row.throughput: mode ->
-    {images_per_s, latency_ms})."""
+    """Each row streams `count` images in each mode, THROUGHPUT_ROUNDS times interleaved (row.throughput: mode ->
+    {images_per_s: the median round, rounds: each round's, latency_ms} or {skipped: why})."""
     import statistics
 
     got = _rounds(rows, bar, [("throughput", mode, count) for mode in THROUGHPUT_MODES], "throughput", log,
                   lambda ask: f"throughput ({ask[1]})")
     for k, answers in got.items():
-        rows[k].throughput = {ask[1]: {f: statistics.median(x[f] for x in v) for f in ("images_per_s", "latency_ms")}
-                              for ask, v in answers.items()}
+        rows[k].throughput = {}
+        for ask, v in answers.items():
+            done = [x for x in v if x.get("images_per_s")]
+            rows[k].throughput[ask[1]] = {"images_per_s": statistics.median(x["images_per_s"] for x in done),
+                                          "rounds": [x["images_per_s"] for x in done],
+                                          "latency_ms": statistics.median(x["latency_ms"] for x in done)} \
+                if done else v[0]
 
 
-STREAM_MODES = ("sequential", "throughput")  # the latency mode, and lanes (runtimes/throughput.py)
+STREAM_MODES = ("sequential", "throughput")  # the latency mode, and lanes (runtimes/modes/throughput.py)
 
 
 def _streams(rows: list[_Row], bar, counts: tuple[int, ...], images: int, log) -> None:
@@ -415,8 +420,12 @@ def cmd_bench(args) -> int:
                        throughput=args.throughput, row_timeout=args.row_timeout or None, streams=streams)
     paths = write_report(report, Path(args.out))
     from .report_md import speed_table
+    from .report_tables import streams_table, throughput_table
 
     print(speed_table(report))
+    for t in (throughput_table(report), streams_table(report)):  # --throughput, --streams
+        if t is not None:
+            print(f"\n{t.title}\n{format_table(t.headers, t.rows, floatfmt='.1f')}\n{t.note}")
     print("wrote " + ", ".join(str(p) for p in paths))
     failed = [r for r in report["results"] if r["error"]]
     for r in failed:

@@ -2,7 +2,7 @@
 commands over a pipe (spawned, so each row has its own thread pools and its own peak memory).
 
 Commands: ("load",) -> ("ok", info) | ("error", line); ("run", image index) -> ("ok", sample);
-("throughput", mode, count) -> ("ok", {images_per_s, latency_ms}); ("streams", n, mode, count) -> ("tick",)*
+("throughput", mode, count) -> ("ok", {images_per_s, latency_ms} | {skipped}); ("streams", n, mode, count) -> ("tick",)*
 ("ok", {images_per_s, per_stream_images_per_s, slowest_of_mean, latency_ms}); ("eval", ann, images, limit) -> ("tick",)*
 then ("ok", metrics) | ("error", line); ("stop",).
 """
@@ -100,27 +100,32 @@ def _load(spec: RowSpec):
 
 
 def throughput(seg, images: list, mode: str, count: int, on_image=None) -> dict:
-    """A stream of `count` images (cycling through `images`) in one runtimes/overlap.py mode: images per second from
-    the first result to the last (the pipeline's filling left out), and the median latency from take to result."""
-    from cmlite.runtimes.overlap import stream
+    """A stream of `count` images (cycling through `images`) in one runtimes/modes/ mode: images per second from
+    the first result to the last (frames over seconds, the pipeline's filling left out), and the median latency
+    from take to result. A backend without replicas gives {"skipped": why} for throughput."""
+    from cmlite.runtimes.modes import can_replicate, stream
+    from cmlite.runtimes.rate import frames_per_second
 
+    if mode == "throughput" and not can_replicate(seg):
+        return {"skipped": f"{seg.device} has no throughput mode"}
     done, latency = [], []
     for _, job in stream(seg, ((i, images[i % len(images)]) for i in range(count)), mode):
         done.append(time.perf_counter())
         latency.append((done[-1] - job.t_taken) * 1e3)
         if on_image:
             on_image()
-    span = done[-1] - done[0]
-    return {"images_per_s": round((len(done) - 1) / span, 3) if span > 0 else None,
+    rate = frames_per_second(done)
+    return {"images_per_s": None if rate is None else round(rate, 3),
             "latency_ms": round(sorted(latency)[len(latency) // 2], 3)}
 
 
 def streams(seg, images: list, n: int, mode: str, count: int, on_image=None) -> dict:
     """n streams of `count` images each (stream k cycles through `images` from image k), served in turn through
-    one runner in `mode` (sequential: the latency mode; throughput: lanes, runtimes/throughput.py): images per
+    one runner in `mode` (sequential: the latency mode; throughput: lanes, runtimes/modes/throughput.py): images per
     second in total from the first result to the last, each stream's images per second, and the latency from take
     to result over all images. A backend without replicas gives {"skipped": why} for throughput."""
-    from cmlite.runtimes.overlap import can_replicate, runner
+    from cmlite.runtimes.modes import can_replicate, runner
+    from cmlite.runtimes.rate import frames_per_second, per_second
 
     from .latency_stats import summarize
 
@@ -159,11 +164,12 @@ def streams(seg, images: list, n: int, mode: str, count: int, on_image=None) -> 
     finally:
         run.close()
     first, last = min(d[0] for d in done), max(d[-1] for d in done)
-    per = [(len(d) - 1) / (d[-1] - d[0]) if len(d) > 1 and d[-1] > d[0] else None for d in done]
+    per = [frames_per_second(d) for d in done]
     known = [p for p in per if p]
     lat = summarize(latency, digits=2)
+    total = per_second(n * count - 1, last - first)
     return {"streams": n, "mode": run.describe(),
-            "images_per_s": round((n * count - 1) / (last - first), 3) if last > first else None,
+            "images_per_s": None if total is None else round(total, 3),
             "per_stream_images_per_s": [None if p is None else round(p, 3) for p in per],
             "slowest_of_mean": round(min(known) / (sum(known) / len(known)), 3) if known else None,
             "latency_ms": {k: lat[k] for k in ("p50", "p90", "p99")}}

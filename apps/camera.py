@@ -25,6 +25,9 @@ from .web import MAX_VIEWERS
 
 
 def _check(args) -> None:
+    for flag in ("--retune", "--tune"):
+        if getattr(args, flag[2:]) and args.mode != "auto":
+            raise CmliteError(f"{flag} is for --mode auto (it measures the modes): drop {flag} or --mode {args.mode}")
     for name, value in (("--frames", args.frames), ("--seconds", args.seconds)):
         if value is not None and value <= 0:
             raise CmliteError(f"{name} {value}: give a positive number (or leave it out to run until stopped)")
@@ -72,7 +75,8 @@ def cmd_camera(args) -> None:
         for source in sources:
             source.close()
         raise
-    opts = CameraOptions(loop=args.loop, realtime=args.realtime, mode=args.mode, window=not args.headless,
+    opts = CameraOptions(loop=args.loop, realtime=args.realtime, mode=args.mode, retune=args.retune, tune=args.tune,
+                         window=not args.headless,
                          record=args.record, record_codec=args.record_codec, serve=args.serve, token=args.token,
                          no_token=args.no_token, max_viewers=args.max_viewers, frames=args.frames,
                          seconds=args.seconds,
@@ -92,12 +96,19 @@ def cmd_camera(args) -> None:
     finally:
         for sig, handler in before.items():  # main() called from Python gets its handlers back
             signal.signal(sig, handler)
+    auto = s.get("auto")
+    if args.tune and not (auto and auto["chosen"]):
+        done = f"{len(auto['trials'])} of {auto['trials_planned']} trials" if auto else "no trial"
+        raise CmliteError(f"--tune: the run stopped ({s['stopped_by']}, {s.get('total', s)['frames']} frames) before "
+                          f"auto's trials were done ({done}): give a longer clip, --loop, or more --frames/--seconds")
     if len(sources) > 1:
         return _print_streams(s, args)
-    lat = s["latency_ms"]
-    print(f"{plural(s['frames'], 'frame')} in {s['seconds']:.1f} s ({s['stopped_by']}): {s['fps_mean'] or 0:.1f} fps mean, "
-          f"{s['fps_p50'] or 0:.1f} p50; latency p50 {lat['p50']} / p90 {lat['p90']} / p99 {lat['p99']} ms; "
-          f"dropped {s['dropped']} of {s['captured']} captured; {s['device']}, {plural(s['threads'], 'thread')}"
+    lat, per = s["latency_ms"], s["fps_per_second"]
+    print(f"{plural(s['frames'], 'frame')} in {s['seconds']:.1f} s ({s['stopped_by']}): {s['fps_mean'] or 0:.1f} fps "
+          f"(frames over seconds" + (f"; {per['min']:.1f}-{per['max']:.1f} over each second" if per else "") +
+          f"); latency p50 {lat['p50']} / p90 {lat['p90']} / p99 {lat['p99']} ms; "
+          f"dropped {s['dropped']} of {s['captured']} captured; {s['device']}, {plural(s['threads'], 'thread')}, "
+          f"{s['mode']}"
           + (f"; stats in {args.stats}" if args.stats and "stats_error" not in s else "")
           + (f"; video in {s['recording']}" if s["recording"] else ""))
 
@@ -130,6 +141,11 @@ def add_parser(sub) -> None:
     src.add_argument("--model", help="a converted model folder (`cmlite convert` / `quantize`), run without PyTorch")
     add_runtime_args(p, maskiou="off")
     add_mode_arg(p, "frame")
+    p.add_argument("--retune", action="store_true",
+                   help="--mode auto: measure the modes again instead of the choice remembered for this device, "
+                        "model, input size and source kind (kept in ~/.cache/cmlite/auto-modes.json)")
+    p.add_argument("--tune", action="store_true",
+                   help="--mode auto: measure the modes, remember the choice for the runs that follow, and stop")
     p.add_argument("--loop", action="store_true", help="replay video files and folders")
     p.add_argument("--realtime", action="store_true", help="play a video at its own frame rate, dropping frames "
                                                            "like a camera (default: every frame, in order)")

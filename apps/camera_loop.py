@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cmlite.runtimes.errors import CmliteError
-from cmlite.runtimes.overlap import runner
+from cmlite.runtimes.modes import Auto, Memory, runner
 from cmlite.runtimes.pipeline import Segmenter
 
 from .capture import Capture, EndOfSource
@@ -29,7 +29,9 @@ IDLE_S = 0.25  # how often the outputs refresh when no frame comes (source lost,
 class CameraOptions:
     loop: bool = False
     realtime: bool = False
-    mode: str = "auto"  # runtimes/overlap.py: auto, overlap (consecutive frames' stages at once) or sequential
+    mode: str = "auto"  # runtimes/modes/: auto, sequential, overlap or throughput
+    retune: bool = False  # auto: measure the modes again instead of the choice remembered for this setting
+    tune: bool = False  # auto: measure the modes, remember the choice and stop
     window: bool = True
     record: str | None = None
     record_codec: str = "auto"  # recorder.py: a browser codec (auto) or the quick ones (fast)
@@ -58,6 +60,45 @@ def model_info(seg: Segmenter, source: Source, threads: int | None, mode: str) -
             "threads": threads or "all", "mode": mode, "maskiou": getattr(seg, "maskiou", True),
             "source": source.describe(),
             "min_size": seg.config.min_size, "max_size": seg.config.max_size, "input": "-"}
+
+
+def auto_memory(seg: Segmenter, sources: list[Source], threads: int | None) -> Memory:
+    """Where auto's choice is remembered: this device (CPU, backend, threads), this model (its graphs' hashes),
+    input size and MaskIoU setting, and the kind of source (a camera's pace is not a file's)."""
+    import hashlib
+
+    from .device_info import cpu_line
+
+    manifest = getattr(seg, "manifest", None)
+    if manifest is not None:
+        model = hashlib.sha256(" ".join(sorted(g.sha256 for g in manifest.graphs.values())).encode()).hexdigest()
+    else:  # PyTorch: the variant (a checkpoint of the same variant runs at the same speed)
+        model = f"{type(seg).__name__} {getattr(getattr(getattr(seg, 'model', None), 'variant', None), 'name', '')}"
+    cfg = seg.config
+    kinds = sorted(s.kind for s in sources)
+    return Memory({"cpu": cpu_line(), "device": seg.device, "threads": threads or "all", "model": model[:32],
+                   "input": list(seg.fixed_hw) if seg.fixed_hw else [cfg.min_size, cfg.max_size],
+                   "maskiou": bool(getattr(seg, "maskiou", True)),
+                   "source": kinds[0] if len(kinds) == 1 else f"{len(kinds)} streams: {', '.join(kinds)}"})
+
+
+def make_runner(seg: Segmenter, take, opts: CameraOptions, sources: list[Source], threads: int | None, finish):
+    """The camera's runner: auto makes its replicas before the first frame and remembers its choice."""
+    memory = auto_memory(seg, sources, threads) if opts.mode == "auto" else None
+    return runner(seg, take, opts.mode, finish=finish, prepare=True, memory=memory, retune=opts.retune or opts.tune)
+
+
+def tuned(run, opts: CameraOptions) -> str | None:
+    """--tune: the stop reason once auto has chosen."""
+    return "auto chose" if opts.tune and getattr(run, "chosen", None) else None
+
+
+def mode_summary(run) -> dict:
+    """--stats: the mode that ran, and for auto what it chose and why (its trials, or the run it remembered)."""
+    out = {"mode": run.describe(), "running": run.brief()}
+    if isinstance(run, Auto):
+        out["auto"] = run.summary()
+    return out
 
 
 class _Outputs:
@@ -166,7 +207,7 @@ class _CameraRun:
         """A finished frame: the panel and banner drawn, shown on every output once, counted. -> a key's action."""
         st = self.state
         self.info["input"] = "x".join(map(str, job.pre.tensor.shape[2:]))
-        self.info["mode"], self.info["running"] = self.run.describe(), self.run.active
+        self.info["mode"], self.info["running"] = self.run.describe(), self.run.brief()
         t0 = time.perf_counter()
         image = frame.image
         if st.panel:
@@ -190,7 +231,7 @@ class _CameraRun:
             return f"{opts.seconds:g} s"
         if opts.stop.is_set():
             return opts.stop_reason
-        return None
+        return tuned(self.run, opts)
 
     def loop(self, outputs: _Outputs) -> str:
         """Frames until a limit, the quit key or the end of the source (EndOfSource). -> why it stopped."""
@@ -222,6 +263,8 @@ class _CameraRun:
 
     def summary(self, outputs: _Outputs, reason: str, ended: bool) -> dict:
         c, rec = self.capture, outputs.recorder
+        if self.run is not None:
+            self.info.update(mode_summary(self.run))
         return {**self.stats.summary(), "captured": c.captured, "dropped": c.dropped, "taken": c.taken,
                 "pending": c.pending, "reopens": c.reopens, "failed": self.failed, "stopped_by": reason,
                 "source_ended": ended,
@@ -237,7 +280,7 @@ def run_camera(seg: Segmenter, source: Source, opts: CameraOptions, threads: int
     ended, reason = False, "done"
     try:
         cam.capture.start()
-        cam.run = runner(seg, cam.take, opts.mode, finish=cam.overlay, prepare=True)
+        cam.run = make_runner(seg, cam.take, opts, [source], threads, cam.overlay)
         reason = cam.loop(outputs)
     except EndOfSource:
         ended, reason = True, "end of source"

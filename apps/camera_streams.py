@@ -6,7 +6,7 @@ Each source has its own capture thread (a live one that stops is reopened on its
 counts and stats (apps/camera_loop.py's _CameraRun, one per stream). One runner serves them all: its `take` gives
 the streams their turns (the next one after the last served that has a frame), so no stream is starved; live
 sources keep their newest frame and count what they drop, files lose none. In throughput mode
-(runtimes/throughput.py) the lanes work on frames of different streams at once. Outputs: the window as a grid,
+(runtimes/modes/throughput.py) the lanes work on frames of different streams at once. Outputs: the window as a grid,
 `--record` one file per stream (OUT-0.webm, OUT-1.webm, ... or a name with `{i}`), `--serve` a page that tiles
 the streams with one MJPEG route per stream (/stream/I.mjpg), `--stats` per stream and in total.
 """
@@ -21,10 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from cmlite.runtimes.errors import CmliteError
-from cmlite.runtimes.overlap import runner
 from cmlite.runtimes.pipeline import Segmenter
 
-from .camera_loop import IDLE_S, CameraOptions, _CameraRun, _Outputs, _write_stats
+from .camera_loop import IDLE_S, CameraOptions, _CameraRun, _Outputs, _write_stats, make_runner, tuned
 from .capture import EndOfSource
 from .latency_stats import summarize
 from .sources import Source
@@ -141,8 +140,8 @@ def run_streams(seg: Segmenter, sources: list[Source], opts: CameraOptions, thre
     try:
         for cam in cams:
             cam.capture.start()
-        run = runner(seg, turns.take, opts.mode, finish=lambda key, job: cams[key[0]].overlay(key[1], job),
-                     prepare=True)
+        run = make_runner(seg, turns.take, opts, sources, threads,
+                          finish=lambda key, job: cams[key[0]].overlay(key[1], job))
         for cam in cams:
             cam.run = run
         reason = _loop(cams, run, outputs, shared, opts)
@@ -184,6 +183,8 @@ def _loop(cams, run, outputs, shared, opts: CameraOptions) -> str:
             return f"{opts.seconds:g} s"
         if opts.stop.is_set():
             return opts.stop_reason
+        if tuned(run, opts):
+            return tuned(run, opts)
         item = run.next(IDLE_S)
         if item is None:
             continue

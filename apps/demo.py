@@ -22,7 +22,7 @@ from cmlite.runtimes.targets import get as target_row
 # the seed, the split and the index, so any --train count gives the same val set)
 VAL_SEED, VAL_SIZE = 0, 320
 CALIB_FRAMES = 32  # training images the INT8 models are calibrated on
-CLIP_FRAMES = 90  # the live clip: 3 s of the moving scene at 30 fps, 640x480
+CLIP_FRAMES = 150  # the live clip: 5 s of the moving scene at 30 fps, 640x480
 
 
 def _by_input(targets) -> list[tuple[list[str], tuple[int, int] | None]]:
@@ -82,15 +82,22 @@ def synthetic_clip(path: Path, frames: int) -> Path:
 
 
 def live_run(folder: Path, clip: Path, out: Path, threads: int, log=print) -> dict:
-    """`cmlite camera --source CLIP --model FOLDER --record OUT`'s own code, headless: the summary it writes."""
+    """`cmlite camera --source CLIP --model FOLDER --record OUT`'s own code, headless: the summary it writes. Auto
+    first measures its modes on the clip looped (`cmlite camera --tune`) unless it remembers a choice for this
+    model and device, so the recorded run runs the chosen mode from its first frame, as a user's second run does."""
     from cmlite import runtimes
 
-    from .camera_loop import CameraOptions, run_camera
+    from .camera_loop import CameraOptions, auto_memory, run_camera
     from .sources import open_source
 
     seg = runtimes.load(folder, threads=threads, maskiou=False)  # as the camera runs by default
-    opts = CameraOptions(window=False, record=str(out), log=log)
-    return run_camera(seg, open_source(str(clip)), opts, threads=threads)
+    tuning = None
+    if auto_memory(seg, [open_source(str(clip))], threads).recall() is None:
+        log("  auto: measuring sequential, overlap and throughput on the clip, looped (remembered for later runs)")
+        tuning = run_camera(seg, open_source(str(clip)), CameraOptions(window=False, tune=True, loop=True, log=log),
+                            threads=threads)
+    s = run_camera(seg, open_source(str(clip)), CameraOptions(window=False, record=str(out), log=log), threads=threads)
+    return s | {"tuning_frames": tuning["frames"] if tuning else 0}
 
 
 def run_demo(out: Path, val_images: int = 200, threads: int = 2, targets=CPU_TARGETS, precisions=("fp32", "fp16"),
@@ -137,7 +144,9 @@ def run_demo(out: Path, val_images: int = 200, threads: int = 2, targets=CPU_TAR
         s = live_run(Path(fastest["path"]), clip, out / "live.webm", threads, log)
         report["live"] = {"model": fastest["model"], "path": fastest["path"], "clip": s["recording"],
                           "frames": s["frames"], "fps": s["fps_mean"], "latency_ms": s["latency_ms"],
-                          "mode": s["mode"], "maskiou": s["maskiou"], "threads": threads, "source": s["source"],
+                          "mode": s["mode"], "running": s["running"], "auto": s.get("auto"),
+                          "tuning_frames": s["tuning_frames"], "fps_per_second": s["fps_per_second"],
+                          "maskiou": s["maskiou"], "threads": threads, "source": s["source"],
                           "stages_ms_p50": s["stages_ms_p50"], "cpu_load": s["cpu_load"]}
     paths = write_report(report, out / "report", log=log)
     vis = out / "vis"
@@ -151,13 +160,23 @@ def run_demo(out: Path, val_images: int = 200, threads: int = 2, targets=CPU_TAR
     n = report["settings"]["data"]["count"]
     live = report.get("live")
     if live:
-        print(f"live: {live['fps']:.1f} fps on {live['model']} ({live['mode']}; latency p50 "
-              f"{live['latency_ms']['p50']:.0f} ms; {plural(live['frames'], 'frame')} of a 640x480 synthetic "
-              f"clip) -> {live['clip']}")
+        print(live_line(live))
     print(f"{plural(n, 'validation image')}; latency: {plural(runs, 'round')}, {plural(threads, 'thread')}, one "
           f"process per model (`cmlite bench`); INT8 calibrated on {calib_count} training images. Pictures in "
           f"{vis}/, models in {out / 'models'}/, report in {paths[2]} (and {paths[1].name}, {paths[0].name})")
     return report
+
+
+def live_line(live: dict) -> str:
+    """The demo's live figure: frames over seconds of the recorded run, the mode auto chose and why."""
+    auto, per = live.get("auto") or {}, live.get("fps_per_second")
+    chosen = (f"auto chose {auto['chosen']}" + (" (remembered)" if auto.get("remembered") else
+                                                 f" after {plural(live.get('tuning_frames') or 0, 'trial frame')}")
+              + f": {auto['why']}") if auto.get("chosen") else live.get("mode")
+    return (f"live: {live['fps']:.1f} fps on {live['model']} ({plural(live['frames'], 'frame')} of a 640x480 "
+            f"synthetic clip over the seconds they took" + (f", {per['min']:.1f}-{per['max']:.1f} over each second"
+                                                            if per else "")
+            + f"; latency p50 {live['latency_ms']['p50']:.0f} ms; {chosen}) -> {live['clip']}")
 
 
 def _has_data(data: Path, n_train: int, n_val: int) -> bool:
@@ -214,5 +233,6 @@ def add_parser(sub) -> None:
     p.add_argument("--val-images", type=int, default=200, help="validation images (default 200)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     p.add_argument("--calib-count", type=int, default=32, help="training images INT8 is calibrated on (default 32)")
-    p.add_argument("--clip-frames", type=int, default=90, help="frames of the live clip (default 90)")
+    p.add_argument("--clip-frames", type=int, default=CLIP_FRAMES,
+                   help=f"frames of the live clip (default {CLIP_FRAMES})")
     p.set_defaults(func=cmd_demo)

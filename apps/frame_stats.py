@@ -1,23 +1,23 @@
 """Frame rate, latency and per-stage times of a live run: the numbers on the overlay, the web page and --stats.
 
-fps is counted at display time (frames shown per second); latency is end to end, from the moment the source
-returned the frame (files played frame by frame: the moment the app took it) to the moment its overlaid picture
-was handed to the outputs (window, recorder, server).
+fps is frames shown over the seconds they took (runtimes/rate.py): "now" over the newest second, the mean from
+the first frame shown to the last, and the spread over each second of the run; latency is end to end, from the
+moment the source returned the frame (files played frame by frame: the moment the app took it) to the moment its
+overlaid picture was handed to the outputs (window, recorder, server).
 """
 from __future__ import annotations
 
 import os
 import time
-from collections import deque
 
 import numpy as np
 
 from cmlite.runtimes.pipeline import STAGES as PIPELINE_STAGES
+from cmlite.runtimes.rate import RecentRate, per_second, spread, window_rates
 
 from .latency_stats import percentile, summarize
 
 STAGES = (*PIPELINE_STAGES, "draw", "output")  # the camera's own work after the pipeline's
-SMOOTH_S = 2.0  # window of the smoothed fps
 
 
 class Ring:
@@ -59,7 +59,7 @@ class FrameStats:
         self.cpu_end: float | None = None
         self.t_first: float | None = None  # the first frame shown: the mean fps covers the whole run
         self.cpu_start = time.process_time()  # every thread of the process
-        self._recent: deque[float] = deque()
+        self.recent = RecentRate()
         self.last: dict = {}
 
     def add(self, t_capture: float, t_display: float, timings: dict[str, float]) -> None:
@@ -70,37 +70,27 @@ class FrameStats:
         for s in STAGES:
             if s in timings:
                 self.stages[s].append(timings[s])
-        self._recent.append(t_display)
-        while self._recent and self._recent[0] < t_display - SMOOTH_S:
-            self._recent.popleft()
+        self.recent.add(t_display)
         self.last = {k: round(v, 2) for k, v in timings.items()}
 
     @property
-    def fps_now(self) -> float | None:
-        """From the last two frames."""
-        if len(self.t_display) < 2:
+    def fps_mean(self) -> float | None:
+        """Frames shown after the first over the seconds from the first to the newest."""
+        if self.t_first is None or self.frames < 2:
             return None
-        a, b = self.t_display.last(2)
-        dt = b - a
-        return 1.0 / dt if dt > 0 else None
+        return per_second(self.frames - 1, float(self.t_display.last()[0]) - self.t_first)
 
-    @property
-    def fps_smooth(self) -> float | None:
-        """Frames shown over the last SMOOTH_S seconds (the last interval when slower than that)."""
-        if len(self._recent) < 2:
-            return self.fps_now
-        span = self._recent[-1] - self._recent[0]
-        return (len(self._recent) - 1) / span if span > 0 else None
-
-    def live(self) -> dict:
-        """The current numbers (overlay panel, /stats.json)."""
+    def live(self, now: float | None = None) -> dict:
+        """The current numbers (overlay panel, /stats.json): fps over the newest second (0 after a second of
+        nothing), the mean since the first frame."""
         def r(v):
             return None if v is None else round(v, 2)
 
-        return {"frames": self.frames, "fps": r(self.fps_smooth), "fps_now": r(self.fps_now),
+        now = time.perf_counter() if now is None else now
+        return {"frames": self.frames, "fps": r(self.recent.rate(now)), "fps_mean": r(self.fps_mean),
                 "latency_ms": r(float(self.latency_ms.last()[0])) if len(self.latency_ms) else None,
                 "stages_ms": self.last,
-                "seconds": round(time.perf_counter() - self.t_start, 2)}
+                "seconds": round(now - self.t_start, 2)}
 
     def stop(self) -> None:
         """The run is over: what comes after (closing the outputs, encoding a recording) is not the run's time."""
@@ -109,9 +99,7 @@ class FrameStats:
 
     def summary(self) -> dict:
         """The run as a whole (--stats FILE), up to stop() when it was called."""
-        t = self.t_display.values()
-        intervals = np.diff(t)
-        mean_fps = (self.frames - 1) / (t[-1] - self.t_first) if self.frames > 1 and t[-1] > self.t_first else None
+        mean_fps = self.fps_mean
         seconds = (self.t_end or time.perf_counter()) - self.t_start
         cpu = (self.cpu_end or time.process_time()) - self.cpu_start
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -121,8 +109,8 @@ class FrameStats:
             # the share of the usable cores the process kept busy: near 1, the app is bound by the CPU
             "cpu_load": round(cpu / (seconds * cores), 3) if seconds > 0 else None,
             "fps_mean": None if mean_fps is None else round(mean_fps, 2),
-            "fps_p50": round(1.0 / float(np.median(intervals)), 2) if len(intervals) and np.median(intervals) > 0
-            else None,
+            # the rate over each second of the run (of the frames kept): how steady fps_mean was
+            "fps_per_second": spread(window_rates(self.t_display.values())),
             "latency_ms": {k: v for k, v in summarize(self.latency_ms.values(), digits=2).items() if k != "std"},
             "stages_ms_p50": {s: percentile(v.values(), 50) for s, v in self.stages.items() if len(v)},
         }

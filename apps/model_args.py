@@ -95,15 +95,16 @@ def add_size_args(p, written: str = "") -> None:
 
 
 def add_mode_arg(p, what: str = "image") -> None:
-    """--mode: how consecutive images share the CPU (runtimes/overlap.py)."""
-    from cmlite.runtimes.overlap import MODES
+    """--mode: how consecutive images share the CPU (runtimes/modes/)."""
+    from cmlite.runtimes.modes import MODES
 
     p.add_argument("--mode", choices=MODES, default="auto",
                    help=f"overlap: the host work of one {what} (reading, resize, decode, RoIAlign, paste, drawing) "
                         f"runs beside the graphs of the next, each graph with every thread (up to two {what}s more "
                         f"latency); sequential: one {what} at a time; throughput: lanes of model replicas with the "
                         f"threads split, each on its own {what} (the most {what}s per second, each {what}'s latency "
-                        f"higher); auto: each is timed on the first {what}s and the fastest runs (default auto)")
+                        f"higher); auto: each is measured in interleaved trials on the first {what}s (frames over "
+                        f"seconds) and the fastest runs, a tie going to the lower latency (default auto)")
 
 
 def add_targets_arg(p, extra: str = "") -> None:

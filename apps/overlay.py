@@ -24,8 +24,8 @@ def panel_lines(live: dict) -> list[str]:
     /stats.json numbers (the CPU, the source and the rest are on the web page and in --stats)."""
     st = live.get("stages_ms", {})
     running = f"  {live['running']}" if live.get("running") else ""
-    fps = f"{_fmt(live.get('fps'))} fps (now {_fmt(live.get('fps_now'))})" if live.get("fps") is not None else \
-        "first frame"  # fps needs two
+    fps = f"{_fmt(live.get('fps'))} fps (mean {_fmt(live.get('fps_mean'))})" if live.get("fps") is not None else \
+        "first frame"  # fps needs two: frames over the newest second, and since the first
     latency = f"  latency {_fmt(live.get('latency_ms'), '.0f')} ms" if live.get("latency_ms") is not None else ""
     return [
         fps + latency,

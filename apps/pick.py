@@ -10,12 +10,14 @@
 2. Measured as the user will run it: mask and box AP on the val set and peak memory through `cmlite bench`'s code
    (one process per candidate, rounds interleaved), and live fps and latency through the camera app itself
    (`cmlite camera --headless --stats` on `--source`, or a synthetic 640x480 clip, in `--mode`, with the
-   device's threads), one process per candidate and round, rounds interleaved; medians.
+   device's threads; under auto each candidate tuned first, so the rounds run the mode it chose), one process per
+   candidate and round, rounds interleaved: each round's frames over its seconds, the median and the spread.
 3. The choice (apps/pick_report.py): the fastest candidate whose mask AP is within `--max-ap-drop` of the FP32
-   reference (the checkpoint itself in PyTorch, on the same val set); within 2% of the fastest's fps counts as a
-   tie, and ties go to the smaller peak memory. Written to --out: the chosen folder, pick.json, pick.html.
-4. Nothing within the budget: one line naming the closest, status 2. A candidate that fails (to make, load or run)
-   is a row of the table with its reason, never a traceback.
+   reference (the checkpoint itself in PyTorch, on the same val set); a lead inside the rounds' spread (or under
+   2%) is a tie, settled by the smaller peak memory, then the lower latency. Written to --out: the chosen folder,
+   pick.json, pick.html.
+4. Nothing within the budget: one line naming the closest, status 2. A candidate that fails (to make, load or run,
+   or a live run past --live-timeout) is a row of the table with its reason, never a traceback.
 """
 from __future__ import annotations
 
@@ -70,6 +72,9 @@ def add_parser(sub) -> None:
                                     "640x480 clip)")
     p.add_argument("--frames", type=int, default=150, help="frames per live run (default 150)")
     p.add_argument("--rounds", type=int, default=3, help="live rounds per candidate, interleaved (default 3)")
+    p.add_argument("--live-timeout", type=float, default=LIVE_TIMEOUT_S,
+                   help=f"seconds one live run may take before it is stopped and its candidate counted as failed "
+                        f"(default {LIVE_TIMEOUT_S:g})")
     add_mode_arg(p, "frame")
     p.add_argument("--targets", help=f"comma list (default: every CPU target installed here: "
                                      f"{', '.join(CPU_TARGETS)})")
@@ -194,12 +199,20 @@ def measure_ap(cands: list[Candidate], weights: str, val: tuple, threads: int, s
     return ref
 
 
-def live_run(folder: Path, source: str, frames: int, threads: int | None, mode: str, stats: Path) -> dict:
-    """`cmlite camera --headless --stats` in a process of its own: the summary it writes, or {"error": line}."""
+LIVE_TIMEOUT_S = 600.0  # default --live-timeout: one live run (or auto's tuning run) of one candidate
+
+
+def live_run(folder: Path, source: str, frames: int, threads: int | None, mode: str, stats: Path,
+             timeout: float, *extra: str) -> dict:
+    """`cmlite camera --headless --stats` in a process of its own: the summary it writes, or {"error": line} (its
+    last line, or the timeout: a hung run is stopped and counted as failed)."""
     cmd = [sys.executable, "-m", "cmlite.apps.cli", "camera", "--model", str(folder), "--source", source,
-           "--headless", "--frames", str(frames), "--stats", str(stats), "--mode", mode]
+           "--headless", "--frames", str(frames), "--stats", str(stats), "--mode", mode, *extra]
     cmd += ["--threads", str(threads)] if threads else []
-    run = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"no result within {timeout:g} s (--live-timeout): stopped"}
     if run.returncode:
         lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
         return {"error": (lines[-1] if lines else f"status {run.returncode}").removeprefix("cmlite: error: ")}
@@ -207,18 +220,28 @@ def live_run(folder: Path, source: str, frames: int, threads: int | None, mode: 
 
 
 def measure_live(cands: list[Candidate], source: str, frames: int, threads: int | None, mode: str, rounds: int,
-                 log) -> None:
+                 timeout: float, log) -> None:
+    """Each candidate's live fps (frames over seconds of each camera run), rounds interleaved: the median and the
+    rounds' spread. Under --mode auto each candidate is first tuned (`cmlite camera --tune --loop`: auto's trials,
+    the choice remembered), so every round runs in the chosen mode with no trial frames, as the user's runs will."""
     import statistics
 
     ready = [c for c in cands if c.error is None and c.skipped is None]
     runs: dict[str, list[dict]] = {c.name: [] for c in ready}
     with tempfile.TemporaryDirectory() as tmp:
+        if mode == "auto":
+            for c in ready:
+                log(f"pick: tuning auto on {c.name} (its modes measured and remembered) ...")
+                s = live_run(c.folder, source, 10 ** 6, threads, mode, Path(tmp) / f"{c.name}-tune.json", timeout,
+                             "--tune", "--loop")
+                if "error" in s:
+                    c.error = f"failed live on this device: {s['error']}"
         for r in range(rounds):
             for c in ready:
                 if c.error:
                     continue
                 log(f"pick: live round {r + 1}/{rounds}: {c.name} ...")
-                s = live_run(c.folder, source, frames, threads, mode, Path(tmp) / f"{c.name}-{r}.json")
+                s = live_run(c.folder, source, frames, threads, mode, Path(tmp) / f"{c.name}-{r}.json", timeout)
                 if "error" in s:
                     c.error = f"failed live on this device: {s['error']}"
                     continue
@@ -228,9 +251,11 @@ def measure_live(cands: list[Candidate], source: str, frames: int, threads: int 
         if c.error or not got:
             continue
         med = lambda f: round(statistics.median(f(s) for s in got), 2)  # noqa: E731
-        c.figures.update(fps=med(lambda s: s["fps_mean"] or 0.0),
+        fps = [s["fps_mean"] or 0.0 for s in got]
+        c.figures.update(fps=med(lambda s: s["fps_mean"] or 0.0), fps_rounds=fps,
+                         fps_spread=round(max(fps) - min(fps), 2),
                          latency_p50_ms=med(lambda s: s["latency_ms"]["p50"]),
-                         latency_p90_ms=med(lambda s: s["latency_ms"]["p90"]), live_mode=got[0].get("mode"),
+                         latency_p90_ms=med(lambda s: s["latency_ms"]["p90"]), live_mode=got[-1].get("running"),
                          live_rounds=len(got))
 
 
@@ -245,6 +270,8 @@ def cmd_pick(args) -> int:
     for flag, v in (("--calib-count", args.calib_count), ("--frames", args.frames), ("--rounds", args.rounds)):
         if v < 1:
             raise CmliteError(f"{flag} {v}: give at least 1")
+    if args.live_timeout <= 0:
+        raise CmliteError(f"--live-timeout {args.live_timeout}: give a positive number of seconds")
     if args.max_minutes is not None and args.max_minutes <= 0:
         raise CmliteError(f"--max-minutes {args.max_minutes}: give a positive number of minutes")
     for flag, path in (("--val", args.val), ("--val-images", args.val_images)):
@@ -276,7 +303,7 @@ def cmd_pick(args) -> int:
     ref = measure_ap(cands, weights, (args.val, args.val_images, args.val_limit), args.threads or os.cpu_count(),
                      size, log)
     source = args.source or str(synthetic_clip(models / "clip.avi", 150))  # the demo's moving scene
-    measure_live(cands, source, args.frames, args.threads, args.mode, args.rounds, log)
+    measure_live(cands, source, args.frames, args.threads, args.mode, args.rounds, args.live_timeout, log)
     settings = {"weights": weights, "max_ap_drop": args.max_ap_drop, "threads": args.threads, "mode": args.mode,
                 "source": source, "frames": args.frames, "rounds": args.rounds, "val": args.val,
                 "val_limit": args.val_limit, "calib": args.calib, "calib_count": args.calib_count,

@@ -12,10 +12,11 @@ from cmlite.runtimes.errors import CmliteError
 
 from .table import format_table, number
 
-TIE = 0.02  # live fps within 2% of the fastest within budget: a tie (the rounds' noise), settled by peak memory
-RULE = ("the fastest candidate by live fps (median of the rounds) whose mask AP is at most the budget below the FP32 "
-        "reference (the checkpoint in PyTorch on the same val set); candidates within 2% of the fastest's fps are "
-        "tied, and ties go to the smaller peak memory")
+TIE = 0.02  # a lead under 2% of the fastest's fps is a tie whatever the rounds' spread
+RULE = ("the fastest candidate by live fps (frames over seconds, median of the rounds) whose mask AP is at most the "
+        "budget below the FP32 reference (the checkpoint in PyTorch on the same val set); a candidate whose fps "
+        "trails the fastest's by less than either one's spread over the rounds (or 2%) is tied with it, and ties "
+        "go to the smaller peak memory, then the lower latency")
 
 
 @dataclass
@@ -40,17 +41,26 @@ def choose(cands: list, ref_ap: float, budget: float) -> Choice:
     if not within:
         closest = min(ok, key=lambda c: c.figures["mask_ap_drop"]) if ok else None
         return Choice(None, reasons, closest)
-    fastest = max(c.figures["fps"] for c in within)
-    tied = [c for c in within if c.figures["fps"] >= fastest * (1 - TIE)]
-    winner = min(tied, key=lambda c: (c.figures.get("peak_rss_mb") or float("inf"), -c.figures["fps"]))
+    top = max(within, key=lambda c: c.figures["fps"])
+
+    def tie(c) -> bool:
+        lead = top.figures["fps"] - c.figures["fps"]
+        return lead <= max(top.figures.get("fps_spread") or 0.0, c.figures.get("fps_spread") or 0.0,
+                           TIE * top.figures["fps"])
+
+    tied = [c for c in within if tie(c)]
+    winner = min(tied, key=lambda c: (c.figures.get("peak_rss_mb") or float("inf"),
+                                      c.figures.get("latency_p50_ms") or float("inf"), -c.figures["fps"]))
     for c in within:
         if c is winner:
             reasons[c.name] = "chosen: the fastest within the budget" + (
-                f" (tied with {', '.join(t.name for t in tied if t is not c)}: the smaller peak memory)"
-                if len(tied) > 1 else "")
+                f" (tied with {', '.join(t.name for t in tied if t is not c)} within the rounds' spread: the "
+                f"smaller peak memory, then the lower latency)" if len(tied) > 1 else "")
         elif c in tied:
-            reasons[c.name] = f"tied on speed ({c.figures['fps']} fps), more peak memory " \
-                              f"({c.figures.get('peak_rss_mb')} MB against {winner.figures.get('peak_rss_mb')})"
+            reasons[c.name] = f"tied on speed ({c.figures['fps']} fps, within the rounds' spread), more peak memory " \
+                              f"or latency ({c.figures.get('peak_rss_mb')} MB, p50 {c.figures.get('latency_p50_ms')} " \
+                              f"ms against {winner.figures.get('peak_rss_mb')} MB, " \
+                              f"{winner.figures.get('latency_p50_ms')} ms)"
         else:
             reasons[c.name] = f"slower: {c.figures['fps']:.1f} fps against {winner.figures['fps']:.1f}"
     return Choice(winner, reasons, None)
@@ -60,13 +70,15 @@ def rows(cands: list, choice: Choice) -> list[list]:
     out = []
     for c in sorted(cands, key=lambda c: -(c.figures.get("fps") or 0)):
         f = c.figures
-        out.append([("* " if c is choice.winner else "") + c.name, f.get("fps"), f.get("latency_p50_ms"),
+        spread = f"{min(f['fps_rounds']):.1f}-{max(f['fps_rounds']):.1f}" if f.get("fps_rounds") else None
+        out.append([("* " if c is choice.winner else "") + c.name, f.get("fps"), spread, f.get("latency_p50_ms"),
                     f.get("latency_p90_ms"), f.get("mask_ap"), f.get("mask_ap_drop"), f.get("box_ap"),
                     f.get("peak_rss_mb"), choice.reasons.get(c.name, "")])
     return out
 
 
-HEADERS = ["candidate", "live fps", "p50 ms", "p90 ms", "mask AP", "AP drop", "box AP", "peak MB", "verdict"]
+HEADERS = ["candidate", "live fps", "rounds", "p50 ms", "p90 ms", "mask AP", "AP drop", "box AP", "peak MB",
+           "verdict"]
 
 
 def to_json(cands: list, choice: Choice, ref: dict, settings: dict, device: dict) -> dict:

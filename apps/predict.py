@@ -1,7 +1,7 @@
 """`cmlite predict`: segment images and videos; a line per image, pictures or overlaid videos (--save-vis), COCO
 results (--json), and the images per second it ran at.
 
-The images go through runtimes/overlap.py (--mode, default auto): reading, drawing and encoding run beside the
+The images go through runtimes/modes/ (--mode, default auto): reading, drawing and encoding run beside the
 graphs. A batch finishes: an image that cannot be read is reported and skipped, the others are drawn and written,
 and the command exits with status 1 naming the bad ones."""
 from __future__ import annotations
@@ -133,7 +133,7 @@ class _Vis:
 
 def cmd_predict(args) -> int:
     from cmlite.converters.folders import check_dir_path
-    from cmlite.runtimes.overlap import stream
+    from cmlite.runtimes.modes import stream
 
     from cmlite.calibration.coco_results import to_coco_results
     from cmlite.runtimes.images import read_bgr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from .report_tables import Table, comparison_tables, device_tables, notes
+from .report_tables import Table, comparison_tables, device_tables, live_mode, notes
 from .table import number
 
 CSS = """
@@ -50,7 +50,7 @@ def _live(live: dict, video: str | None) -> str:
     """The camera app's run on a clip (`cmlite demo`): the overlaid clip and what it measured."""
     lat = live.get("latency_ms") or {}
     stages = ", ".join(f"{k} {v:.1f}" for k, v in (live.get("stages_ms_p50") or {}).items() if v is not None)
-    facts = (f"{live['fps']:.1f} fps with {html.escape(live['model'])} ({html.escape(str(live.get('mode')))}, "
+    facts = (f"{live['fps']:.1f} fps with {html.escape(live['model'])} ({html.escape(live_mode(live))}, "
              f"MaskIoU {'on' if live.get('maskiou') else 'off'}, {live.get('threads')} threads) on "
              f"{live.get('frames')} frames of {html.escape(str(live.get('source')))}; latency p50 {lat.get('p50')} / "
              f"p90 {lat.get('p90')} ms; stages p50 (ms): {html.escape(stages)}")

@@ -1,7 +1,8 @@
 """The benchmark report as Markdown (report.md), and the table `cmlite bench` prints."""
 from __future__ import annotations
 
-from .report_tables import STAGES, Table, comparison_tables, device_tables, notes, ok_rows, size_text
+from .report_tables import (STAGES, Table, comparison_tables, device_tables, live_mode, notes, ok_rows,
+                            size_text)
 from .table import format_table, markdown_table
 
 
@@ -34,7 +35,7 @@ def _device(report: dict, level: str) -> list[str]:
 def _live(live: dict) -> list[str]:
     lat = live.get("latency_ms") or {}
     return ["## Live: the camera app on a clip", "",
-            f"{live['fps']:.1f} fps with {live['model']} ({live.get('mode')}, {live.get('threads')} threads) on "
+            f"{live['fps']:.1f} fps with {live['model']} ({live_mode(live)}, {live.get('threads')} threads) on "
             f"{live.get('frames')} frames of {live.get('source')}; latency p50 {lat.get('p50')} / p90 {lat.get('p90')} "
             f"ms; the overlaid clip: {live.get('clip')}", ""]
 

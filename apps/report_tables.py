@@ -24,6 +24,14 @@ def size_text(r: dict) -> str:
     return text + (f" in {r['input_hw'][0]}x{r['input_hw'][1]}" if r.get("input_hw") else "")
 
 
+def live_mode(live: dict) -> str:
+    """The mode a report's live run ran in, and why when auto chose it."""
+    auto = live.get("auto") or {}
+    if auto.get("chosen"):
+        return f"auto: {auto['chosen']}" + (", remembered" if auto.get("remembered") else "") + f", {auto['why']}"
+    return str(live.get("running") or live.get("mode"))
+
+
 def ok_rows(report: dict) -> list[dict]:
     return [r for r in report["results"] if not r.get("error")]
 
@@ -119,30 +127,36 @@ def against_fp32_table(report: dict) -> Table | None:
 
 
 def throughput_table(report: dict) -> Table | None:
-    """Images per second of a stream, sequential and overlapped, against the graphs' bound (None if not measured)."""
+    """Images per second of a stream in each mode, with the rounds' spread, against the graphs' bound (None if not
+    measured)."""
     rows = []
     for r in ok_rows(report):
         t, bound = r.get("throughput"), r.get("graph_bound_fps")
         if not t:
             continue
-        seq, ov = t.get("sequential", {}), t.get("overlap", {})
 
-        def pct(x):
-            return None if not (x and bound) else f"{x['images_per_s']:.1f} ({100 * x['images_per_s'] / bound:.0f}%)"
-        gain = ov.get("images_per_s") / seq["images_per_s"] if seq.get("images_per_s") and ov.get("images_per_s") \
-            else None
-        rows.append([r["model"], r["threads"], size_text(r), bound, pct(seq), pct(ov),
-                     None if gain is None else f"{gain:.2f}x", seq.get("latency_ms"), ov.get("latency_ms")])
+        def cell(x):
+            if not x or not x.get("images_per_s"):
+                return "no lanes" if x and x.get("skipped") else None
+            rounds = x.get("rounds") or [x["images_per_s"]]
+            pct = f" ({100 * x['images_per_s'] / bound:.0f}%)" if bound else ""
+            return f"{x['images_per_s']:.1f} {min(rounds):.1f}-{max(rounds):.1f}{pct}"
+        ran = {m: x for m, x in t.items() if x.get("images_per_s")}
+        best = max(ran, key=lambda m: ran[m]["images_per_s"], default=None)
+        seq = ran.get("sequential", {}).get("images_per_s")
+        rows.append([r["model"], r["threads"], size_text(r), bound, cell(t.get("sequential")), cell(t.get("overlap")),
+                     cell(t.get("throughput")), best, f"{ran[best]['images_per_s'] / seq:.2f}x" if best and seq else None,
+                     ran.get("sequential", {}).get("latency_ms"), ran[best]["latency_ms"] if best else None])
     if not rows:
         return None
     n = report["settings"].get("throughput_images")
-    return Table("Throughput: images per second of a stream", ["model", "threads", "size", "graph bound",
-                                                               "sequential (of bound)", "overlap (of bound)",
-                                                               "overlap / sequential", "latency seq ms",
-                                                               "latency overlap ms"], rows,
-                 f"Each row streams {n} of the bench images per mode (runtimes/overlap.py), twice, interleaved; "
-                 f"medians. The graph bound is 1000 / (graph 1 p50 + graph 2 p50) of the latency rounds, where each "
-                 f"graph ran alone with all the row's threads. Latency: from taking an image to its result.")
+    return Table("Throughput: images per second of a stream (median, the rounds' range, % of the graph bound)",
+                 ["model", "threads", "size", "graph bound", "sequential", "overlap", "throughput", "fastest",
+                  "fastest / sequential", "latency seq ms", "latency fastest ms"], rows,
+                 f"Each row streams {n} of the bench images per mode (runtimes/modes/), twice, interleaved: images "
+                 f"over the seconds from the first result to the last. The graph bound is 1000 / (graph 1 p50 + "
+                 f"graph 2 p50) of the latency rounds, where each graph ran alone with all the row's threads. "
+                 f"Latency: from taking an image to its result, the median.")
 
 
 def streams_table(report: dict) -> Table | None:

@@ -61,7 +61,7 @@ PAGE = """<!doctype html>
 <div><span class="fps" id="fps">-</span> fps</div><div id="status"></div>
 <table id="table"></table></div>
 <script>
-const rows = [["fps (now)", s => s.fps_now], ["latency ms", s => s.latency_ms], ["frames", s => s.frames],
+const rows = [["fps (mean)", s => s.fps_mean], ["latency ms", s => s.latency_ms], ["frames", s => s.frames],
   ["dropped", s => s.dropped], ["preprocess ms", s => s.stages_ms.preprocess], ["graph 1 ms", s => s.stages_ms.graph1],
   ["host ms", s => s.stages_ms.host], ["graph 2 ms", s => s.stages_ms.graph2], ["paste ms", s => s.stages_ms.paste],
   ["draw ms", s => s.stages_ms.draw], ["backend", s => s.backend], ["precision", s => s.precision],

@@ -86,10 +86,10 @@ def evaluate(seg: Segmenter, ann_file: str | Path, images_dir: str | Path, limit
              progress: bool = True, on_image=None, mode: str = "auto") -> tuple[dict, list[dict]]:
     """Predict every image of a COCO file and score it. Returns (metrics, COCO results).
 
-    The images go through runtimes/overlap.py in `mode` (reading and RLE encoding beside the graphs); the metrics
+    The images go through runtimes/modes/ in `mode` (reading and RLE encoding beside the graphs); the metrics
     add `images_per_s`, the rate of the whole pass. on_image: called after each image (progress shown elsewhere,
     e.g. by `cmlite bench`'s parent process)."""
-    from cmlite.runtimes.overlap import stream
+    from cmlite.runtimes.modes import stream
 
     coco_gt = load_coco(ann_file)
     images_dir = Path(images_dir)

@@ -52,7 +52,7 @@ class DenseOutputs:
 @dataclass
 class Job:
     """One image on its way through the pipeline: each stage method of Segmenter fills in its part, so stages of
-    different images can run in different threads (runtimes/overlap.py) and still give what predict() gives."""
+    different images can run in different threads (runtimes/modes/) and still give what predict() gives."""
     image: np.ndarray | None
     trace: dict | None = None  # receives every intermediate stage when given
     error: BaseException | None = None  # the image could not be read: no stage runs
@@ -94,7 +94,7 @@ class Segmenter(ABC):
 
     def replicas(self, n: int, threads: int | None) -> list["Segmenter"]:
         """n copies of this model that can run at once from n threads, each with `threads` threads (throughput
-        mode: runtimes/throughput.py). Backends that can say how."""
+        mode: runtimes/modes/throughput.py). Backends that can say how."""
         raise SettingsError(f"{self.device} cannot run in throughput mode (a converted model can: cmlite convert); "
                             "use --mode auto, overlap or sequential")
 

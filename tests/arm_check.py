@@ -186,7 +186,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     rows, camera = run(setup(), args.folders, args.data, args.out)
     print(table(rows))
-    shown = camera.get("error") or json.dumps({k: camera[k] for k in ("frames", "fps_p50", "device")})
+    shown = camera.get("error") or json.dumps({k: camera[k] for k in ("frames", "fps_mean", "device")})
     print(f"camera on ARM: {shown}")
     print(f"{time.perf_counter() - t0:.0f} s in all, {platform.processor() or platform.machine()}")
     return 0 if all(r.verdict == "PASS" for r in rows) and "error" not in camera else 1

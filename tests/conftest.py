@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -13,6 +14,10 @@ REFERENCE = Path(os.environ.get("CMLITE_REFERENCE", REPO.parent / "shared" / "re
 CKPT = REFERENCE / "centermask_lite_v19_ese_random.pth"
 IMAGE = REFERENCE / "input_bgr_480x640.png"
 NPZ = REFERENCE / "centermask_lite_v19_ese_reference.npz"
+
+# cmlite's cache (auto's remembered modes) in a folder of this session's: tests and the commands they run neither
+# read what the user's runs remembered nor leave anything in the user's cache
+os.environ["CMLITE_CACHE"] = tempfile.mkdtemp(prefix="cmlite-test-cache-")
 
 
 def rel_err(a, b) -> float:

@@ -3,6 +3,8 @@ files with every key, percentiles against the standard library, the HTML's plots
 across devices, and each bad input's one line."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import re
@@ -100,11 +102,13 @@ def bench_run(tmp_path_factory, default_onnx, default_openvino, val_set):
     broken = tmp_path_factory.mktemp("broken") / "onnx-fp32"
     broken.mkdir()
     (broken / "manifest.json").write_text("{not json")
-    rc = main(["bench", "--model", str(default_onnx), "--model", str(default_openvino), "--model", str(broken),
-               "--images", str(val_set / "val"), "--threads", "1", "--runs", "3", "--warmup", "1", "--throughput", "6",
-               "--streams", "1,2", "--data", str(val_set / "annotations" / "instances_val.json"),
-               "--data-images", str(val_set / "val"),
-               "--device-name", "box-a", "--out", str(out)])
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        rc = main(["bench", "--model", str(default_onnx), "--model", str(default_openvino), "--model", str(broken),
+                   "--images", str(val_set / "val"), "--threads", "1", "--runs", "3", "--warmup", "1",
+                   "--throughput", "6", "--streams", "1,2", "--data", str(val_set / "annotations" / "instances_val.json"),
+                   "--data-images", str(val_set / "val"), "--device-name", "box-a", "--out", str(out)])
+    (out / "printed.txt").write_text(printed.getvalue())
     return rc, out
 
 
@@ -131,9 +135,10 @@ def test_bench_writes_the_three_files_with_every_key(bench_run, capsys):
         assert 10 < r["mask_ap"] <= 100 and 10 < r["box_ap"] <= 100 and r["ap_images"] == 4
         st = r["stages_ms"]
         assert r["graph_bound_fps"] == pytest.approx(1e3 / (st["graph1"] + st["graph2"]), rel=1e-3)
-        for mode in ("sequential", "overlap"):  # a stream of 6 images each way, images/s and latency
+        for mode in ("sequential", "overlap", "throughput"):  # a stream of 6 images each way, images/s and latency
             t = r["throughput"][mode]
             assert 0 < t["images_per_s"] < 1e3 and t["latency_ms"] > 0, (mode, t)
+            assert len(t["rounds"]) == 2 and min(t["rounds"]) <= t["images_per_s"] <= max(t["rounds"])
         by = {(e["streams"], e["mode_asked"]): e for e in r["streams"]}  # 1 and 2 streams of 6 images, each mode
         assert set(by) == {(n, m) for n in (1, 2) for m in ("sequential", "throughput")}
         for (n, mode), e in by.items():
@@ -151,6 +156,10 @@ def test_bench_writes_the_three_files_with_every_key(bench_run, capsys):
                   "Rows that failed or were not evaluated", "INT8/BF16 ISA"):
         assert title in md
     assert re.search(r"\| onnx-fp32 \| onnx \| fp32 \| 1 \| 320/533 \| \d+\.\d \|", md)
+    printed = (out / "printed.txt").read_text()  # the terminal gets the throughput and streams tables too
+    for title in ("Throughput: images per second of a stream", "Streams: images per second of N streams at once"):
+        assert title in printed
+    assert re.search(r"onnx-fp32 +1 +320/533 .* \d+\.\d \d+\.\d-\d+\.\d \(\d+%\)", printed)
 
 
 def test_every_row_that_clashes_says_its_folder():

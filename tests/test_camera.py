@@ -334,7 +334,10 @@ def test_frame_stats_keep_the_last_frames_in_fixed_memory():
     assert s["latency_ms"]["p50"] == pytest.approx(9.0, abs=1e-3)  # the median of 7..11
     assert s["stages_ms_p50"]["graph1"] == 9.0
     assert list(st.latency_ms.values().round(3)) == [7, 8, 9, 10, 11]
-    assert st.live()["latency_ms"] == 11.0 and st.fps_now == pytest.approx(10.0, rel=1e-3)
+    live = st.live(now=1.15)
+    assert live["latency_ms"] == 11.0 and live["fps"] == pytest.approx(10.0, rel=1e-3) == live["fps_mean"]
+    assert st.live(now=2.2)["fps"] == 0.0  # a whole second without a frame: stalled, not the old rate
+    assert s["fps_per_second"] is None  # the 5 frames kept span less than a second
 
 
 def test_a_webm_recording_prints_no_ffmpeg_tag_line(tmp_path, capfd):
@@ -355,8 +358,56 @@ def test_the_panel_on_the_first_frame_has_no_dashes():
     """Before: the clip's first frame showed "- fps (now -) latency - ms"."""
     from cmlite.apps.overlay import panel_lines
 
-    live = {"fps": None, "fps_now": None, "latency_ms": 36.2, "stages_ms": {}, "backend": "onnx", "precision": "int8",
+    live = {"fps": None, "fps_mean": None, "latency_ms": 36.2, "stages_ms": {}, "backend": "onnx", "precision": "int8",
             "input": "320x448", "threads": 2, "frames": 1, "dropped": 0}
     first = panel_lines(live)[0]
     assert first == "first frame  latency 36 ms"
-    assert panel_lines(live | {"fps": 30.0, "fps_now": 29.5})[0] == "30.0 fps (now 29.5)  latency 36 ms"
+    assert panel_lines(live | {"fps": 29.5, "fps_mean": 30.0})[0] == "29.5 fps (mean 30.0)  latency 36 ms"
+
+
+def test_auto_remembers_its_choice_and_the_next_run_starts_in_it(tmp_path, tiny_models, video):
+    """--tune measures each mode twice and stores the choice under this device, model, size and source kind (a
+    fresh measurement, whatever an earlier test left in this session's cache); the next run starts in it with no
+    trial frames; --retune measures again. Its --stats say what and why."""
+    path, _ = video
+    model = str(tiny_models["onnx-int8"])
+
+    def run(*extra) -> dict:
+        stats = tmp_path / "s.json"
+        assert main(["camera", "--source", str(path), "--loop", "--model", model, "--headless", "--stats",
+                     str(stats), "--threads", "2", *extra]) == 0
+        return _stats(stats)
+
+    first = run("--tune")
+    auto = first["auto"]
+    assert first["stopped_by"] == "auto chose" and first["frames"] >= auto["trial_frames"] > 6 * 30
+    assert not auto["remembered"] and len(auto["trials"]) == auto["trials_planned"] == 6
+    assert auto["chosen"] in auto["modes"] and first["running"].startswith(auto["chosen"])
+    for mode, figures in auto["modes"].items():  # each mode's rate is its trials' frames over their seconds
+        trials = [t for t in auto["trials"] if t["mode"] == mode]
+        assert len(trials) == 2 and figures["rate"] == pytest.approx(
+            sum(t["frames"] for t in trials) / sum(t["seconds"] for t in trials), rel=1e-3)
+    second = run("--frames", "40")
+    assert second["auto"]["remembered"] and second["auto"]["trial_frames"] == 0
+    assert second["auto"]["chosen"] == auto["chosen"] and second["running"] == f"{auto['chosen']} (auto, remembered)"
+    assert run("--frames", "40", "--retune")["auto"]["chosen"] is None  # measuring again: 40 frames are not enough
+
+
+@pytest.mark.parametrize("sources", [["synth:320x240@10"], ["synth:320x240@10", "synth:320x240@5#1"]])
+def test_a_paced_source_reads_its_own_rate(tmp_path, tiny_models, sources):
+    """A 10 fps camera reads 10 fps, over the whole run and over each second (what the panel's "now" shows); beside
+    a 5 fps one, each stream its own (the panel once showed "7.1 fps (now 41.9)" on the 10 fps stream)."""
+    stats = tmp_path / "s.json"
+    argv = ["camera", "--model", str(tiny_models["onnx-int8"]), "--headless", "--seconds", "4", "--stats",
+            str(stats), "--threads", "2"]
+    for s in sources:
+        argv += ["--source", s]
+    assert main(argv) == 0
+    s = _stats(stats)
+    streams = s["streams"] if len(sources) > 1 else [s]
+    for stream, want in zip(streams, (10.0, 5.0)):
+        assert stream["fps_mean"] == pytest.approx(want, abs=want / 10), stream
+        per = stream["fps_per_second"]
+        assert per["count"] >= 2 and want * 0.85 <= per["min"] <= per["max"] <= want * 1.15, per
+    if len(sources) > 1:
+        assert s["total"]["fps_total"] == pytest.approx(15.0, abs=1.5)

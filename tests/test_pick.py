@@ -91,11 +91,11 @@ def test_a_broken_candidate_is_reported_and_skipped(picked, data, capsys):
     assert "onnx-int8" in printed and out["winner"] != "onnx-int8"
 
 
-def _cand(name, fps, ap, mem, error=None):
+def _cand(name, fps, ap, mem, error=None, spread=0.0, p50=None):
     t, p = name.split("-")
     c = Candidate(t, p, Path(name), error=error)
     if error is None:
-        c.figures.update(fps=fps, mask_ap=ap, peak_rss_mb=mem)
+        c.figures.update(fps=fps, mask_ap=ap, peak_rss_mb=mem, fps_spread=spread, latency_p50_ms=p50)
     return c
 
 
@@ -109,6 +109,25 @@ def test_the_rule():
     assert c.reasons["openvino-int8"].startswith("tied on speed") and c.reasons["tflite-fp16"].startswith("failed")
     none = choose(cands, 30.0, -1.0)
     assert none.winner is None and none.closest.name == "onnx-fp32"
+
+
+def test_a_lead_inside_the_rounds_spread_is_a_tie_settled_by_memory_then_latency():
+    fast = _cand("openvino-int8", 60.0, 29.8, 180, spread=1.0, p50=30.0)
+    noisy = _cand("tflite-int8", 56.0, 29.8, 120, spread=4.5, p50=40.0)  # 4 fps behind, its rounds 4.5 apart
+    steady = _cand("onnx-int8", 56.0, 29.8, 120, spread=0.5, p50=35.0)  # 4 fps behind, beyond both spreads
+    c = choose([fast, noisy, steady], 30.0, 0.5)
+    assert c.winner is noisy and "within the rounds' spread" in c.reasons["tflite-int8"]
+    assert c.reasons["onnx-int8"].startswith("slower") and c.reasons["openvino-int8"].startswith("tied on speed")
+    twin = _cand("openvino-fp16", 59.5, 29.8, 120, spread=0.2, p50=25.0)  # tied, as small: the lower latency
+    assert choose([fast, noisy, twin], 30.0, 0.5).winner is twin
+
+
+def test_a_hung_live_run_is_a_failed_row_not_a_hung_pick(tmp_path, tiny_models):
+    from cmlite.apps.pick import live_run
+
+    # a 1 fps camera asked for 100 frames cannot finish in 3 s: stopped, reported
+    got = live_run(tiny_models["onnx-int8"], "synth:160x120@1", 100, 1, "sequential", tmp_path / "s.json", 3.0)
+    assert got == {"error": "no result within 3 s (--live-timeout): stopped"}
 
 
 def test_the_candidates_follow_what_this_machine_has(tmp_path):

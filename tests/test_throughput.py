@@ -1,4 +1,4 @@
-"""runtimes/throughput.py: lanes of model replicas give predict()'s instances for every image, in the order taken, on
+"""runtimes/modes/throughput.py: lanes of model replicas give predict()'s instances for every image, in the order taken, on
 every CPU backend; failures end the stream in order; the lanes' threads end; backends that cannot replicate say so.
 Real ONNX Runtime, OpenVINO and LiteRT inference of the tiny conversions of the default model."""
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 from cmlite import runtimes
 from cmlite.calibration.synth_scene import MovingScene
 from cmlite.runtimes.errors import SettingsError
-from cmlite.runtimes.overlap import Auto, runner, stream
-from cmlite.runtimes.throughput import Throughput, replicas
+from cmlite.runtimes.modes import Auto, runner, stream
+from cmlite.runtimes.modes.throughput import Throughput, replicas
 from tests.test_overlap import _run, _same, _take_from
 
 
@@ -83,16 +83,18 @@ def test_pytorch_says_it_cannot():
 
 @pytest.mark.parametrize("choose", ["throughput", "sequential"])
 def test_auto_tries_throughput_and_switches_without_losing_or_reordering(tiny_models, frames, choose):
-    """Auto measures sequential, overlap and throughput in turn; forced to either end, every image comes out once,
-    in order, each as predict() gives it (INT8 ONNX Runtime: the same on one thread as on two)."""
+    """Auto measures sequential, overlap and throughput in turn, twice; forced to either end, every image comes out
+    once, in order, each as predict() gives it (INT8 ONNX Runtime: the same on one thread as on two)."""
     seg = runtimes.load(tiny_models["onnx-int8"], threads=2)
-    expected = [seg.predict(f) for f in frames * 2]
-    run = Auto(seg, _take_from(frames * 2), trial=3, warmup=1)
+    images = frames * 3
+    expected = [seg.predict(f) for f in images]
+    run = Auto(seg, _take_from(images), trial=2, warmup=1, trial_s=0)
     assert run.candidates == ("sequential", "overlap", "throughput")
-    run._acceptable = lambda mode: mode == choose  # forced whatever the trial measured (a loaded machine varies)
+    run.rule = lambda modes: (choose, "forced")  # whatever the trials measured (a loaded machine varies)
     out = _run(run)
-    assert [k for k, _ in out] == list(range(len(frames) * 2))
-    assert set(run.rates) == {"sequential", "overlap", "throughput"} and run.chosen == choose
+    assert [k for k, _ in out] == list(range(len(images)))
+    assert [t["mode"] for t in run.trials] == ["sequential", "overlap", "throughput"] * 2
+    assert set(run.modes) == {"sequential", "overlap", "throughput"} and run.chosen == choose
     for (_, job), want in zip(out, expected):
         _same(job.instances, want)
 
@@ -100,13 +102,13 @@ def test_auto_tries_throughput_and_switches_without_losing_or_reordering(tiny_mo
 def test_auto_can_make_the_replicas_before_the_first_image(tiny_models, frames):
     """prepare=True (the camera): the lanes exist before any image is taken, and the throughput trial uses them."""
     seg = runtimes.load(tiny_models["onnx-int8"], threads=2)
-    run = Auto(seg, _take_from(frames * 2), trial=3, warmup=1, prepare=True)
+    run = Auto(seg, _take_from(frames * 2), trial=2, warmup=1, trial_s=0, prepare=True)
     lanes = run._lanes
     assert lanes and len(lanes) == 2
     made = []
     run._make = lambda mode, real=run._make: made.append(real(mode)) or made[-1]
-    run._acceptable = lambda mode: mode == "throughput"
+    run.rule = lambda modes: ("throughput", "forced")
     out = _run(run)
     assert [k for k, _ in out] == list(range(len(frames) * 2))
     assert [r for r in made if r.mode == "throughput"][0].lanes is lanes
-    assert Auto(seg, _take_from(frames), trial=3, warmup=1)._lanes is None  # not asked: made only if its trial comes
+    assert Auto(seg, _take_from(frames), trial=2, warmup=1, trial_s=0)._lanes is None  # not asked: made only if its trial comes

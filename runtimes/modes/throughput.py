@@ -1,25 +1,28 @@
-"""Throughput mode: several frames at once on lanes, each a replica of the model with a share of the threads.
+"""Throughput: several images at once on lanes, each a replica of the model with a share of the threads.
 
-    run = Throughput(seg, take, finish=draw, lanes=2)   # the same API as runtimes/overlap.py's runners
-    item = run.next(0.25)                               # (key, job) in the order taken
+    run = Throughput(seg, take, finish=draw, lanes=2)   # the same API as every run mode (base.py)
 
 Each lane is a worker thread with its own replica of the model (`Segmenter.replicas`: ONNX Runtime sessions and
 LiteRT interpreters with the threads split between them, or one OpenVINO model compiled for throughput with an
 infer request per lane). A worker takes the next image and runs every stage of it, `finish` included; results
 come out in the order taken, whichever lane finished first. On two cores two one-thread lanes keep both cores
-busy where one two-thread graph leaves gaps for its host work and its threads' syncs: what a single frame's
-latency loses, the total fps gains (measured in the README). Several streams are one `take` that serves them in
-turn (apps/camera_streams.py).
+busy where one two-thread graph leaves gaps for its host work and its threads' syncs: what a single image's
+latency loses, the total rate gains. Several streams are one `take` that serves them in turn
+(apps/camera_streams.py).
 """
 from __future__ import annotations
 
 import os
 import threading
-from typing import Callable
 
-from .errors import InferenceError, SettingsError
-from .overlap import Drained, Take, _End, _job
-from .pipeline import Job, Segmenter
+from ..errors import SettingsError
+from ..pipeline import Job, Segmenter
+from .base import Drained, Finish, RunMode, StreamEnd, Take, job_of, run_stages
+
+
+def can_replicate(seg: Segmenter) -> bool:
+    """Whether the backend can make replicas of its model (throughput mode)."""
+    return type(seg).replicas is not Segmenter.replicas
 
 
 def default_lanes(threads: int | None) -> int:
@@ -41,17 +44,17 @@ def replicas(seg: Segmenter, lanes: int, threads: int | None) -> list[Segmenter]
     return seg.replicas(lanes, max(1, total // lanes))
 
 
-class Throughput:
+class Throughput(RunMode):
     mode = "throughput"
 
-    def __init__(self, seg: Segmenter, take: Take, finish: Callable | None = None, lanes: int | None = None,
+    def __init__(self, seg: Segmenter, take: Take, finish: Finish | None = None, lanes: int | None = None,
                  threads: int | None = None, ready: list[Segmenter] | None = None):
-        """ready: replicas made beforehand (runtimes.overlap.Auto with prepare=True)."""
+        """ready: replicas made beforehand (auto.Auto with prepare=True)."""
+        super().__init__(seg, take, finish)
         self.lanes = ready or lane_replicas(seg, lanes, threads)
-        self.take, self.finish = take, finish
         self._cond = threading.Condition()
         self._take_lock = threading.Lock()
-        self._done: dict[int, tuple] = {}  # sequence number -> (key, job) or _End
+        self._done: dict[int, tuple | StreamEnd] = {}  # sequence number -> (key, job) or the end
         self._taken = 0  # sequence numbers given out
         self._next = 0  # the next sequence number next() returns
         self._stop = threading.Event()
@@ -62,11 +65,10 @@ class Throughput:
             t.start()
 
     def drain(self) -> None:
-        """Take no more images: next() returns those already taken, then raises Drained."""
         self._drain.set()
 
-    def _claim(self) -> tuple[int, object] | None:
-        """The next image and its sequence number; an _End once the stream ended (the same one for every lane)."""
+    def _claim(self) -> tuple[int, object] | None | str:
+        """The next image and its sequence number; "end" once the stream ended (recorded once, for every lane)."""
         with self._take_lock:
             if self._stop.is_set() or self._drain.is_set():
                 return self._end(Drained())
@@ -79,11 +81,11 @@ class Throughput:
             seq, self._taken = self._taken, self._taken + 1
             return seq, item
 
-    def _end(self, error: BaseException):
+    def _end(self, error: BaseException) -> str:
         """Record the end once, at the sequence number after the last image taken."""
         with self._cond:
-            if not any(isinstance(v, _End) for v in self._done.values()):
-                self._done[self._taken] = _End(error)
+            if not any(isinstance(v, StreamEnd) for v in self._done.values()):
+                self._done[self._taken] = StreamEnd(error)
                 self._cond.notify_all()
         self._stop.set()
         return "end"
@@ -96,19 +98,13 @@ class Throughput:
             if claimed is None:
                 continue
             seq, item = claimed
-            key, job = _job(item)
-            result: tuple | _End = (key, job)
-            if job.error is None:
-                try:
-                    for stage in (lane.preprocess, lane.graph1, lane.host, lane.graph2, lane.paste):
-                        stage(job)
-                    if self.finish is not None:
-                        self.finish(key, job)
-                except InferenceError as e:  # a graph refused this image: its job fails, the stream goes on
-                    job.error = e
-                except BaseException as e:  # anything else ends the stream here, in order
-                    result = _End(e)
-                    self._stop.set()
+            key, job = job_of(item)
+            result: tuple | StreamEnd = (key, job)
+            try:
+                run_stages(lane, key, job, self.finish)
+            except BaseException as e:  # anything but a refused image ends the stream here, in order
+                result = StreamEnd(e)
+                self._stop.set()
             with self._cond:
                 self._done[seq] = result
                 self._cond.notify_all()
@@ -118,15 +114,11 @@ class Throughput:
             if not self._cond.wait_for(lambda: self._next in self._done, timeout):
                 return None
             item = self._done[self._next]
-            if isinstance(item, _End):  # kept: every later call ends the same way
+            if isinstance(item, StreamEnd):  # kept: every later call ends the same way
                 raise item.error
             del self._done[self._next]
             self._next += 1
             return item
-
-    @property
-    def active(self) -> str:
-        return self.mode
 
     def describe(self) -> str:
         threads = getattr(self.lanes[0], "threads", None)

@@ -18,6 +18,8 @@ from cmlite.runtimes.errors import CmliteError
 from cmlite.runtimes.targets import CPU_TARGETS
 from cmlite.runtimes.targets import get as target_row
 
+from .table import plural
+
 # the default model's validation split: `cmlite data synth --seed 0 --size 320` (val images depend only on
 # the seed, the split and the index, so any --train count gives the same val set)
 VAL_SEED, VAL_SIZE = 0, 320
@@ -113,7 +115,7 @@ def run_demo(out: Path, val_images: int = 200, threads: int = 2, targets=CPU_TAR
     from .bench_worker import RowSpec
     from cmlite.runtimes.images import read_bgr
     from .report import write_report
-    from .table import format_table, plural
+    from .table import format_table
     from .visualize import draw
 
     out = Path(out)

@@ -101,6 +101,8 @@ def test_demo_end_to_end(tmp_path, capsys, default_models):
     fastest = min((r for r in rows.values() if r["precision"] == "int8"), key=lambda r: r["latency_ms"]["p50"])
     assert live["model"] == fastest["model"] and live["frames"] == 12 and live["fps"] > 0
     assert live["clip"] == str(tmp_path / "live.webm") and f"live: {live['fps']:.1f} fps on {live['model']}" in out
+    assert live["auto"]["chosen"] in ("sequential", "overlap", "throughput")  # tuned on the looped clip first
+    assert f"auto chose {live['auto']['chosen']}" in out and live["running"].startswith(live["auto"]["chosen"])
     import cv2
 
     frames = 0

@@ -87,7 +87,7 @@ def old_rule(rates: dict, latency_ms: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", action="append", required=True)
+    ap.add_argument("--model", action="append")
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--threads", type=int, default=2)
@@ -99,6 +99,8 @@ def main() -> None:
         Path(result).write_text(json.dumps(one_model(model, os.environ["CLIP"], args.runs, args.frames,
                                                      args.threads)))
         return
+    if not args.model:
+        ap.error("give at least one --model")
     from cmlite.apps.device_info import cpu_line
     from cmlite.apps.table import format_table
     from cmlite.calibration.synth_scene import write_clip

@@ -40,8 +40,11 @@ def _check(args) -> None:
     for flag, given in (("--token", args.token is not None), ("--no-token", args.no_token)):
         if given and not args.serve:
             raise CmliteError(f"{flag} is for --serve (the web page's access): add --serve HOST:PORT, or drop {flag}")
-    check_file_path(args.stats, "--stats")  # before the run, not when its numbers are written
-    check_file_path(args.record, "--record", "out.webm")
+    check_file_path(args.stats, "--stats")  # before the model loads, not when its numbers are written
+    if check_file_path(args.record, "--record", "out.webm"):
+        from .recorder import check_suffix
+
+        check_suffix(Path(args.record))
 
 
 def _stop_between_frames(opts: CameraOptions):
@@ -62,9 +65,9 @@ def cmd_camera(args) -> None:
     _check(args)
     overrides = config_overrides(args)
     if args.serve:
-        from .web import check_options, parse_address
+        from .web import check_address_free, check_options
 
-        parse_address(args.serve)  # a bad address, token or viewer count fails before the model loads
+        check_address_free(args.serve)  # a bad address or one in use, token or viewer count: before the model loads
         check_options(args.token, args.max_viewers)
     sources = []
     try:
@@ -134,8 +137,9 @@ def add_parser(sub) -> None:
                        description="Live instance segmentation with an overlay of fps, per-stage ms and latency. "
                                    "Outputs: a window, --record, --serve (a web page), --stats. Keys in the window: "
                                    "q/Esc quit, space pause, s snapshot, m masks, p panel.")
-    p.add_argument("--source", action="append", help=f"{SOURCES_HELP}; synth:WxH@FPS sets the scene (default 0); "
-                                                     "repeat it for several streams through the one model")
+    p.add_argument("--source", action="append",
+                   help=f"{SOURCES_HELP} (synth:WxH@FPS#SEED: the virtual camera's frame size, rate and scene); "
+                        f"repeat it for several streams through the one model (default: camera 0)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--weights", help="checkpoint (.pth), run in PyTorch; default: the embedded default model")
     src.add_argument("--model", help="a converted model folder (`cmlite convert` / `quantize`), run without PyTorch")

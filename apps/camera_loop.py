@@ -158,8 +158,8 @@ class CameraState:
     resumed_at: float = 0.0  # frames taken before the pause ended are not shown
     last: object = None  # the last picture shown, without the banner (refreshes, snapshots)
 
-    def on_key(self, action: str | None, opts: CameraOptions, frames: int) -> str | None:
-        """Apply a key's action; -> the stop reason when it ends the run."""
+    def on_key(self, action: str | None, opts: CameraOptions, frames: int, tag: str = "") -> str | None:
+        """Apply a key's action (tag: in a snapshot's name, which stream); -> the stop reason when it ends the run."""
         if action == "quit":
             return "quit key"
         if action == "pause":
@@ -170,7 +170,7 @@ class CameraState:
         elif action == "panel":
             self.panel = not self.panel
         elif action == "snapshot" and self.last is not None:
-            _snapshot(self.last, opts, frames)
+            _snapshot(self.last, opts, frames, tag)
         return None
 
 
@@ -326,10 +326,10 @@ def _refresh(outputs: _Outputs, last, status: str) -> str | None:
     return outputs.show(image, record=False)
 
 
-def _snapshot(image, opts: CameraOptions, index: int) -> None:
+def _snapshot(image, opts: CameraOptions, index: int, tag: str = "") -> None:
     import cv2
 
-    path = Path(opts.snapshot_dir) / f"cmlite-{time.strftime('%Y%m%d-%H%M%S')}-{index:06d}.png"
+    path = Path(opts.snapshot_dir) / f"cmlite-{time.strftime('%Y%m%d-%H%M%S')}{tag}-{index:06d}.png"
     if cv2.imwrite(str(path), image):
         opts.log(f"snapshot: {path}")
     else:

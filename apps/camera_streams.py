@@ -26,6 +26,7 @@ from cmlite.runtimes.pipeline import Segmenter
 from .camera_loop import IDLE_S, CameraOptions, _CameraRun, _Outputs, _write_stats, make_runner, tuned
 from .capture import EndOfSource
 from .latency_stats import summarize
+from .overlay import draw_banner
 from .sources import Source
 
 GRID_WIDTH = 1280  # the window's grid, at most this wide
@@ -175,6 +176,24 @@ def _live(cams: list[_CameraRun]) -> dict:
     return {**streams[0], "streams": streams, "fps_total": round(sum(s["fps"] or 0 for s in streams), 2)}
 
 
+def apply_key(cams: list[_CameraRun], action: str | None, opts: CameraOptions) -> str | None:
+    """A key pressed in the grid acts on every stream: space pauses them all, m and p turn masks and panels off or
+    on, s writes each stream's picture (-s0, -s1, ... in the names). -> the stop reason for q/Esc."""
+    reasons = [cam.state.on_key(action, opts, cam.stats.frames, f"-s{i}") for i, cam in enumerate(cams)]
+    return reasons[0]
+
+
+def _show_grid(shared, tiles: list, status: str) -> str | None:
+    """The grid in the window, with a banner when paused; -> a key's action."""
+    shown = [t for t in tiles if t is not None]
+    if shared is None or shared.window is None or not shown:
+        return None
+    grid = _grid(tiles, shown[0].shape[:2])
+    if status:
+        draw_banner(grid, status)
+    return shared.window.show(grid)
+
+
 def _loop(cams, run, outputs, shared, opts: CameraOptions) -> str:
     deadline = None if opts.seconds is None else time.perf_counter() + opts.seconds
     tiles: list = [None] * len(cams)
@@ -185,21 +204,27 @@ def _loop(cams, run, outputs, shared, opts: CameraOptions) -> str:
             return opts.stop_reason
         if tuned(run, opts):
             return tuned(run, opts)
-        item = run.next(IDLE_S)
+        paused = cams[0].state.paused
+        item = None if paused else run.next(IDLE_S)
         if item is None:
-            continue
-        (i, frame), job = item
-        cam = cams[i]
-        if job.error is not None:
-            if not cam.failed:
-                opts.log(f"stream {i} frame {frame.index} skipped: {job.error} (further ones are counted)")
-            cam.failed += 1
-            continue
-        cam.present(frame, job, outputs[i])
-        if shared is not None:
-            if shared.server is not None:
+            if paused:
+                time.sleep(0.03)
+            action = _show_grid(shared, tiles, "paused (space to resume)" if paused else "")  # keys still answer
+        else:
+            (i, frame), job = item
+            cam = cams[i]
+            if frame.t_capture < cam.state.resumed_at:  # taken before the pause ended
+                continue
+            if job.error is not None:
+                if not cam.failed:
+                    opts.log(f"stream {i} frame {frame.index} skipped: {job.error} (further ones are counted)")
+                cam.failed += 1
+                continue
+            cam.present(frame, job, outputs[i])
+            tiles[i] = frame.image
+            if shared is not None and shared.server is not None:
                 shared.server.streams[i].publish(frame.image)
-            if shared.window is not None:
-                tiles[i] = frame.image
-                if shared.window.show(_grid(tiles, frame.image.shape[:2])) == "quit":
-                    return "quit key"
+            action = _show_grid(shared, tiles, "")
+        reason = apply_key(cams, action, opts)
+        if reason:
+            return reason

@@ -79,7 +79,10 @@ def add_parser(sub) -> None:
     p.add_argument("--targets", help=f"comma list (default: every CPU target installed here: "
                                      f"{', '.join(CPU_TARGETS)})")
     p.add_argument("--precisions", help="comma list (default: fp32, fp16, bf16 where the CPU has it, int8)")
-    p.add_argument("--models", help="where candidates are made and reused (default: pick-models/ beside --out)")
+    p.add_argument("--models", help="where candidates are made and reused (default: pick-models/ beside --out); a "
+                                    "folder there made by another command for other settings is left as it is and "
+                                    "pick's candidate goes to MODELS/pick/")
+    p.add_argument("--overwrite", action="store_true", help="replace such folders in --models in place instead")
     p.add_argument("--max-minutes", type=float, help="stop adding candidates after this many minutes (default: "
                                                      "no cap)")
     add_size_args(p, "the candidates' manifests")
@@ -128,9 +131,50 @@ def plan(models: Path, targets: list[str] | None, precisions: list[str] | None) 
     return out, left_out
 
 
+OWN = "pick"  # the sub-folder of --models where pick puts a candidate whose name is taken by another's folder
+
+
+def stale(c: Candidate, model, source: Path, frames) -> str | None:
+    """Why c's folder is not what pick would make now (None: up to date, reused as it is)."""
+    from cmlite.calibration.quantize import int8_up_to_date
+    from cmlite.converters.convert import up_to_date
+    from cmlite.converters.fp32_graphs import input_hw
+
+    if c.precision == "int8":
+        return int8_up_to_date(c.folder, model, source, None, frames, "minmax", [])
+    return up_to_date(c.folder, model, source, input_hw(target_row(c.target), model.config, None))
+
+
+def settle(cands: list[Candidate], model, source: Path, frames, overwrite: bool, log) -> None:
+    """Pick never replaces what another command made: a folder in --models that is not what pick would make (the
+    demo's TFLite at 320x320, another checkpoint's, a folder without a manifest) is left as it is and the candidate
+    goes to --models/pick/ instead, said in one line; folders pick made itself, and any with --overwrite, are
+    made again in place."""
+    from cmlite.runtimes.manifest import read_manifest
+
+    for c in cands:
+        if overwrite or not c.folder.exists():
+            continue
+        try:
+            made_by = (read_manifest(c.folder).provenance or {}).get("command") or "an unknown command"
+        except CmliteError:
+            made_by = None  # not a model folder cmlite can read: never pick's to replace
+        if made_by is not None and made_by.split()[:2] == ["cmlite", "pick"]:
+            continue
+        why = stale(c, model, source, frames) if made_by is not None else "not a converted model folder"
+        if why is None:
+            continue
+        own = c.folder.parent / OWN / c.folder.name
+        log(f"pick: {c.folder} was made by `{made_by}` for other settings ({why}): left as it is; pick's {c.name} "
+            f"goes to {own} (--overwrite replaces it in place)" if made_by else
+            f"pick: {c.folder} is not a converted model folder: left as it is; pick's {c.name} goes to {own}")
+        c.folder = own
+
+
 def make(cands: list[Candidate], model, source: Path, frames, threads: int | None, deadline: float | None,
-         log) -> None:
-    """Convert or quantize each candidate (up-to-date folders reused); a failure is that candidate's reason."""
+         log, models: Path | None = None) -> None:
+    """Convert or quantize each candidate (up-to-date folders reused; INT8's FP32 twin looked for beside it and in
+    `models`); a failure is that candidate's reason."""
     from cmlite.calibration.quantize import quantize
     from cmlite.converters.convert import convert, up_to_date
     from cmlite.converters.fp32_graphs import input_hw
@@ -147,7 +191,7 @@ def make(cands: list[Candidate], model, source: Path, frames, threads: int | Non
                 before = _stamp(c.folder)
                 [c.folder] = quantize(model, c.folder.parent, [c.target], frames, keep_float=[], source=source,
                                       threads=threads, log=lambda m: None, overwrite=True,
-                                      fp32_dirs=[c.folder.parent], reuse=True)
+                                      fp32_dirs=[c.folder.parent, *([models] if models else [])], reuse=True)
                 c.made = "reused" if before is not None and before == _stamp(c.folder) else "made"
             elif up_to_date(c.folder, model, source, input_hw(target_row(c.target), model.config, None)) is None:
                 c.made = "reused"
@@ -298,7 +342,8 @@ def cmd_pick(args) -> int:
     models.mkdir(parents=True, exist_ok=True)
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     log(f"pick: {plural(len(cands), 'candidate')} ({', '.join(c.name for c in cands)}) in {models}")
-    make(cands, model, source_path, frames, args.threads, deadline, log)
+    settle(cands, model, source_path, frames, args.overwrite, log)
+    make(cands, model, source_path, frames, args.threads, deadline, log, models)
     size = (model.config.min_size, model.config.max_size)
     ref = measure_ap(cands, weights, (args.val, args.val_images, args.val_limit), args.threads or os.cpu_count(),
                      size, log)

@@ -62,8 +62,9 @@ def _mb(n: float) -> str:
 def open_writer(path: Path, fourcc: str, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
     """cv2.VideoWriter without the line OpenCV's FFmpeg prints for every .webm (its VP80 tag is remapped; the file
     is fine), which read as an error."""
-    from cmlite.runtimes.quiet import native_logs
+    from cmlite.runtimes.quiet import native_logs, quiet_ffmpeg
 
+    quiet_ffmpeg()
     with native_logs():
         return cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
 
@@ -80,12 +81,18 @@ def has_encoder(fourcc: str, suffix: str) -> bool:
         return ok and (Path(d) / f"probe{suffix}").stat().st_size > 0
 
 
-def plan(path: Path, codec: str = "auto") -> tuple[Path, str, str]:
-    """(the file written, its fourcc, a note for the user or ""): the browser codec the name asks for, or its
-    fallback."""
+def check_suffix(path: Path) -> str:
+    """A --record name's suffix, refused in one line unless it is a video's."""
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise CmliteError(f"--record {path}: use a .webm (plays in browsers), .mp4, .mov, .m4v, .avi or .mkv file name")
+    return suffix
+
+
+def plan(path: Path, codec: str = "auto") -> tuple[Path, str, str]:
+    """(the file written, its fourcc, a note for the user or ""): the browser codec the name asks for, or its
+    fallback."""
+    suffix = check_suffix(path)
     if suffix in (".avi", ".mkv"):
         return path, "MJPG", ""
     if codec == "fast":

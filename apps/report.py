@@ -49,7 +49,7 @@ def write_report(report: dict, out: Path, log=lambda m: print(m, file=sys.stderr
     paths = [out / "report.json", out / "report.md", out / "report.html"]
     write_json_atomic(paths[0], report, indent=1)
     write_text_atomic(paths[1], markdown_report(reports))
-    write_text_atomic(paths[2], html_report(reports, plots, PLOTS_MISSING, video=_video(report)))
+    write_text_atomic(paths[2], html_report(reports, plots, PLOTS_MISSING, videos=[_video(r) for r in reports]))
     return paths
 
 

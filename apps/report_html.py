@@ -46,7 +46,7 @@ def _table(t: Table, tag: str = "h3") -> str:
             f"{note}")
 
 
-def _live(live: dict, video: str | None) -> str:
+def _live(live: dict, video: str | None, level: str = "h2") -> str:
     """The camera app's run on a clip (`cmlite demo`): the overlaid clip and what it measured."""
     lat = live.get("latency_ms") or {}
     stages = ", ".join(f"{k} {v:.1f}" for k, v in (live.get("stages_ms_p50") or {}).items() if v is not None)
@@ -56,13 +56,14 @@ def _live(live: dict, video: str | None) -> str:
              f"p90 {lat.get('p90')} ms; stages p50 (ms): {html.escape(stages)}")
     player = (f'<video id="live-clip" controls muted loop playsinline preload="auto" src="{video}"></video>'
               if video else "<p class=note>the clip is not beside this report any more</p>")
-    return f"<h2>Live: the camera app on a clip</h2><figure>{player}<figcaption>{facts}</figcaption></figure>"
+    return f"<{level}>Live: the camera app on a clip</{level}><figure>{player}<figcaption>{facts}</figcaption></figure>"
 
 
 def html_report(reports: list[dict], plots: list[tuple[str, str, str]] | None, missing_plots: str = "",
-                video: str | None = None) -> str:
+                videos: list[str | None] | None = None) -> str:
     """plots: (id, caption, svg) from report_plots.all_plots; None with missing_plots saying why there are none.
-    video: the live clip as a data: URI (a report with a `live` run)."""
+    videos: each report's live clip as a data: URI (a report with a `live` run: the demo's), or None."""
+    videos = videos or [None] * len(reports)
     single = len(reports) == 1
     title = f"cmlite bench: {reports[0]['device']['name']}" if single else f"cmlite bench: {len(reports)} devices"
     parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8>"
@@ -72,7 +73,7 @@ def html_report(reports: list[dict], plots: list[tuple[str, str, str]] | None, m
         tables = device_tables(reports[0])
         parts.append(_table(tables[0], "h2"))
         if reports[0].get("live"):
-            parts.append(_live(reports[0]["live"], video))
+            parts.append(_live(reports[0]["live"], videos[0]))
     else:  # the devices side by side first
         parts += [_table(t, "h2") for t in comparison_tables(reports)]
     parts.append("<h2>Plots</h2>")
@@ -81,11 +82,13 @@ def html_report(reports: list[dict], plots: list[tuple[str, str, str]] | None, m
                   for pid, cap, svg in plots]
     else:
         parts.append(f"<p class=note>{html.escape(missing_plots or 'no rows ran, so there is nothing to plot')}</p>")
-    for rep in reports:
+    for rep, video in zip(reports, videos):
         if single:
             parts += [_table(t, "h2") for t in tables[1:]]
         else:
             parts.append(f"<h2>{html.escape(rep['device']['name'])}</h2>")
+            if rep.get("live"):  # a merged report keeps each device's live clip
+                parts.append(_live(rep["live"], video, "h3"))
             parts += [_table(t) for t in device_tables(rep)]
         problems = notes(rep)
         if problems:

@@ -32,9 +32,9 @@ def _device(report: dict, level: str) -> list[str]:
     return out
 
 
-def _live(live: dict) -> list[str]:
+def _live(live: dict, level: str = "##") -> list[str]:
     lat = live.get("latency_ms") or {}
-    return ["## Live: the camera app on a clip", "",
+    return [f"{level} Live: the camera app on a clip", "",
             f"{live['fps']:.1f} fps with {live['model']} ({live_mode(live)}, {live.get('threads')} threads) on "
             f"{live.get('frames')} frames of {live.get('source')}; latency p50 {lat.get('p50')} / p90 {lat.get('p90')} "
             f"ms; the overlaid clip: {live.get('clip')}", ""]
@@ -46,5 +46,6 @@ def markdown_report(reports: list[dict]) -> str:
         return "\n".join([f"# cmlite bench: {reports[0]['device']['name']}", ""] + live + _device(reports[0], "##"))
     parts = [f"# cmlite bench: {len(reports)} devices", ""] + _tables(comparison_tables(reports), "##")
     for rep in reports:
-        parts += [f"## {rep['device']['name']}", ""] + _device(rep, "###")
+        live = _live(rep["live"], "###") if rep.get("live") else []  # a merged report keeps each device's
+        parts += [f"## {rep['device']['name']}", ""] + live + _device(rep, "###")
     return "\n".join(parts)

@@ -169,9 +169,20 @@ def has_ap(reports: list[dict]) -> bool:
     return any(r.get("mask_ap") is not None for rep in reports for r in ok_rows(rep))
 
 
+LOG_SPAN = 8.0  # latencies further apart than this factor are drawn on a log axis
+
+
+def latency_scale(latencies: list[float]) -> str:
+    """A log axis where one slow row (PyTorch FP32, 1.1 s beside INT8 rows of 15-60 ms) would squeeze the rest
+    into its first tenth, their names piled up; linear otherwise."""
+    return "log" if latencies and min(latencies) > 0 and max(latencies) / min(latencies) > LOG_SPAN else "linear"
+
+
 def front_plot(reports: list[dict]) -> str:
     plt = _plt()
     fig, axes = _columns(plt, reports, 4.2, sharex=True, sharey=True)
+    scale = latency_scale([r["latency_ms"]["p50"] for rep in reports for r in ok_rows(rep)
+                           if r.get("mask_ap") is not None])
     aps = []
     for ax, rep in zip(axes, reports):
         best: dict[tuple, dict] = {}  # each model and size at its fastest thread count
@@ -194,7 +205,13 @@ def front_plot(reports: list[dict]) -> str:
         named = sorted(best.values(), key=lambda r: r["latency_ms"]["p50"])
         ax._cmlite_labels = [(f"{r['model']} ({r['threads']} thr)", (r["latency_ms"]["p50"], r["mask_ap"]))
                              for r in named]  # every point named, once the limits are set (below)
-        ax.set_xlabel("latency p50, ms (fastest thread count)")
+        ax.set_xlabel("latency p50, ms (fastest thread count)" + (", log scale" if scale == "log" else ""))
+        ax.set_xscale(scale)
+        if scale == "log":  # ticks in plain ms (10, 20, 50, ...), not powers of ten
+            from matplotlib.ticker import LogLocator, ScalarFormatter
+
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.grid(alpha=0.3)
     if aps:  # at least MIN_AP_SPAN of AP, centred on the points, with room for the names
         lo, hi = min(aps), max(aps)

@@ -28,15 +28,20 @@ def new_report(device: dict, settings: dict, results: list[dict]) -> dict:
 
 
 def merged(reports: list[dict]) -> dict:
-    """One file of several devices' reports; device names made unique ('laptop', 'laptop #2')."""
+    """One file of several devices' reports. A device name that several reports share (runs on the same machine,
+    or machines of the same hostname) gets what tells them apart, when each ran: 'vm, 2026-12-06 21:05 UTC' (a
+    '#2' only where that is the same too)."""
+    def when(r: dict) -> str:
+        return (r.get("settings", {}).get("created") or "")[:16].replace("T", " ") + " UTC"
+
+    names = [r["device"].get("name") or "device" for r in reports]
+    labels = [f"{n}, {when(r)}" if names.count(n) > 1 else n for n, r in zip(names, reports)]
     seen: dict[str, int] = {}
     out = []
-    for r in reports:
-        name = r["device"].get("name") or "device"
-        seen[name] = seen.get(name, 0) + 1
-        if seen[name] > 1:
-            r = {**r, "device": {**r["device"], "name": f"{name} #{seen[name]}"}}
-        out.append(r)
+    for r, label in zip(reports, labels):
+        seen[label] = seen.get(label, 0) + 1
+        label = label if seen[label] == 1 else f"{label} #{seen[label]}"
+        out.append({**r, "device": {**r["device"], "name": label}} if label != r["device"].get("name") else r)
     return {"schema": MERGED_SCHEMA, "schema_version": SCHEMA_VERSION, "reports": out}
 
 

@@ -71,12 +71,21 @@ def add_parser(sub) -> None:
 
 
 def run_export(args) -> int:
-    from cmlite.converters.triton_repo import export
+    from cmlite.converters.triton_repo import export, needed_libraries, repo_models
+
+    from .table import plural
 
     names = export(args.folders, args.out, args.backend, args.name, args.instances, args.threads, args.max_batch,
                    args.overwrite)
-    print(f"{args.out}: {len(names)} model{'s' if len(names) != 1 else ''} ({', '.join(names)}); serve it with: "
-          f"cmlite triton serve {args.out}")
+    held = repo_models(Path(args.out))
+    print(f"{args.out}: {plural(len(names), 'model')} written ({', '.join(names)})"
+          + (f"; it holds {len(held)} ({', '.join(held)})" if len(held) != len(names) else ""))
+    source, have = triton_server.would_serve()
+    lacking = triton_server.missing_libraries(needed_libraries(Path(args.out)), have, source)
+    if lacking:  # the server serve would find cannot load them: no promise it cannot keep
+        print(f"not servable by {source} as it is: {lacking}")
+    else:
+        print(f"serve it with: cmlite triton serve {args.out}")
     return 0
 
 
@@ -128,6 +137,11 @@ def run_serve(args) -> int:
     elif public:  # off loopback a key is required: one is made (loopback alone: only this machine reaches it)
         key = secrets.token_urlsafe(24)
     server = triton_server.find(args.tritonserver)
+    from cmlite.converters.triton_repo import needed_libraries
+
+    lacking = triton_server.missing_libraries(needed_libraries(repo), triton_server.libraries(server), server.source)
+    if lacking:
+        raise CmliteError(f"{repo} cannot be served here: {lacking}")
     if args.log:
         log_path = Path(args.log)
     else:
@@ -192,7 +206,16 @@ def _stop(proc, exit_timeout: int) -> None:
 
 
 def _log_error(log_path: Path) -> str:
-    lines = [ln.strip() for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()]
+    """The line of Triton's log that says why, in cmlite's words where it is one cmlite knows."""
+    import re
+
+    text = log_path.read_text(errors="replace")
+    found = sorted(set(re.findall(r"unable to find backend library for backend '([^']+)'", text)))
+    if found:
+        return (f"it has no {', '.join(found)} backend library: export those folders with --backend python, or "
+                f"serve with --tritonserver pointing at a server that has it (NVIDIA's tritonserver image) "
+                f"(the whole log: {log_path})")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     errors = [ln for ln in lines if ln.startswith("E") or "error" in ln.lower()]
     return (errors or lines or ["no output"])[-1][:400] + f" (the whole log: {log_path})"
 

@@ -59,6 +59,37 @@ def find(explicit: str | None = None, fetch: bool = True, log=print) -> Server:
     return Server(tree / "bin/tritonserver", tree / "backends", f"{PYTRITON} wheel, in {root}")
 
 
+WHEEL_LIBRARIES = ("python",)  # the backends the pip wheel's server has (NVIDIA's images have the native ones too)
+
+
+def libraries(server: Server) -> set[str]:
+    """The backend libraries the server has (the folders of its backends/)."""
+    d = server.backends
+    return {p.name for p in d.iterdir() if p.is_dir()} if d.is_dir() else set()
+
+
+def would_serve(explicit: str | None = None) -> tuple[str, set[str]]:
+    """(the server `cmlite triton serve` would run, in words; its backend libraries), fetching nothing."""
+    try:
+        server = find(explicit, fetch=False)
+    except CmliteError:
+        return f"the {PYTRITON} wheel's server, fetched by the first serve", set(WHEEL_LIBRARIES)
+    return server.source, libraries(server)
+
+
+def missing_libraries(needed: dict[str, list[str]], have: set[str], source: str) -> str | None:
+    """The one line saying which backends a repository needs that the server lacks, and the two ways out; None
+    when it has them all."""
+    missing = {lib: models for lib, models in needed.items() if lib not in have}
+    if not missing:
+        return None
+    what = "; ".join(f"{lib} (for {', '.join(models)})" for lib, models in missing.items())
+    return (f"{source} has no {what} backend (it has: {', '.join(sorted(have)) or 'none'}): export those folders "
+            f"with --backend python (cmlite's runtime inside Triton's Python backend, which every server has), or "
+            f"serve with --tritonserver pointing at a server that has them (NVIDIA's tritonserver image: "
+            f"/opt/tritonserver/bin/tritonserver)")
+
+
 def _backends_near(binary: Path) -> Path:
     for d in (binary.resolve().parent.parent / "backends", Path("/opt/tritonserver/backends")):
         if d.is_dir():

@@ -370,6 +370,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_address_free(address: str) -> None:
+    """--serve's address taken for a moment and let go: a port in use, or a host that is not this machine's, is
+    said before the model loads (port 0, any free one, always is)."""
+    host, port = parse_address(address)
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is no conflict
+            s.bind((host, port))
+    except OSError as e:
+        raise _bind_error(host, port, e) from None
+
+
 def check_options(token: str | None, max_viewers: int) -> None:
     if token is not None and (len(token) < 8 or not token.isprintable() or " " in token):
         raise CmliteError("--token: give at least 8 printable characters without spaces (or leave it out: one is "

@@ -217,17 +217,39 @@ def export(folders: list[str | Path], repo: str | Path, backend: str = "native",
     return names
 
 
-def repo_models(repo: Path) -> list[str]:
-    """The cmlite models in a repository folder (NAME for each NAME_dense), read from the config files."""
+def _configs(repo: Path) -> list:
     from google.protobuf import text_format
 
     pb = model_config_pb2()
     out = []
     for path in sorted(Path(repo).glob("*/config.pbtxt")):
         try:
-            cfg = text_format.Parse(path.read_text(), pb.ModelConfig())
+            out.append(text_format.Parse(path.read_text(), pb.ModelConfig()))
         except text_format.ParseError as e:
             raise CmliteError(f"{path}: not a Triton model config ({e}); export the repository again") from None
-        if cfg.parameters["cmlite_graph"].string_value == "dense":
-            out.append(cfg.parameters["cmlite_name"].string_value)
+    return out
+
+
+def repo_models(repo: Path) -> list[str]:
+    """The cmlite models in a repository folder (NAME for each NAME_dense), read from the config files."""
+    return [c.parameters["cmlite_name"].string_value for c in _configs(repo)
+            if c.parameters["cmlite_graph"].string_value == "dense"]
+
+
+def backend_library(cfg) -> str:
+    """The backend library a model config needs the server to have (its folder under the server's backends/)."""
+    if cfg.backend == "python" or not (cfg.backend or cfg.platform):
+        return cfg.backend or "python"
+    for row in targets.TARGETS.values():
+        if row.triton in (("backend", cfg.backend), ("platform", cfg.platform)):
+            return row.triton_library
+    return cfg.backend or cfg.platform
+
+
+def needed_libraries(repo: Path) -> dict[str, list[str]]:
+    """backend library -> the cmlite models of the repository that need it."""
+    out: dict[str, list[str]] = {}
+    for c in _configs(repo):
+        if c.parameters["cmlite_graph"].string_value == "dense":
+            out.setdefault(backend_library(c), []).append(c.parameters["cmlite_name"].string_value)
     return out

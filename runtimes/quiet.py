@@ -27,6 +27,15 @@ def verbose() -> bool:
     return os.environ.get("CMLITE_VERBOSE", "") not in ("", "0")
 
 
+def quiet_ffmpeg() -> None:
+    """FFmpeg's own lines while frames are decoded ("[mjpeg @ 0x...] overread 8" on a truncated file) kept out,
+    unless `cmlite -v`: OpenCV reads OPENCV_FFMPEG_LOGLEVEL when it first uses FFmpeg in the process, so this runs
+    before any capture or writer opens; a level the user set is left as it is. The caller says what went wrong
+    in its own words (a file that ends early simply ends)."""
+    if not verbose():
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+
+
 @contextlib.contextmanager
 def native_logs():
     """Within the block, lines the native libraries write to stderr are filtered (all shown with -v)."""

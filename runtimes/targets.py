@@ -40,6 +40,7 @@ class Target:
     # backend looks for in a version folder, and whether graph 2's RoI dimension is Triton's batch dimension
     # (dynamic batching across requests; OpenVINO's backend fixes a batched model's batch at max_batch_size)
     triton: tuple[str, str] | None = None
+    triton_library: str = ""  # the folder of that backend's library in the server's backends/ (what it must have)
     triton_file: str = ""
     triton_batches: bool = False
     triton_params: tuple[tuple[str, str], ...] = ()  # that backend's fixed config parameters
@@ -58,11 +59,13 @@ class Target:
 _ROWS = (
     Target("onnx", "ONNX Runtime", "onnxruntime", "ort_backend", "OrtSegmenter", exporter="onnx_export", quantizer="ort_quant",
            precisions=("fp32", "fp16"), files=(".onnx",), onnx_graphs=True, runs_onnx_graphs=True,
-           triton=("platform", "onnxruntime_onnx"), triton_file="model.onnx", triton_batches=True,
+           triton=("platform", "onnxruntime_onnx"), triton_library="onnxruntime", triton_file="model.onnx",
+           triton_batches=True,
            triton_params=(("inter_op_thread_count", "1"),), triton_threads="intra_op_thread_count"),
     Target("openvino", "OpenVINO", "openvino", "openvino_backend", "OpenVinoSegmenter", exporter="openvino_export",
            quantizer="nncf_quant", precisions=("fp32", "fp16", "bf16"), files=(".xml", ".bin"),
-           drops_maskiou_at_load=True, triton=("backend", "openvino"), triton_file="model.xml",
+           drops_maskiou_at_load=True, triton=("backend", "openvino"), triton_library="openvino",
+           triton_file="model.xml",
            triton_params=(("PERFORMANCE_HINT", "LATENCY"),), triton_threads="INFERENCE_NUM_THREADS",
            triton_bf16="HINT_BF16"),
     Target("tflite", "LiteRT", "ai-edge-litert", "litert_backend", "LiteRtSegmenter", exporter="tflite_export", quantizer="tflite_quant",
@@ -70,7 +73,8 @@ _ROWS = (
     Target("tensorrt", "TensorRT", "tensorrt", "tensorrt_backend", "TensorRtSegmenter", exporter="onnx_export",
            quantizer="ort_quant", precisions=("fp32", "fp16"), files=(".onnx", ".engine", ".plan"), twin="onnx",
            onnx_graphs=True, rules="tensorrt_export", device="nvidia-gpu", measured_here_with="onnx",
-           triton=("platform", "tensorrt_plan"), triton_file="model.plan", triton_batches=True),
+           triton=("platform", "tensorrt_plan"), triton_library="tensorrt", triton_file="model.plan",
+           triton_batches=True),
 )
 TARGETS: dict[str, Target] = {t.name: t for t in _ROWS}
 NAMES = tuple(TARGETS)

@@ -10,8 +10,9 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpe
 def open_capture(*args) -> cv2.VideoCapture:
     """cv2.VideoCapture(*args) without OpenCV's backend warnings or FFmpeg's own lines ("[tcp @ 0x...] Connection
     ... failed"): callers raise their own one-line error (`cmlite -v` shows them all)."""
-    from .quiet import native_logs
+    from .quiet import native_logs, quiet_ffmpeg
 
+    quiet_ffmpeg()  # FFmpeg's decoding lines too, for the frames read from it
     level = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     try:

@@ -12,7 +12,7 @@ def check_writable(folder: str | Path, what: str) -> None:
     """`folder`, or the nearest of its parents that exists (it will be made), must take a new file: a read-only
     file system, a folder without write permission or a full disk is refused in one line naming `what`. A probe
     file is made and removed, since permission bits say nothing for root and nothing of a read-only mount."""
-    folder = Path(folder).absolute()
+    asked = folder = Path(folder).absolute()
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     if not folder.is_dir():
@@ -20,6 +20,9 @@ def check_writable(folder: str | Path, what: str) -> None:
     try:
         fd, probe = tempfile.mkstemp(prefix=".cmlite-probe-", dir=folder)
     except OSError as e:
+        if asked != folder:  # the folder named does not exist, and cannot be made where it would go
+            raise CmliteError(f"{what}: folder {asked} does not exist and cannot be made: cannot write in {folder} "
+                              f"({e.strerror or e}); give a writable place (e.g. under {Path.home()})") from None
         raise CmliteError(f"{what}: cannot write in {folder} ({e.strerror or e}); give a writable place "
                           f"(e.g. under {Path.home()})") from None
     os.close(fd)

@@ -266,7 +266,8 @@ def test_reports_merge_across_devices(bench_run, default_onnx, val_set, tmp_path
     (tmp_path / "rerun.json").write_text(json.dumps(rerun))
     assert main(["report", str(merged), str(tmp_path / "rerun.json"), "--out", str(again)]) == 0
     names = [r["device"]["name"] for r in json.loads((again / "report.json").read_text())["reports"]]
-    assert names == ["box-a", "box-b", "box-b #2"]
+    created = m["reports"][1]["settings"]["created"][:16].replace("T", " ")
+    assert names == ["box-a", f"box-b, {created} UTC", "box-b, 2026-01-01 00:00 UTC"]  # when each ran, not "#2"
 
 
 def test_report_without_matplotlib_has_tables_and_says_how(bench_run, tmp_path):
@@ -513,3 +514,43 @@ def test_the_merged_threads_plot_names_every_model_and_shows_the_top_point():
     xeon = {"device": {"name": "xeon"}, "results": [row("onnx-int8", t, 20.0 * t) for t in (1, 2)]}
     svg = threads_plot([pi, xeon])
     assert "tflite-int8" in svg and "onnx-int8" in svg
+
+
+def test_a_merged_report_keeps_the_live_clip_and_tells_same_named_devices_apart(tmp_path):
+    """Before: `cmlite report bench1 out/report --out rep2` dropped the demo's live-clip section (no <video>, no
+    `live` key), and two runs on one machine were named "vm, vm #2"."""
+    from cmlite.apps.cli import main as cli
+    from tests.conftest import REPO
+
+    base = json.loads((REPO / "benchmarks" / "reports" / "epyc-avx2-2cores" / "report.json").read_text())
+    base["device"]["name"] = "vm"
+    clip = tmp_path / "live.webm"
+    clip.write_bytes(b"\x1aE\xdf\xa3 not really a video, carried as it is")
+    demo = dict(base, live={"model": "openvino-int8", "clip": str(clip), "frames": 150, "fps": 44.0,
+                            "latency_ms": {"p50": 20.0, "p90": 25.0}, "running": "throughput (auto, remembered)",
+                            "threads": 2, "source": "video clip.avi"})
+    demo["settings"] = {**base["settings"], "created": "2026-12-06T21:05:00+00:00"}
+    bench = dict(base, settings={**base["settings"], "created": "2026-12-06T22:40:00+00:00"})
+    for name, rep in (("demo", demo), ("bench1", bench)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "report.json").write_text(json.dumps(rep))
+    assert cli(["report", str(tmp_path / "bench1"), str(tmp_path / "demo"), "--out", str(tmp_path / "rep2")]) == 0
+    m = json.loads((tmp_path / "rep2" / "report.json").read_text())
+    assert [r["device"]["name"] for r in m["reports"]] == ["vm, 2026-12-06 22:40 UTC", "vm, 2026-12-06 21:05 UTC"]
+    assert "live" not in m["reports"][0] and m["reports"][1]["live"]["clip"] == str(clip)
+    page = (tmp_path / "rep2" / "report.html").read_text()
+    assert page.count("<video") == 1 and "data:video/webm;base64," in page and "44.0 fps with openvino-int8" in page
+    assert "### Live: the camera app on a clip" in (tmp_path / "rep2" / "report.md").read_text()
+
+
+def test_one_slow_row_puts_the_speed_accuracy_plot_on_a_log_axis():
+    """Before: PyTorch's 1123 ms point stretched the demo report's speed/AP axis and the other names piled up near
+    0-100 ms. Latencies more than 8x apart go on a log axis with plain ms ticks; close ones stay linear."""
+    from cmlite.apps.report_plots import front_plot, latency_scale
+
+    assert latency_scale([15.4, 31.1, 43.1, 1123.0]) == "log" and latency_scale([15.4, 31.1, 60.0]) == "linear"
+    rows = [{"model": m, "threads": 2, "size": None, "latency_ms": {"p50": p50}, "mask_ap": 57.4, "error": None}
+            for m, p50 in (("pytorch", 1123.0), ("onnx-int8", 31.1), ("openvino-int8", 14.6), ("tflite-int8", 15.4))]
+    svg = front_plot([{"device": {"name": "vm"}, "results": rows}])
+    ticks = re.findall(r">([^<>]{1,8})</text>", svg)
+    assert "log scale" in svg and {"20", "50", "100", "1000"} <= set(ticks)  # plain ms ticks, not powers of ten

@@ -4,6 +4,7 @@ and bad input. The web page, the browser and the window have their own files (te
 from __future__ import annotations
 
 import json
+import socket
 import time
 
 import cv2
@@ -220,21 +221,31 @@ def test_runs_without_torch(default_onnx, tmp_path):
     (["--source", "synth", "--threads", "0"], "--threads 0: give at least 1"),
     (["--source", "synth", "--serve", "localhost:http"], "expected HOST:PORT"),
     (["--source", "synth", "--record", "{tmp}/out.gif", "--headless"], "use a .webm (plays in browsers), .mp4"),
+    (["--source", "synth", "--record", "{tmp}/out.txt", "--headless"], "use a .webm (plays in browsers), .mp4"),
+    (["--source", "synth", "--serve", "{busy}", "--headless"], "the port is in use"),
+    (["--source", "synth", "--record", "/proc/nope/x.webm", "--headless"],
+     "folder /proc/nope does not exist and cannot be made: cannot write in /proc"),
     (["--source", "synth", "--model", "{tmp}"], "manifest"),
     (["--source", "synth", "--frames", "2"], "this OpenCV has no GUI"),
 ])
 def test_bad_input_one_line_exit_2(argv, message, tmp_path, capsys, default_onnx):
     (tmp_path / "notvideo.mp4").write_text("hello")
     cv2.imwrite(str(tmp_path / "one.png"), np.zeros((8, 8, 3), np.uint8))
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
     subst = {"notvideo": tmp_path / "notvideo.mp4", "missing": tmp_path / "nope.mp4", "image": tmp_path / "one.png",
-             "tmp": tmp_path}
+             "tmp": tmp_path, "busy": busy.getsockname()[1]}
     argv = [a.format(**subst) for a in argv]
     if "--model" not in argv:
         argv += ["--model", str(default_onnx)]
-    assert main(["camera", *argv]) == 2
+    with busy:
+        assert main(["camera", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert message in err[-1] and err[-1].startswith("cmlite: error: ")
     assert not any(line.startswith("[") and " @ 0x" in line for line in err), err  # no raw FFmpeg line
+    if "--record" in argv or "--serve" in argv:  # outputs are checked before the model loads (its line never came)
+        assert len(err) == 1, err
 
 
 def test_ctrl_c_stops_cleanly(tmp_path, default_onnx):
@@ -411,3 +422,23 @@ def test_a_paced_source_reads_its_own_rate(tmp_path, tiny_models, sources):
         assert per["count"] >= 2 and want * 0.85 <= per["min"] <= per["max"] <= want * 1.15, per
     if len(sources) > 1:
         assert s["total"]["fps_total"] == pytest.approx(15.0, abs=1.5)
+
+
+def test_a_truncated_video_ends_without_ffmpegs_own_lines(tmp_path, tiny_models, video):
+    """Before: a truncated AVI printed `[mjpeg @ 0x...] overread 8` without -v. It now plays what it holds and
+    ends; `cmlite -v` still shows FFmpeg's lines."""
+    import os
+    import subprocess
+    import sys
+
+    data = video[0].read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) // 2])
+    argv = [sys.executable, "-m", "cmlite.apps.cli", "camera", "--source", str(cut), "--model",
+            str(tiny_models["onnx-int8"]), "--headless", "--mode", "sequential"]
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}  # as a fresh shell has it
+    quiet = subprocess.run(argv, capture_output=True, text=True, env=env)
+    assert quiet.returncode == 0 and "frames in" in quiet.stdout, quiet.stderr
+    assert "@ 0x" not in quiet.stderr, quiet.stderr
+    loud = subprocess.run(argv[:3] + ["-v"] + argv[3:], capture_output=True, text=True, env=env)
+    assert loud.returncode == 0 and "overread" in loud.stderr, loud.stderr

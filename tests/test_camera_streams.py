@@ -126,3 +126,28 @@ def test_the_window_grid_tiles_the_streams_in_order():
     assert g.shape == (960, 1280, 3) and g.shape[1] <= GRID_WIDTH
     assert g[10, 10, 0] == 50 and g[10, 700, 0] == 120 and g[500, 10, 0] == 200 and g[500, 700, 0] == 0
     assert _grid([tiles[0], None], (480, 640))[:, 640:].max() == 0  # a stream with no picture yet: black
+
+
+def test_the_grids_keys_act_on_every_stream(tmp_path, tiny_models):
+    """Before: with several --source the window offered pause, snapshot, masks and panel keys that did nothing.
+    Each now acts on every stream; q ends the run."""
+    from cmlite.apps.camera_loop import _CameraRun
+    from cmlite.apps.camera_streams import apply_key
+
+    seg = runtimes.load(tiny_models["onnx-int8"], threads=1)
+    logs: list[str] = []
+    opts = CameraOptions(window=False, snapshot_dir=str(tmp_path), log=logs.append)
+    cams = [_CameraRun(seg, open_source(spec), opts, 1) for spec in ("synth:160x120@10", "synth:160x120@10#1")]
+    for i, cam in enumerate(cams):
+        cam.state.last = np.full((120, 160, 3), 40 * (i + 1), np.uint8)
+    assert apply_key(cams, "pause", opts) is None and all(c.state.paused for c in cams)
+    assert apply_key(cams, "pause", opts) is None and not any(c.state.paused for c in cams)
+    apply_key(cams, "masks", opts)
+    apply_key(cams, "panel", opts)
+    assert not any(c.state.masks or c.state.panel for c in cams)
+    apply_key(cams, "snapshot", opts)
+    shots = sorted(tmp_path.glob("cmlite-*.png"))
+    assert [p.name.split("-")[3] for p in shots] == ["s0", "s1"] and len(logs) == 2
+    assert apply_key(cams, "quit", opts) == "quit key"
+    for cam in cams:
+        cam.source.close()

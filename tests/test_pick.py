@@ -5,6 +5,7 @@ The choice rule itself is checked on figures, every branch."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 import json
 from pathlib import Path
 
@@ -157,3 +158,44 @@ def test_the_time_cap_skips_the_rest_and_names_them(tmp_path):
     assert len(lines) == 2 and all("skipped" in line for line in lines)
     c = choose(cands, 30.0, 0.5)
     assert c.winner is None and c.closest is None and all(r.startswith("skipped") for r in c.reasons.values())
+
+
+def test_folders_another_command_made_are_left_as_they_are(tmp_path, tiny_models):
+    """Before: `--models out/models` converted TFLite again at the camera's size into the demo's own folders,
+    silently. A folder made by another command for other settings stays, and the candidate goes to
+    --models/pick/, said in one line; one pick made, an up-to-date one, or --overwrite stay in place."""
+    from cmlite.apps.pick import settle
+    from cmlite.calibration.frames import read_frames
+
+    model, source = tiny_models["model"], __import__("cmlite.lite", fromlist=["x"]).DEFAULT_WEIGHTS
+    models = tmp_path / "models"
+    for name in ("tflite-fp32", "onnx-fp32"):
+        shutil.copytree(tiny_models[name], models / name)
+    m = json.loads((models / "tflite-fp32/manifest.json").read_text())
+    m["input"]["fixed_hw"] = [128, 128]  # made for another frame, as the demo makes its TFLite folders
+    m["provenance"]["command"] = "cmlite demo --out out/"
+    (models / "tflite-fp32/manifest.json").write_text(json.dumps(m))
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in (models / "tflite-fp32").iterdir())
+    frames = read_frames(str(tiny_models["val"]), 2, progress=False)
+
+    def cands():
+        return [Candidate("tflite", "fp32", models / "tflite-fp32"), Candidate("onnx", "fp32", models / "onnx-fp32"),
+                Candidate("openvino", "fp32", models / "openvino-fp32")]
+
+    lines = []
+    got = cands()
+    settle(got, model, source, frames, False, lines.append)
+    # onnx-fp32 was made at a fixed 128x160 where pick makes it dynamic: left too; openvino-fp32 is not there
+    assert [c.folder for c in got] == [models / "pick/tflite-fp32", models / "pick/onnx-fp32",
+                                       models / "openvino-fp32"]
+    assert len(lines) == 2 and "made by `cmlite demo --out out/` for other settings (input (128, 128), not " \
+                                "(128, 160))" in lines[0] and "left as it is" in lines[0]
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in (models / "tflite-fp32").iterdir()) == before
+    got = cands()
+    settle(got, model, source, frames, True, lines.append)  # --overwrite: in place
+    assert got[0].folder == models / "tflite-fp32" and len(lines) == 2
+    m["provenance"]["command"] = "cmlite pick --out deploy"  # pick's own: made again in place
+    (models / "tflite-fp32/manifest.json").write_text(json.dumps(m))
+    got = cands()
+    settle(got, model, source, frames, False, lines.append)
+    assert got[0].folder == models / "tflite-fp32" and len(lines) == 3  # the onnx-fp32 line again

@@ -268,3 +268,36 @@ def test_export_leaves_no_half_model(tiny_models, tmp_path, monkeypatch):
     monkeypatch.undo()
     triton_repo.export([tiny_models["openvino-int8"]], repo, overwrite=True, names=["onnx-fp32"], log=lambda m: None)
     assert _parsed(repo / "onnx-fp32_dense/config.pbtxt").backend == "openvino"  # --overwrite: the new one
+
+
+def test_a_native_export_names_the_backends_the_server_lacks(tiny_models, tmp_path, capsys):
+    """Before: export ended "serve it with: cmlite triton serve repo_native", and serve failed with "failed to load
+    all models (the whole log: ...)" while the cause, only in the log, was the missing onnxruntime and openvino
+    backend libraries of the pip wheel's server. Now export says it cannot be served by that server and why, and
+    serve refuses in one line with both ways out, before starting anything; adding to a repository says what it
+    now holds."""
+    from cmlite.apps import triton_server
+
+    out = tmp_path / "native"
+    assert main(["triton", "export", str(tiny_models["onnx-int8"]), str(tiny_models["openvino-int8"]), "--out",
+                 str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "serve it with" not in printed and "not servable by" in printed
+    assert "no onnxruntime (for onnx-int8); openvino (for openvino-int8) backend (it has: python)" in printed
+    assert "--backend python" in printed and "--tritonserver" in printed
+    err = one_line_error(capsys, ["triton", "serve", str(out), "--grpc", str(free_port()), "--http", "off",
+                                  "--metrics", "off"])
+    assert "cannot be served here" in err and "no onnxruntime (for onnx-int8)" in err and "--backend python" in err
+    assert triton_server.libraries(triton_server.find(fetch=False)) == {"python"}  # the wheel serve fetched
+    # the same repository with --backend python added: what it holds now is said
+    assert main(["triton", "export", str(tiny_models["onnx-fp32"]), "--backend", "python", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "1 model written (onnx-fp32); it holds 3 (onnx-fp32, onnx-int8, openvino-int8)" in printed
+    log = tmp_path / "triton.log"  # a server's own log saying it: the same words
+    log.write_text("E1206 model_lifecycle.cc:654] failed to load 'x_dense' version 1: Invalid argument: unable to "
+                   "find backend library for backend 'onnxruntime', try specifying runtime on the model "
+                   "configuration.\n")
+    from cmlite.apps.triton import _log_error
+
+    assert _log_error(log).startswith("it has no onnxruntime backend library: export those folders with --backend "
+                                      "python")

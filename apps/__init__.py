@@ -1,1 +1,1 @@
-"""User-facing applications: the `cmlite` CLI, visualisation, results files."""
+"""The `cmlite` command and its commands, one module each (camera/, reports/ and serve/ are rooms of their own)."""

@@ -7,8 +7,10 @@ import sys
 
 from cmlite.runtimes.errors import CmliteError
 
-from . import (bench, build_engine, camera, convert, data, demo, evaluate, parity, pick, predict, quantize, report,
-               train, triton)
+from . import build_engine, convert, data, demo, evaluate, parity, predict, quantize, train
+from .camera import camera
+from .reports import bench, pick, report
+from .serve import triton
 
 COMMANDS = (predict, convert, evaluate, quantize, camera, bench, report, demo, data, train, parity, build_engine,
             triton, pick)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 import time
 
-from .model_args import add_size_args, add_targets_arg, config_overrides, load_model, need_torch, parse_hw
+from .model_args import (add_size_args, add_targets_arg, comma_list, config_overrides, load_model, need_torch,
+                         parse_hw)
 from .table import plural
 
 
@@ -17,8 +18,7 @@ def cmd_convert(args) -> None:
     from cmlite.converters.convert import convert, plan
 
     fixed = parse_hw(args.input_size)
-    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
+    targets, precisions = comma_list(args.targets), comma_list(args.precision)
     plan(targets, precisions)  # fail on a bad target before loading anything
     model = load_model(args.weights)
     overrides = config_overrides(args)

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 from cmlite.runtimes.errors import CmliteError
-from cmlite.runtimes.targets import CPU_TARGETS
-from cmlite.runtimes.targets import get as target_row
+from cmlite.runtimes.target_table import CPU_TARGETS, folder_name
+from cmlite.runtimes.target_table import get as target_row
 
 from .table import plural
 
@@ -44,7 +44,7 @@ def convert_default(model, models_dir: Path, targets=CPU_TARGETS, precisions=("f
 
     folders = []
     for group, hw in _by_input(targets):
-        kept = [models_dir / f"{t}-{p}" for t in group for p in precisions]
+        kept = [models_dir / folder_name(t, p) for t in group for p in precisions]
         if all(up_to_date(f, model, lite.DEFAULT_WEIGHTS, hw) is None for f in kept):  # a second `cmlite demo`
             log(f"  reusing {', '.join(f.name for f in kept)} (converted from this model by this cmlite)")
             folders += kept
@@ -72,25 +72,14 @@ def quantize_default(model, models_dir: Path, data: Path, calib_count: int, targ
     return folders
 
 
-def synthetic_clip(path: Path, frames: int) -> Path:
-    """The moving scene as a Motion JPEG clip (made once; its frames depend only on the seed)."""
-    import cv2
-
-    from cmlite.calibration.synth_scene import write_clip
-
-    if path.is_file() and int(cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FRAME_COUNT)) == frames:
-        return path
-    return write_clip(path, frames, seed=7)
-
-
 def live_run(folder: Path, clip: Path, out: Path, threads: int, log=print) -> dict:
     """`cmlite camera --source CLIP --model FOLDER --record OUT`'s own code, headless: the summary it writes. Auto
     first measures its modes on the clip looped (`cmlite camera --tune`) unless it remembers a choice for this
     model and device, so the recorded run runs the chosen mode from its first frame, as a user's second run does."""
     from cmlite import runtimes
 
-    from .camera_loop import CameraOptions, auto_memory, run_camera
-    from .sources import open_source
+    from .camera.loop import CameraOptions, auto_memory, run_camera
+    from .camera.sources import open_source
 
     seg = runtimes.load(folder, threads=threads, maskiou=False)  # as the camera runs by default
     tuning = None
@@ -110,11 +99,12 @@ def run_demo(out: Path, val_images: int = 200, threads: int = 2, targets=CPU_TAR
     from cmlite import lite
     from cmlite import runtimes
     from cmlite.calibration.synth import generate
+    from cmlite.calibration.synth_scene import clip_once
 
-    from .bench import bench_images, run_bench
-    from .bench_worker import RowSpec
+    from .reports.bench import bench_images, run_bench
+    from .reports.bench_worker import RowSpec
     from cmlite.runtimes.images import read_bgr
-    from .report import write_report
+    from .reports.report import write_report
     from .table import format_table
     from .visualize import draw
 
@@ -142,7 +132,7 @@ def run_demo(out: Path, val_images: int = 200, threads: int = 2, targets=CPU_TAR
         fastest = min(int8, key=lambda r: r["latency_ms"]["p50"])
         log(f"the camera app on a {clip_frames}-frame synthetic clip with {fastest['model']}, the fastest INT8 "
             f"model ...")
-        clip = synthetic_clip(data / "clip.avi", clip_frames)
+        clip = clip_once(data / "clip.avi", clip_frames)
         s = live_run(Path(fastest["path"]), clip, out / "live.webm", threads, log)
         report["live"] = {"model": fastest["model"], "path": fastest["path"], "clip": s["recording"],
                           "frames": s["frames"], "fps": s["fps_mean"], "latency_ms": s["latency_ms"],

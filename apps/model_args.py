@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from cmlite.runtimes.errors import CmliteError
-from cmlite.runtimes.targets import CPU_TARGETS, NAMES
+from cmlite.runtimes.target_table import CPU_TARGETS, NAMES
 
 
 def need_torch(what: str, extra: str = "torch", model_hint: bool = False) -> None:
@@ -111,3 +111,17 @@ def add_targets_arg(p, extra: str = "") -> None:
     """--targets for convert and quantize: the table's targets, those that run on a CPU by default."""
     default = ",".join(CPU_TARGETS)
     p.add_argument("--targets", default=default, help=f"comma list of {', '.join(NAMES)}{extra} (default {default})")
+
+
+def comma_list(text: str | None) -> list[str]:
+    """A comma list from the command line ("onnx, openvino,"): its items, stripped, empty ones dropped."""
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
+
+
+def comma_ints(text: str, flag: str, example: str) -> list[int]:
+    """A comma list of whole numbers; one line naming the flag and an example otherwise."""
+    try:
+        return [int(t) for t in comma_list(text)]
+    except ValueError:
+        raise CmliteError(f"{flag} {text!r}: give whole numbers separated by commas, e.g. {example}") from None
+

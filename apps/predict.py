@@ -115,7 +115,7 @@ class _Vis:
                 raise CmliteError(f"cannot write {out}: check that the folder is writable")
             return out
         if item.path not in self.videos:
-            from .recorder import Recorder
+            from .camera.recorder import Recorder
 
             cap = _open_video(item.path)
             fps = cap.get(cv2.CAP_PROP_FPS)
@@ -200,9 +200,7 @@ def add_parser(sub) -> None:
     from .model_args import add_mode_arg, add_runtime_args
 
     p = sub.add_parser("predict", help="segment images and videos with a checkpoint or a converted model",
-                       description="Segment images and videos. Prints a line per image and the images per second; "
-                                   "writes pictures (an overlaid video per video) and COCO results. Unreadable "
-                                   "images are skipped and reported (exit status 1).")
+                       description=__doc__.split("\n\n")[0])
     p.add_argument("images", nargs="+", help="image files, videos (.mp4, .avi, ...) or folders of images")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--weights", help="CenterMask2 / cmlite checkpoint (.pth), run in PyTorch; 'default' or "

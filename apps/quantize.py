@@ -1,4 +1,6 @@
-"""`cmlite quantize`: calibrated INT8 folders for ONNX Runtime, OpenVINO, TFLite and TensorRT."""
+"""`cmlite quantize`: calibrated INT8 folders for ONNX Runtime, OpenVINO, TFLite and TensorRT: OUT/<target>-int8/
+per target, graphs and a manifest that records the calibration, the method, the mixed-precision plan and, with
+--val, FP32 and INT8 AP."""
 from __future__ import annotations
 
 import sys
@@ -7,15 +9,13 @@ from pathlib import Path
 
 from cmlite.runtimes.errors import CmliteError
 
-from .model_args import add_size_args, add_targets_arg
+from .model_args import add_size_args, add_targets_arg, comma_list
 from .table import plural
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("quantize", help="calibrated INT8 models for every target, with a plan chosen by mask AP",
-                       description="Writes OUT/<target>-int8/ per target: graphs and a manifest that records the "
-                                   "calibration, the method, the mixed-precision plan and, with --val, FP32 and "
-                                   "INT8 AP.")
+                       description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", default="default", help="checkpoint (.pth); default: the embedded default model")
     p.add_argument("--calib", required=True, metavar="SOURCE",
                    help="calibration frames: an image folder, a COCO file (with --calib-images), a video, or "
@@ -54,7 +54,7 @@ def _keep_float(text: str | None) -> list[str] | None:
         return None
     if text.strip().lower() == "none":
         return []
-    return [t.strip() for t in text.split(",") if t.strip()]
+    return comma_list(text)
 
 
 def cmd_quantize(args) -> None:
@@ -68,7 +68,7 @@ def cmd_quantize(args) -> None:
 
     from .table import format_table
 
-    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    targets = comma_list(args.targets)
     check_targets(targets)  # before loading anything
     from cmlite.converters.folders import check_dir_path
 

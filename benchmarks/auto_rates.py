@@ -35,8 +35,8 @@ def one_model(model: str, clip: str, runs: int, frames: int, threads: int) -> di
     from dataclasses import replace
 
     from cmlite import runtimes
-    from cmlite.apps.camera_loop import CameraOptions, run_camera
-    from cmlite.apps.sources import open_source
+    from cmlite.apps.camera.loop import CameraOptions, run_camera
+    from cmlite.apps.camera.sources import open_source
     from cmlite.runtimes.modes import auto
 
     stamps: list[tuple[int, str, int, float]] = []  # (trial number, mode, results seen, time)

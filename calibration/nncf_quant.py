@@ -12,12 +12,12 @@ both, at the same AP on x86.
 """
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 from pathlib import Path
 
 import numpy as np
+
+from cmlite.runtimes.manifest import graph_kind
+from cmlite.runtimes.quiet import quiet
 
 from . import plan as plans
 
@@ -27,19 +27,6 @@ from . import plan as plans
 # of x86 where MIXED's was 0.9 below (tests/arm_check.py). Not measured on an AVX2-only CPU.
 PRESET = "PERFORMANCE"
 ESTIMATORS = {"minmax": "MINMAX", "percentile": "MEAN_QUANTILE", "entropy": "HISTOGRAM"}
-
-
-@contextlib.contextmanager
-def _quiet():
-    """NNCF logs per step and draws its own progress bars; ours show instead."""
-    logger = logging.getLogger("nncf")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            yield
-    finally:
-        logger.setLevel(level)
 
 
 def quantize(xml: Path, samples: list[dict[str, np.ndarray]], out_xml: Path, method: str,
@@ -55,7 +42,7 @@ def quantize(xml: Path, samples: list[dict[str, np.ndarray]], out_xml: Path, met
     patterns = plans.regex(keep_float)
     ignored = nncf.IgnoredScope(patterns=patterns, validate=False)
     estimator = getattr(RangeEstimatorParametersSet, ESTIMATORS[method])
-    with _quiet():
+    with quiet("nncf", stdout=True, stderr=True):  # NNCF logs per step and draws its own progress bars
         quantized = nncf.quantize(model, nncf.Dataset(samples), preset=getattr(nncf.QuantizationPreset, PRESET),
                                   subset_size=len(samples), ignored_scope=ignored,
                                   advanced_parameters=AdvancedQuantizationParameters(
@@ -75,7 +62,7 @@ def build_int8(q, target, twin: Path, graphs: dict, folder: Path, keep_float: li
 
     settings, out = {}, {}
     for kind, old in graphs.items():
-        samples = getattr(q.samples[target.twin_target], kind.split("_")[0])  # masks_noiou: graph 2's inputs
+        samples = getattr(q.samples[target.twin_target], graph_kind(kind))  # masks_noiou: graph 2's inputs
         settings[kind] = quantize(twin / old.file, samples, folder / old.file, q.method, keep_float)
         out[kind] = graph_spec(folder, old.file, openvino_export.io_spec, old.batch,
                                [Path(old.file).with_suffix(".bin").name])

@@ -11,9 +11,6 @@ its calibration cache. The ranges are computed once per graph and reused for eve
 """
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import tempfile
 from pathlib import Path
 
@@ -21,6 +18,8 @@ import numpy as np
 import onnx
 
 from cmlite.runtimes.errors import SettingsError
+from cmlite.runtimes.manifest import GRAPH_KINDS
+from cmlite.runtimes.quiet import quiet
 
 from . import plan as plans
 
@@ -55,19 +54,6 @@ class _Reader:
         return len(self.samples)
 
 
-@contextlib.contextmanager
-def _quiet():
-    """The tool warns per tensor and suggests pre-processing we do; keep the CLI to our own progress."""
-    logger = logging.getLogger()
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        logger.setLevel(level)
-
-
 def _ort_method(method: str):
     from onnxruntime.quantization import CalibrationMethod
 
@@ -79,7 +65,7 @@ def preprocess(src: Path, dst: Path) -> Path:
     """ONNX Runtime's recommended pre-processing (shape inference and graph optimization) before quantization."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    with _quiet():
+    with quiet("", stdout=True):
         quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)  # the dynamic H, W defeat it
     return dst
 
@@ -91,7 +77,7 @@ def calibrate(model: Path, samples: list[dict[str, np.ndarray]], method: str, ca
     if method not in METHODS:
         raise SettingsError(f"unknown calibration method {method!r}; choose from {', '.join(METHODS)}")
     ort_method = _ort_method(method)
-    with tempfile.TemporaryDirectory(prefix="cmlite-calib-") as tmp, _quiet():
+    with tempfile.TemporaryDirectory(prefix="cmlite-calib-") as tmp, quiet("", stdout=True):
         calibrator = create_calibrator(model, [], augmented_model_path=str(Path(tmp) / "augmented.onnx"),
                                        calibrate_method=ort_method, extra_options=CALIBRATOR_OPTIONS[method])
         calibrator.collect_data(_Reader(samples))
@@ -111,7 +97,7 @@ def quantize(model: Path, cache: Path, out: Path, method: str, keep_float: list[
     nodes = [n.name for n in onnx.load(str(model), load_external_data=False).graph.node]
     excluded = plans.selected(nodes, keep_float)
     ort_method = _ort_method(method)
-    with _quiet():
+    with quiet("", stdout=True):
         quantize_static(str(model), str(out), None, quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=reduce_range,
                         activation_type=getattr(QuantType, f["activation_type"]),
                         weight_type=getattr(QuantType, f["weight_type"]), nodes_to_exclude=excluded,
@@ -129,7 +115,7 @@ def build_int8(q, target, twin: Path, graphs: dict, folder: Path, keep_float: li
     from cmlite.converters.onnx_export import finish_graph, masks_only
 
     settings, out = {}, {}
-    for kind in ("dense", "masks"):
+    for kind in GRAPH_KINDS:
         path = folder / f"{kind}.onnx"
         settings[kind] = quantize(*q.ort_ranges(kind), path, q.method, keep_float, form=target.name,
                                   reduce_range=q.reduce_range)

@@ -4,7 +4,7 @@
     -> ONNX Runtime ranges (once)     ->  plan: given, searched on the validation set, or the default
     -> <target>-int8/ per target      ->  FP32 and INT8 mask/box AP of each (with a validation set)
 
-Each target's row in runtimes/targets.py names its quantizer (calibration/<quantizer>.py, whose build_int8()
+Each target's row in runtimes/target_table.py names its quantizer (calibration/<quantizer>.py, whose build_int8()
 writes the INT8 graphs) and the FP32 twin it starts from. The folders are written as `convert` writes them
 (converters/folders.py): in a staging folder, renamed into place only when all are complete, so a failed or
 interrupted run leaves nothing half-written.
@@ -18,8 +18,8 @@ from pathlib import Path
 
 from cmlite.runtimes.errors import CmliteError
 from cmlite.runtimes.manifest import GraphSpec, read_manifest
-from cmlite.runtimes.targets import NAMES
-from cmlite.runtimes.targets import get as target_row
+from cmlite.runtimes.target_table import NAMES, Target
+from cmlite.runtimes.target_table import get as target_row
 
 from . import ort_quant
 from . import plan as plans
@@ -34,11 +34,11 @@ class Validation:
     limit: int | None = None
 
 
-def check_targets(targets: list[str]) -> None:
-    for t in targets:
-        target_row(t, "target for quantize")
+def check_targets(targets: list[str]) -> list[Target]:
+    """The rows of --targets' names (one line for an unknown one): what the rest of quantize works with."""
     if not targets:
         raise CmliteError(f"no targets given: --targets {','.join(NAMES)}")
+    return [target_row(t, "target for quantize") for t in targets]
 
 
 def _check_val_classes(model, val: Validation) -> None:
@@ -55,7 +55,7 @@ def _check_val_classes(model, val: Validation) -> None:
 class _Int8Folder:
     """An INT8 folder being made from its FP32 twin: graph files replaced, manifest rewritten."""
 
-    def __init__(self, twin: Path, folder: Path, target: str):
+    def __init__(self, twin: Path, folder: Path, target: Target):
         self.twin, self.folder, self.target = twin, folder, target
         self.manifest = read_manifest(twin)
         folder.mkdir(parents=True)
@@ -65,7 +65,7 @@ class _Int8Folder:
         from cmlite.converters.folders import command_line
 
         m = self.manifest
-        m.target, m.precision, m.graphs, m.quantization = self.target, "int8", graphs, quantization
+        m.target, m.precision, m.graphs, m.quantization = self.target.name, "int8", graphs, quantization
         command = command_line()
         if command:  # the command that made this folder (the twin's may be a convert)
             m.provenance = {**m.provenance, "command": command}
@@ -117,28 +117,27 @@ class Quantizer:
         return {**self.frames.summary(), "dense_samples": len(s.dense), "mask_samples": len(s.masks),
                 "mask_rois": s.num_rois, "frame_ids": self.frames.ids}
 
-    def build(self, target: str, keep_float: list[str], folder: Path, record: dict) -> Path:
-        """`folder` as the INT8 model of `target` with `keep_float` kept float; `record` goes to the manifest."""
-        row = target_row(target)
-        f = _Int8Folder(self.twins[row.twin_target], folder, target)
+    def build(self, row: Target, keep_float: list[str], folder: Path, record: dict) -> Path:
+        """`folder` as the INT8 model of `row` with `keep_float` kept float; `record` goes to the manifest."""
+        f = _Int8Folder(self.twins[row.twin_target], folder, row)
         quantizer = importlib.import_module(f"cmlite.calibration.{row.quantizer}")
         graphs, settings = quantizer.build_int8(self, row, f.twin, f.manifest.graphs, folder, keep_float)
         return f.finish(graphs, {**record, "backend": settings})
 
-    def fp32_metrics(self, target: str, val: Validation) -> dict:
+    def fp32_metrics(self, row: Target, val: Validation) -> dict:
         """AP of a target's FP32 twin (evaluated once: onnx and tensorrt share theirs, and the search uses it)."""
-        twin = target_row(target).twin_target
+        twin = row.twin_target
         if twin not in self._fp32_metrics:
             self._fp32_metrics[twin] = _evaluate(self.twins[twin], val, self.threads)
         return self._fp32_metrics[twin]
 
     def search(self, val: Validation, max_drop: float) -> plans.SearchResult:
         """The plan search runs on ONNX Runtime (the fastest to rebuild); the plan then applies to every target."""
-        fp32 = self.fp32_metrics(SEARCH_TARGET, val)["mask_ap"]
+        fp32 = self.fp32_metrics(target_row(SEARCH_TARGET), val)["mask_ap"]
         count = iter(range(10**6))
 
         def evaluate(keep_float: list[str]) -> float:
-            folder = self.build(SEARCH_TARGET, keep_float, self.work / f"search-{next(count)}", {})
+            folder = self.build(target_row(SEARCH_TARGET), keep_float, self.work / f"search-{next(count)}", {})
             ap = _evaluate(folder, val, self.threads)["mask_ap"]
             shutil.rmtree(folder)
             return ap
@@ -165,40 +164,43 @@ def int8_up_to_date(folder: Path, model, source: Path | None, fixed_hw, frames: 
     return None
 
 
-def find_twins(model, targets: list[str], folders: list[Path], source: Path | None, fixed_hw) -> dict[str, Path]:
-    """target -> an up-to-date `<target>-fp32` folder of this model in one of `folders` (the first found)."""
-    from cmlite.converters.convert import target_hw, up_to_date
+def find_twins(model, targets: list[Target], folders: list[Path], source: Path | None,
+               fixed_hw) -> dict[str, Path]:
+    """target name -> an up-to-date `<target>-fp32` folder of this model in one of `folders` (the first found)."""
+    from cmlite.converters.fp32_graphs import input_hw
+    from cmlite.converters.convert import up_to_date
 
     found = {}
-    for t in targets:
-        hw = target_hw(t, model.config, fixed_hw)
+    for row in targets:
+        hw = input_hw(row, model.config, fixed_hw)
         for d in folders:
-            if (d / f"{t}-fp32").is_dir() and up_to_date(d / f"{t}-fp32", model, source, hw) is None:
-                found[t] = d / f"{t}-fp32"
+            twin = d / row.folder("fp32")
+            if twin.is_dir() and up_to_date(twin, model, source, hw) is None:
+                found[row.name] = twin
                 break
     return found
 
 
-def _reused(out_dir: Path, targets: list[str], model, source, fixed_hw, frames, method, keep_float, reuse,
-            log) -> list[str]:
+def _reused(out_dir: Path, targets: list[Target], model, source, fixed_hw, frames, method, keep_float, reuse,
+            log) -> list[Target]:
     """The targets whose INT8 folder in out_dir is already what this run would write (with reuse and a given plan)."""
     if not reuse or keep_float is None:
         return []
-    kept = [t for t in targets if int8_up_to_date(out_dir / f"{t}-int8", model, source, fixed_hw, frames, method,
-                                                  plans.expand(keep_float)) is None]
+    kept = [row for row in targets if int8_up_to_date(out_dir / row.folder("int8"), model, source, fixed_hw, frames,
+                                                      method, plans.expand(keep_float)) is None]
     if kept:
-        log(f"reusing {', '.join(f'{t}-int8' for t in kept)} (quantized from this model with these frames, method "
-            f"and plan by this cmlite)")
+        log(f"reusing {', '.join(row.folder('int8') for row in kept)} (quantized from this model with these frames, "
+            f"method and plan by this cmlite)")
     return kept
 
 
-def _twins(model, targets: list[str], searching: bool, dirs: list[Path], work: Path, source, fixed_hw,
+def _twins(model, targets: list[Target], searching: bool, dirs: list[Path], work: Path, source, fixed_hw,
            log) -> dict[str, Path]:
-    """target -> its FP32 twin folder: up-to-date ones reused from `dirs`, the others converted into `work`."""
+    """target name -> its FP32 twin folder: up-to-date ones reused from `dirs`, the others converted into `work`."""
     from cmlite.converters.convert import convert
 
-    wanted = sorted({target_row(t).twin_target for t in targets} | ({SEARCH_TARGET} if searching else set()))
-    twins = find_twins(model, wanted, dirs, source, fixed_hw)
+    wanted = sorted({row.twin_target for row in targets} | ({SEARCH_TARGET} if searching else set()))
+    twins = find_twins(model, [target_row(t) for t in wanted], dirs, source, fixed_hw)
     missing = [t for t in wanted if t not in twins]
     log("FP32 twins: " + "; ".join([f"reusing {twins[t]} (up to date)" for t in twins]
                                    + ([f"converting {', '.join(missing)}"] if missing else [])))
@@ -225,11 +227,11 @@ def _choose_plan(q: Quantizer, keep_float: list[str] | None, val: Validation | N
     return {"keep_float": chosen, "chosen": how, **({"search": search} if search else {})}
 
 
-def _record_accuracy(q: Quantizer, target: str, folder: Path, val: Validation, max_ap_drop: float) -> None:
+def _record_accuracy(q: Quantizer, row: Target, folder: Path, val: Validation, max_ap_drop: float) -> None:
     """FP32 and INT8 mask/box AP of a target's folder, in its manifest (off its device through the backend that
     stands in for it: TensorRT's graphs in ONNX Runtime)."""
-    stand_in = target_row(target).measured_here_with
-    fp32 = q.fp32_metrics(target, val)
+    stand_in = row.measured_here_with
+    fp32 = q.fp32_metrics(row, val)
     int8 = _evaluate(folder, val, q.threads, stand_in)
     drop = round(fp32["mask_ap"] - int8["mask_ap"], 2)
     m = read_manifest(folder)
@@ -237,7 +239,7 @@ def _record_accuracy(q: Quantizer, target: str, folder: Path, val: Validation, m
                                   "within_budget": drop <= max_ap_drop,
                                   **({"measured_with": target_row(stand_in).package} if stand_in else {})}
     m.write(folder)
-    q.log(f"  {target}: mask AP {fp32['mask_ap']:.2f} -> {int8['mask_ap']:.2f} (drop {drop:.2f}), "
+    q.log(f"  {row.name}: mask AP {fp32['mask_ap']:.2f} -> {int8['mask_ap']:.2f} (drop {drop:.2f}), "
           f"box AP {fp32['box_ap']:.2f} -> {int8['box_ap']:.2f}")
 
 
@@ -257,27 +259,26 @@ def quantize(model, out_dir: str | Path, targets: list[str], frames: CalibFrames
     from cmlite.converters.folders import check_dir_path, model_folders
 
     spawn_helper_processes()
-    check_targets(targets)
+    rows = check_targets(targets)
     if method not in ort_quant.METHODS:
         raise CmliteError(f"unknown --method {method!r}; choose from {', '.join(ort_quant.METHODS)}")
     if val is not None:
         _check_val_classes(model, val)
     out_dir = check_dir_path(out_dir)
-    kept = _reused(out_dir, targets, model, source, fixed_hw, frames, method, keep_float, reuse, log)
-    targets = [t for t in targets if t not in kept]
-    if not targets:
-        return [out_dir / f"{t}-int8" for t in kept]
-    with model_folders(out_dir, [f"{t}-int8" for t in targets], "quantize", overwrite, log) as folders:
+    kept = _reused(out_dir, rows, model, source, fixed_hw, frames, method, keep_float, reuse, log)
+    rows = [row for row in rows if row not in kept]
+    if not rows:
+        return [out_dir / row.folder("int8") for row in kept]
+    with model_folders(out_dir, [row.folder("int8") for row in rows], "quantize", overwrite, log) as folders:
         searching = keep_float is None and val is not None
-        twins = _twins(model, targets, searching, [out_dir, *map(Path, fp32_dirs)], folders.work, source, fixed_hw,
-                       log)
+        twins = _twins(model, rows, searching, [out_dir, *map(Path, fp32_dirs)], folders.work, source, fixed_hw, log)
         q = Quantizer(folders.work, twins, frames, method, threads, reduce_range, log)
         record = {"calibration": q.calibration_record(), "method": method,
                   "plan": _choose_plan(q, keep_float, val, max_ap_drop)}
-        for target in targets:
-            log(f"quantizing {target} ...")
-            folder = q.build(target, record["plan"]["keep_float"], folders.work / f"{target}-int8", record)
+        for row in rows:
+            log(f"quantizing {row.name} ...")
+            folder = q.build(row, record["plan"]["keep_float"], folders.work / row.folder("int8"), record)
             if val is not None:
-                _record_accuracy(q, target, folder, val, max_ap_drop)
+                _record_accuracy(q, row, folder, val, max_ap_drop)
             folders.stage(folder)
-    return [out_dir / f"{t}-int8" for t in kept] + folders.written
+    return [out_dir / row.folder("int8") for row in kept] + folders.written

@@ -212,7 +212,7 @@ def _smooth_noise(size: int, grid: int, rng: np.random.Generator) -> np.ndarray:
     return cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC)
 
 
-def _background(size: int, rng: np.random.Generator) -> np.ndarray:
+def background(size: int, rng: np.random.Generator) -> np.ndarray:
     """Float32 HxWx3 BGR: gradient + low-frequency colour noise + texture + unannotated distractors."""
     coords = (np.arange(size, dtype=np.float32) + 0.5) / size
     theta = rng.uniform(0, 2 * np.pi)
@@ -256,7 +256,7 @@ def _background(size: int, rng: np.random.Generator) -> np.ndarray:
     return cv2.addWeighted(bg, 1.0 - alpha, layer.astype(np.float32), alpha, 0.0)
 
 
-def _pick_colour(references: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+def pick_colour(references: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
     """Of 16 random colours, the one farthest (min over references) from the colours it must stand out against."""
     candidates = rng.uniform(0, 255, (16, 3))
     ref = np.array(references, np.float64).reshape(-1, 3)
@@ -264,7 +264,7 @@ def _pick_colour(references: list[np.ndarray], rng: np.random.Generator) -> np.n
     return candidates[int(np.argmax(dist))].astype(np.float32)
 
 
-def _fill(sil: Silhouette, base: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def fill_silhouette(sil: Silhouette, base: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The instance's colour over its local patch (float32 hxwx3): base colour with a gradient or stripes, and
     sometimes a thin darker or lighter outline inside the silhouette."""
     h, w = sil.mask.shape
@@ -307,7 +307,7 @@ def _photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return noise.astype(np.uint8)
 
 
-def _check_size(size) -> None:
+def check_size(size) -> None:
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
         raise CmliteError(f"size must be an integer number of pixels, got {size!r}")
     if not MIN_SIZE <= size <= MAX_SIZE:
@@ -321,9 +321,9 @@ def render(size: int, rng: np.random.Generator) -> tuple[np.ndarray, list[dict],
     part only), "full_area": pixels of the whole silhouette, hidden and off-image parts included}.
     id_map: HxW int32, 0 = background, k+1 where instances[k] is visible. At least one instance.
     """
-    _check_size(size)
+    check_size(size)
     size = int(size)
-    bg = _background(size, rng)
+    bg = background(size, rng)
     for _ in range(100):  # an empty layout is rare (the front instance is only ever clipped): draw another
         sils = _sample_silhouettes(size, rng)
         id_map, keep = compose(sils, size)
@@ -340,10 +340,10 @@ def render(size: int, rng: np.random.Generator) -> tuple[np.ndarray, list[dict],
         (ys, xs), local = sil.clip(size, size)
         under = painted[ys, xs][local]
         references = [bg[ys, xs][local].mean(axis=0)] + [bases[j - 1] for j in np.unique(under) if j > 0]
-        base = _pick_colour(references, rng)
+        base = pick_colour(references, rng)
         bases.append(base)
         painted[ys, xs][local] = k + 1
-        colour = _fill(sil, base, rng)
+        colour = fill_silhouette(sil, base, rng)
         (ly, lx) = (slice(ys.start - sil.y0, ys.stop - sil.y0), slice(xs.start - sil.x0, xs.stop - sil.x0))
         visible = id_map[ys, xs] == k + 1
         img[ys, xs][visible] = colour[ly, lx][visible]
@@ -429,7 +429,7 @@ def generate(out_dir, n_train: int, n_val: int, size: int, seed: int, progress: 
     n_train, n_val = _check_count("n_train", n_train), _check_count("n_val", n_val)
     if n_train + n_val == 0:
         raise CmliteError("n_train and n_val are both 0: nothing to generate")
-    _check_size(size)
+    check_size(size)
     size = int(size)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise CmliteError(f"seed must be a non-negative integer, got {seed!r}")

@@ -16,7 +16,7 @@ import math
 import cv2
 import numpy as np
 
-from .synth import CLASSES, _background, _check_size, _fill, _pick_colour, compose, silhouette
+from .synth import CLASSES, background, check_size, compose, fill_silhouette, pick_colour, silhouette
 
 PAN = 0.1  # background pan: amplitude as a fraction of the frame's long side
 PAN_SPEED = 0.15  # rad/s of the pan's phase
@@ -25,14 +25,14 @@ PAN_SPEED = 0.15  # rad/s of the pan's phase
 class MovingScene:
     def __init__(self, width: int = 640, height: int = 480, seed: int = 0, objects: int | None = None):
         for side in (width, height):
-            _check_size(side)
+            check_size(side)
         self.width, self.height, self.seed = int(width), int(height), int(seed)
         rng = np.random.default_rng([self.seed, 7])
         short = min(self.width, self.height)
         # the background is larger than the frame so that it can pan
         self._margin = int(math.ceil(PAN * max(self.width, self.height))) + 1
         side = max(self.width, self.height) + 2 * self._margin
-        self._bg = np.clip(_background(side, rng) + 0.5, 0, 255).astype(np.uint8)
+        self._bg = np.clip(background(side, rng) + 0.5, 0, 255).astype(np.uint8)
         n = objects if objects is not None else int(rng.integers(6, 10))
         self.objects = []
         for k in range(n):
@@ -52,8 +52,8 @@ class MovingScene:
         self._fills = []
         for o in self.objects:
             sil = silhouette(o["category_id"], o["diameter"], 0.0, 0.0, 0.0, np.random.default_rng(o["seed"]))
-            colour = _pick_colour([mean_bg], np.random.default_rng(o["seed"] + 1))
-            self._fills.append(cv2.convertScaleAbs(_fill(sil, colour, np.random.default_rng(o["seed"] + 2))))
+            colour = pick_colour([mean_bg], np.random.default_rng(o["seed"] + 1))
+            self._fills.append(cv2.convertScaleAbs(fill_silhouette(sil, colour, np.random.default_rng(o["seed"] + 2))))
 
     @staticmethod
     def _bounce(x0: float, v: float, t: float, lo: float, hi: float) -> float:
@@ -109,3 +109,15 @@ def write_clip(path, frames: int, fps: float = 30.0, seed: int = 7, width: int =
         writer.release()
     tmp.replace(path)
     return path
+
+
+def clip_once(path, frames: int, seed: int = 7):
+    """write_clip's clip, made only when `path` does not already hold one of `frames` frames (its frames depend
+    only on the seed: the demo's and pick's clip is made once). -> the path."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.is_file() and int(cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FRAME_COUNT)) == frames:
+        return path
+    return write_clip(path, frames, seed=seed)
+

@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from cmlite.runtimes.errors import CmliteError
+from cmlite.runtimes.manifest import graph_kind
 
 # Added to every plan on TFLite: class names of modules whose ops stay float, and why.
 TFLITE_KEEP_FLOAT = {
@@ -151,7 +152,7 @@ def quantize_tflite(fp32_file: Path, out_file: Path, samples: list[dict[str, np.
     from ai_edge_quantizer import qtyping, quantizer
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
-    from cmlite.converters.tflite_export import _quiet
+    from cmlite.converters.tflite_export import quiet_converter
 
     fp32_file, out_file = Path(fp32_file), Path(out_file)
     ops = _graph_ops(fp32_file)
@@ -160,7 +161,7 @@ def quantize_tflite(fp32_file: Path, out_file: Path, samples: list[dict[str, np.
         log(f"  {fp32_file.name}: no op here for {', '.join(unmatched)}")
     log(f"  {fp32_file.name}: int8 with {len(kept)} of {len(ops)} ops float, calibrating on {len(samples)} "
         f"samples ...")
-    with _quiet():
+    with quiet_converter():
         qt = quantizer.Quantizer(str(fp32_file))
         qt.add_static_config(".*", qtyping.TFLOperationName.ALL_SUPPORTED, activation_num_bits=8, weight_num_bits=8)
         if kept:  # exact scopes: a looser regex would also hit the neighbours named in fused ops
@@ -200,7 +201,7 @@ def build_int8(q, target, twin: Path, graphs: dict, folder: Path, keep_float: li
 
     settings, out = {}, {}
     for kind, old in graphs.items():
-        samples = getattr(q.samples[target.twin_target], kind.split("_")[0])  # masks_noiou: graph 2's inputs
+        samples = getattr(q.samples[target.twin_target], graph_kind(kind))  # masks_noiou: graph 2's inputs
         settings[kind] = quantize_tflite(twin / old.file, folder / old.file, samples, keep_float, log=q.log)
         out[kind] = graph_spec(folder, old.file, tflite_export.io_spec, old.batch)
     return out, settings

@@ -1,6 +1,6 @@
 """`cmlite convert`: one folder per target and precision, each with its graphs and manifest.json.
 
-The targets and what each converts to are rows of runtimes/targets.py; each row names its exporter
+The targets and what each converts to are rows of runtimes/target_table.py; each row names its exporter
 (converters/<exporter>.py, whose build() writes the folder's graphs). Every folder is built in a staging folder
 and renamed into place only when all of them are complete (converters/folders.py), so a failed or interrupted
 conversion leaves the output folder as it was, byte for byte.
@@ -16,8 +16,9 @@ from cmlite.lite.model import CenterMaskLite
 from cmlite.runtimes.config import PipelineConfig
 from cmlite.runtimes.errors import CmliteError
 from cmlite.runtimes.manifest import SCHEMA, GraphSpec, Manifest, sha256
-from cmlite.runtimes.targets import convert_precisions, describe
-from cmlite.runtimes.targets import get as target_row
+from cmlite.runtimes.target_table import convert_precisions, describe
+from cmlite.runtimes.target_table import folder_name
+from cmlite.runtimes.target_table import get as target_row
 from cmlite.runtimes.versions import package_versions
 
 from .folders import command_line, model_folders
@@ -31,7 +32,7 @@ class Job:
 
     @property
     def name(self) -> str:
-        return f"{self.target}-{self.precision}"
+        return folder_name(self.target, self.precision)
 
 
 def plan(targets: list[str], precisions: list[str]) -> list[Job]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from cmlite.lite.model import CenterMaskLite
 from cmlite.runtimes.config import PipelineConfig
-from cmlite.runtimes.targets import Target
+from cmlite.runtimes.target_table import Target
 
 
 def default_fixed_hw(cfg: PipelineConfig) -> tuple[int, int]:

@@ -6,42 +6,25 @@ count unless a fixed batch is asked for. FP16 graphs keep float32 inputs and out
 from __future__ import annotations
 
 import ast
-import contextlib
 import importlib
-import logging
 import shutil
-import warnings
 from pathlib import Path
 
 import onnx
 import torch
 
 from cmlite.lite.model import CenterMaskLite
-from cmlite.runtimes.manifest import GraphSpec
-from cmlite.runtimes.targets import Target
+from cmlite.runtimes.manifest import GRAPH_KINDS, GraphSpec
+from cmlite.runtimes.quiet import quiet
+from cmlite.runtimes.target_table import Target
 
 from .folders import graph_spec
 from .graphs import DENSE_INPUTS, MASK_INPUTS, DenseGraph, MaskGraph, dense_output_names, mask_output_names, \
     sample_inputs
 
 OPSET = 18
-
-
-@contextlib.contextmanager
-def _quiet_exporter():
-    """The exporter logs about torchvision ops we do not use and warns about internals; keep the CLI clean."""
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.onnx._internal.exporter._registration",
-                                              "torch._export", "torch.export")]
-    levels = [lg.level for lg in loggers]
-    try:
-        for lg in loggers:
-            lg.setLevel(logging.ERROR)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, lv in zip(loggers, levels):
-            lg.setLevel(lv)
+# the exporter logs about torchvision ops we do not use and warns about its internals
+EXPORTER_LOGGERS = ("torch.onnx", "torch.onnx._internal.exporter._registration", "torch._export", "torch.export")
 
 
 def _module_scopes(proto: onnx.ModelProto) -> dict[str, str]:
@@ -79,7 +62,7 @@ def _finish(proto: onnx.ModelProto, path: Path) -> Path:
 
 
 def _export(module: torch.nn.Module, args: tuple, inputs, outputs, dynamic_shapes) -> onnx.ModelProto:
-    with _quiet_exporter(), torch.inference_mode(False), torch.no_grad():
+    with quiet(*EXPORTER_LOGGERS, python_warnings=True), torch.inference_mode(False), torch.no_grad():
         program = torch.onnx.export(module.eval(), args, None, input_names=list(inputs), output_names=list(outputs),
                                     opset_version=OPSET, dynamo=True, dynamic_shapes=dynamic_shapes, verbose=False)
     return program.model_proto
@@ -153,7 +136,7 @@ def build(fp32, precision: str, folder: Path, target: Target) -> dict[str, Graph
     (converters.fp32_graphs.Fp32Graphs): fp32 copied, fp16 converted; graph 2 without the MaskIoU head beside
     where the model has the head and the target's runtime cannot drop it at load."""
     graphs = {}
-    for kind in ("dense", "masks"):
+    for kind in GRAPH_KINDS:
         dst = folder / f"{kind}.onnx"
         if precision == "fp32":
             shutil.copyfile(fp32.onnx(kind), dst)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cmlite.runtimes.manifest import GraphSpec
-from cmlite.runtimes.targets import Target
+from cmlite.runtimes.manifest import GRAPH_KINDS, GraphSpec
+from cmlite.runtimes.target_table import Target
 
 from .folders import graph_spec
 
@@ -37,7 +37,7 @@ def build(fp32, precision: str, folder: Path, target: Target) -> dict[str, Graph
     """An OpenVINO folder from the run's FP32 ONNX graphs: FP16 weights for fp16, float32 for fp32 and bf16 (whose
     precision is the runtime's hint). No graph 2 without the MaskIoU head: OpenVINO cuts it at load."""
     graphs = {}
-    for kind in ("dense", "masks"):
+    for kind in GRAPH_KINDS:
         xml = folder / f"{kind}.xml"
         onnx_to_ir(fp32.onnx(kind), xml, fp16_weights=precision == "fp16")
         graphs[kind] = graph_spec(folder, xml.name, io_spec, aux=[xml.with_suffix(".bin").name])

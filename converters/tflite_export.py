@@ -7,19 +7,16 @@ FP16 stores FP16 weights (ai-edge-quantizer float casting); activations stay FP3
 """
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import os
 import shutil
-import warnings
 from pathlib import Path
 
 from torch import nn
 
 from cmlite.lite.model import CenterMaskLite
 from cmlite.runtimes.manifest import GraphSpec
-from cmlite.runtimes.targets import Target
+from cmlite.runtimes.quiet import quiet
+from cmlite.runtimes.target_table import Target
 
 from .folders import graph_spec
 from .graphs import DenseGraph, MaskGraph, sample_inputs
@@ -27,28 +24,14 @@ from .graphs import DenseGraph, MaskGraph, sample_inputs
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the converter's C++ info lines
 
 
-@contextlib.contextmanager
-def _quiet():
+def quiet_converter():
     """litert-torch and the quantizer print torchao load failures, deprecations and size reports (Python), and
     absl's and oneDNN's lines (C++, runtimes/quiet.py)."""
-    from cmlite.runtimes.quiet import native_logs
-
-    with native_logs(), warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()), \
-            contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        loggers = [logging.root, logging.getLogger("torch.utils._pytree")]
-        levels = [lg.level for lg in loggers]
-        for lg in loggers:
-            lg.setLevel(logging.ERROR)
-        try:
-            yield
-        finally:
-            for lg, lv in zip(loggers, levels):
-                lg.setLevel(lv)
+    return quiet("", "torch.utils._pytree", python_warnings=True, stdout=True, stderr=True, native=True)
 
 
 def _convert(module: nn.Module, kwargs: dict, path: Path) -> Path:
-    with _quiet():
+    with quiet_converter():
         import litert_torch
 
         litert_torch.convert(module.eval(), sample_kwargs=kwargs).export(str(path))
@@ -56,7 +39,7 @@ def _convert(module: nn.Module, kwargs: dict, path: Path) -> Path:
 
 
 def _fp16(src: Path, dst: Path) -> Path:
-    with _quiet():
+    with quiet_converter():
         from ai_edge_quantizer import qtyping, quantizer
         from ai_edge_quantizer.algorithm_manager import AlgorithmName
 

@@ -22,9 +22,9 @@ import shutil
 import site
 from pathlib import Path
 
-from cmlite.runtimes import targets
+from cmlite.runtimes import target_table
 from cmlite.runtimes.errors import CmliteError
-from cmlite.runtimes.manifest import GRAPH_KINDS, MANIFEST, Manifest, read_manifest
+from cmlite.runtimes.manifest import GRAPH_KINDS, MANIFEST, Manifest, graph_kind, read_manifest
 
 BACKENDS = ("native", "python")  # the target's own Triton backend, or cmlite's runtime in Triton's Python backend
 MANIFEST_PARAM = "cmlite_manifest"
@@ -96,7 +96,7 @@ def config(manifest: Manifest, name: str, graph: str, backend: str, instances: i
            max_batch: int | None = None) -> object:
     """The ModelConfig of one graph (graph: "dense" or "masks") of a converted folder."""
     pb = model_config_pb2()
-    row = targets.get(manifest.target)
+    row = target_table.get(manifest.target)
     spec = manifest.graphs[graph]
     cfg = pb.ModelConfig(name=f"{name}_{graph}")
     python = backend == "python"
@@ -142,9 +142,9 @@ def config_text(cfg) -> str:
 
 def _graph_files(manifest: Manifest, folder: Path, graph: str) -> dict[str, Path]:
     """The files serving `graph` needs natively: {name in the version folder: source}."""
-    row = targets.get(manifest.target)
+    row = target_table.get(manifest.target)
     spec = manifest.graphs[graph]
-    if manifest.target == "tensorrt":
+    if row.engines:
         engine = ((manifest.engines or {}).get("files") or {}).get(graph)
         if not engine:
             raise CmliteError(f"{folder}: no TensorRT engine yet (Triton serves engines, not ONNX graphs): build them "
@@ -159,7 +159,7 @@ def _python_files(manifest: Manifest, folder: Path, graph: str) -> dict[str, Pat
     """The Python model's copy of the folder: the manifest and this graph's files (graph 2 with masks_noiou)."""
     files = {f"model/{MANIFEST}": folder / MANIFEST}
     for kind, spec in manifest.graphs.items():
-        if kind.split("_")[0] == graph:
+        if graph_kind(kind) == graph:
             files |= {f"model/{f}": folder / f for f in (spec.file, *spec.aux_files)}
     return files
 
@@ -201,7 +201,7 @@ def export(folders: list[str | Path], repo: str | Path, backend: str = "native",
     models = []  # (config, {file in version 1: source}, source folder, what it is)
     for folder, name in zip(folders, names):
         manifest = read_manifest(folder)
-        manifest.verify_files(folder, engines=manifest.target != "tensorrt" or backend == "native")
+        manifest.verify_files(folder, engines=not target_table.get(manifest.target).engines or backend == "native")
         for graph in GRAPH_KINDS:
             cfg = config(manifest, name, graph, backend, instances, threads, max_batch)
             files = _python_files(manifest, folder, graph) if backend == "python" else \
@@ -240,7 +240,7 @@ def backend_library(cfg) -> str:
     """The backend library a model config needs the server to have (its folder under the server's backends/)."""
     if cfg.backend == "python" or not (cfg.backend or cfg.platform):
         return cfg.backend or "python"
-    for row in targets.TARGETS.values():
+    for row in target_table.TARGETS.values():
         if row.triton in (("backend", cfg.backend), ("platform", cfg.platform)):
             return row.triton_library
     return cfg.backend or cfg.platform

@@ -28,7 +28,7 @@ from .losses import fcos_losses, mask_losses
 from .model import CenterMaskLite
 from .norms import freeze_norms, unfreeze_norms
 from .roi_align import roi_align
-from .targets import fcos_targets, mask_targets, match_proposals
+from .training_targets import fcos_targets, mask_targets, match_proposals
 from .variants import get_variant
 
 

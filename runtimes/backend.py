@@ -48,9 +48,9 @@ class ConvertedSegmenter(Segmenter):
             raise self.refused(e) from None
 
     def refused(self, e: Exception) -> CmliteError:
-        from . import targets
+        from . import target_table
 
-        row = targets.get(self.manifest.target, "runtime")
+        row = target_table.get(self.manifest.target, "runtime")
         device = {"cpu": "CPU"}.get(row.device, row.device)
         where = f"{device} ({platform.machine() or 'unknown machine'})"
         return CmliteError(

@@ -7,6 +7,7 @@ import numpy as np
 
 from .backend import ConvertedSegmenter
 from .errors import CmliteError
+from .manifest import graph_kind
 from .quiet import native_logs
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines
@@ -34,7 +35,7 @@ class LiteRtSegmenter(ConvertedSegmenter):
         for kind in self.open_kinds:
             with native_logs():
                 interp = interpreter(model_path=str(self.graph_path(kind)), num_threads=self.threads or None)
-                self.runners[kind.split("_")[0]] = interp.get_signature_runner()
+                self.runners[graph_kind(kind)] = interp.get_signature_runner()
             dtypes = {np.dtype(d["dtype"]) for d in interp.get_tensor_details()}
             kinds[self.graph_path(kind).name] = {name for name, dt in (("int8", "int8"), ("fp16", "float16"),
                                                                        ("fp32", "float32")) if np.dtype(dt) in dtypes}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from . import targets
+from . import target_table
 from .errors import CmliteError
 from .host_setup import prepare_process
 from .manifest import GRAPH_KINDS, read_manifest
@@ -33,10 +33,10 @@ def load(path: str | Path, threads: int | None = None, verify: bool = True, back
     folder = folder if folder.is_dir() else folder.parent
     if verify:
         manifest.verify_files(folder, graphs=graphs)
-    row = targets.get(backend or manifest.target, "backend")
+    row = target_table.get(backend or manifest.target, "backend")
     onnx_only = all(g.file.endswith(".onnx") for g in manifest.graphs.values())
     if row.name != manifest.target and not (row.runs_onnx_graphs and onnx_only):
-        ran = " and ".join(t.name for t in targets.TARGETS.values() if t.onnx_graphs)
+        ran = " and ".join(t.name for t in target_table.TARGETS.values() if t.onnx_graphs)
         raise CmliteError(f"{folder}: a {manifest.target} model cannot run on {row.name}; convert it for {row.name}"
                           + (f" (--backend {row.name} runs only the ONNX graphs of {ran} folders)"
                              if row.runs_onnx_graphs else ""))

@@ -3,7 +3,7 @@
 A runtime reads only this file and the graph files it lists. Schema (version 1):
 
     schema        "cmlite.manifest/1"
-    target        a row of runtimes/targets.py: "onnx" (ONNX Runtime) | "openvino" | "tflite" (LiteRT) | "tensorrt"
+    target        a row of runtimes/target_table.py: "onnx" (ONNX Runtime) | "openvino" | "tflite" (LiteRT) | "tensorrt"
     precision     "fp32" | "fp16" | "bf16" | "int8"
     model         variant, num_classes, class_names, category_ids, maskiou
     input         colour "BGR", layout "NCHW", dtype, mean/std (applied inside graph 1), pad "mean",
@@ -30,16 +30,23 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import targets
+from . import target_table
 from .config import PipelineConfig
 from .errors import CmliteError
 
 SCHEMA = "cmlite.manifest/1"
 MANIFEST = "manifest.json"
-TARGETS = targets.NAMES  # runtimes/targets.py: one row per target
-PRECISIONS = targets.PRECISIONS
+TARGETS = target_table.NAMES  # runtimes/target_table.py: one row per target
+PRECISIONS = target_table.PRECISIONS
 GRAPHS = ("dense", "masks", "masks_noiou")  # masks_noiou: graph 2 without the MaskIoU head (models with one)
 GRAPH_KINDS = ("dense", "masks")  # graph 1 and graph 2 (which masks_noiou stands in for when the head is skipped)
+
+
+def graph_kind(name: str) -> str:
+    """The graph a manifest entry serves: "dense" (graph 1) or "masks" (graph 2; masks_noiou stands in for it)."""
+    return name.split("_")[0]
+
+
 GRAPH_SUFFIXES = {".onnx", ".xml", ".bin", ".tflite", ".engine", ".plan", ".pth", ".pt"}
 
 
@@ -124,7 +131,7 @@ class Manifest:
         """Every graph file (and TensorRT engine, when built) is present and has the recorded hash; graphs: only
         those of graph 1 ("dense") or graph 2 ("masks", with masks_noiou), for a folder that serves one of them."""
         for name, g in self.graphs.items():
-            if name.split("_")[0] not in graphs:
+            if graph_kind(name) not in graphs:
                 continue
             for file, digest in {g.file: g.sha256, **g.aux_files}.items():
                 path = Path(folder) / file
@@ -134,7 +141,7 @@ class Manifest:
                     raise ManifestError(f"{path}: sha256 differs from the manifest (file damaged or replaced); "
                                         f"{self.remake_hint(folder)}")
         for name, e in ((self.engines or {}).get("files") or {}).items() if engines else ():
-            if name.split("_")[0] not in graphs:
+            if graph_kind(name) not in graphs:
                 continue
             path = Path(folder) / e["file"]
             if not path.is_file() or sha256(path) != e["sha256"]:

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import target_table
 from .backend import ConvertedSegmenter, require
+from .manifest import graph_kind
 
 
 class OrtSegmenter(ConvertedSegmenter):
@@ -21,7 +23,7 @@ class OrtSegmenter(ConvertedSegmenter):
         # idle pool threads must not spin: the host work between the graphs needs the cores
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._check_formats()
-        self.sessions = {k.split("_")[0]: ort.InferenceSession(self._graph(k), opts, providers=list(self.providers))
+        self.sessions = {graph_kind(k): ort.InferenceSession(self._graph(k), opts, providers=list(self.providers))
                          for k in self.open_kinds}
         self.output_names = {k: [o.name for o in s.get_outputs()] for k, s in self.sessions.items()}
 
@@ -52,11 +54,12 @@ class OrtSegmenter(ConvertedSegmenter):
         """TensorRT's INT8 graphs run here as their reference: Q/DQ computed in float (no fusion into ORT's int8
         kernels, whose int8 x int8 products saturate on x86 CPUs without VNNI: -6.4 mask AP measured on AVX2),
         which is what TensorRT's int32 accumulation gives."""
-        return self.manifest.target == "tensorrt" and self.manifest.precision == "int8"
+        return target_table.get(self.manifest.target).qdq_in_float and self.manifest.precision == "int8"
 
     @property
     def device(self) -> str:
-        graphs = "" if self.manifest.target == "onnx" else f" ({self.manifest.target} graphs" + \
+        row = target_table.get(self.manifest.target)  # another target's ONNX graphs (--backend onnx) say so
+        graphs = "" if row.runs_onnx_graphs else f" ({row.name} graphs" + \
             (", Q/DQ simulated in float)" if self.simulates_qdq else ")")
         return f"onnxruntime {self.manifest.precision}{graphs} on CPU"
 

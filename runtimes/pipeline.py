@@ -116,10 +116,14 @@ class Segmenter(ABC):
     def predict(self, image: np.ndarray, trace: dict | None = None) -> Instances:
         """image: HxWx3 uint8 BGR. `trace`, if given, receives every intermediate stage."""
         job = Job(image, trace)
-        for stage in (self.preprocess, self.graph1, self.host, self.graph2, self.paste):
+        for stage in self.stages():
             stage(job)
         self.timings = job.timings
         return job.instances
+
+    def stages(self) -> list:
+        """The stage methods in STAGES' order: what every image goes through."""
+        return [getattr(self, name) for name in self.STAGES]
 
     # The five stages, in order. Graph stages run a backend's graph (which uses its own threads); the others are
     # host work on the calling thread.

@@ -8,6 +8,8 @@ that print them and passes on every line that is not one of those, so real error
 from __future__ import annotations
 
 import contextlib
+import io
+import logging
 import os
 import re
 import sys
@@ -58,3 +60,39 @@ def native_logs():
                     if line.strip() and not NOISE.search(line)]
             if kept:
                 sys.stderr.write("\n".join(kept) + "\n")
+
+
+@contextlib.contextmanager
+def quiet(*loggers: str, python_warnings: bool = False, stdout: bool = False, stderr: bool = False,
+          native: bool = False):
+    """A library's own chatter kept out of cmlite's output for the block: the named loggers ("" is the root) at
+    ERROR, its Python warnings ignored, what it prints to sys.stdout / sys.stderr dropped, its native lines
+    filtered (native_logs). The converters and quantizers report their own progress instead."""
+    found = [logging.getLogger(name or None) for name in loggers]
+    levels = [lg.level for lg in found]
+    with contextlib.ExitStack() as stack:
+        if native:
+            stack.enter_context(native_logs())
+        if python_warnings:
+            stack.enter_context(warnings_ignored())
+        if stderr:
+            stack.enter_context(contextlib.redirect_stderr(io.StringIO()))
+        if stdout:
+            stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+        for lg in found:
+            lg.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for lg, level in zip(found, levels):
+                lg.setLevel(level)
+
+
+@contextlib.contextmanager
+def warnings_ignored():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+

@@ -1,4 +1,4 @@
-"""Opening cameras, video files and streams with OpenCV: what both the camera app's sources (apps/sources.py) and
+"""Opening cameras, video files and streams with OpenCV: what both the camera app's sources (apps/camera/sources.py) and
 the INT8 calibration frames (calibration/frames.py) read from. Torch-free: OpenCV only."""
 from __future__ import annotations
 

@@ -212,7 +212,7 @@ def tiny_models(tmp_path_factory):
     from cmlite.calibration.quantize import quantize
     from cmlite.calibration.synth import generate
     from cmlite.converters.convert import convert
-    from cmlite.runtimes.targets import NAMES
+    from cmlite.runtimes.target_table import NAMES
 
     model = lite.load_model()
     model.config = model.config.with_(min_size=128, max_size=160)

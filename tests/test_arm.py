@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def arm_run(tiny_models, tmp_path_factory):
     from cmlite.calibration.synth import generate
-    from cmlite.runtimes.targets import CPU_TARGETS
+    from cmlite.runtimes.target_table import CPU_TARGETS
 
     t0 = time.perf_counter()
     try:

@@ -15,11 +15,11 @@ import cv2
 import numpy as np
 import pytest
 
-from cmlite.apps.bench_worker import RowSpec
+from cmlite.apps.reports.bench_worker import RowSpec
 from cmlite.runtimes.pipeline import STAGES
 from cmlite.apps.cli import main
 from cmlite.apps.latency_stats import summarize
-from cmlite.apps.report_plots import pareto
+from cmlite.apps.reports.report_plots import pareto
 from tests.system_tools import need
 
 RESULT_KEYS = ("model", "target", "precision", "threads", "size", "latency_ms", "fps", "stages_ms", "peak_rss_mb",
@@ -164,7 +164,7 @@ def test_bench_writes_the_three_files_with_every_key(bench_run, capsys):
 
 def test_every_row_that_clashes_says_its_folder():
     """Two --models-dir with an onnx-fp32 each: before, only the first row said which one it was."""
-    from cmlite.apps.bench import _labels
+    from cmlite.apps.reports.bench import _labels
 
     class Row:
         def __init__(self, path):
@@ -429,8 +429,8 @@ def test_a_row_that_hangs_is_killed_after_row_timeout_and_the_others_finish(tmp_
 def test_no_minus_on_a_zero_and_no_blank_columns_or_headers():
     """Before: "-0.0" in "Against FP32", a blank header row over the Device table, and an empty "mask AP" column in
     `bench`'s table when no --data was given."""
-    from cmlite.apps.report_md import speed_table
-    from cmlite.apps.report_tables import device_tables
+    from cmlite.apps.reports.report_md import speed_table
+    from cmlite.apps.reports.report_tables import device_tables
     from cmlite.apps.table import format_table, markdown_table, number
 
     assert [number(v, ".1f") for v in (-0.04, -0.0, 0.04, -0.06, -1.0)] == ["0.0", "0.0", "0.0", "-0.1", "-1.0"]
@@ -452,7 +452,7 @@ def test_the_report_reads_on_a_phone(tmp_path):
     own box, and the plots keep a readable width. The report is the one committed from a real run, written anew."""
     import json as _json
 
-    from cmlite.apps.report import write_report
+    from cmlite.apps.reports.report import write_report
     from tests.conftest import REPO
 
     chromium = need("chromium", "chromium")
@@ -484,9 +484,9 @@ def test_the_report_reads_on_a_phone(tmp_path):
 
 def test_speed_accuracy_names_do_not_overlap():
     """Before: the names of neighbouring points (the demo's rows, many at one AP) were drawn over each other."""
-    from cmlite.apps.report_plots import _plt, place_labels
+    from cmlite.apps.reports.report_plots import pyplot, place_labels
 
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(12, 4.2))
     pts = [(15.2, 57.6), (16.0, 57.3), (30.1, 57.4), (41.1, 57.4), (46.2, 57.4), (53.1, 57.4), (53.7, 57.4),
            (54.0, 57.4), (57.5, 57.4), (67.7, 57.4)]  # the README's demo table
@@ -503,7 +503,7 @@ def test_speed_accuracy_names_do_not_overlap():
 def test_the_merged_threads_plot_names_every_model_and_shows_the_top_point():
     """Before: the merged report's legend came from the last device only (a model it lacked, tflite-int8, was not
     named) and the fastest point sat on the clipped top edge."""
-    from cmlite.apps.report_plots import threads_plot
+    from cmlite.apps.reports.report_plots import threads_plot
 
     def row(model, threads, fps):
         return {"model": model, "target": model.split("-")[0], "precision": model.split("-")[1], "threads": threads,
@@ -546,7 +546,7 @@ def test_a_merged_report_keeps_the_live_clip_and_tells_same_named_devices_apart(
 def test_one_slow_row_puts_the_speed_accuracy_plot_on_a_log_axis():
     """Before: PyTorch's 1123 ms point stretched the demo report's speed/AP axis and the other names piled up near
     0-100 ms. Latencies more than 8x apart go on a log axis with plain ms ticks; close ones stay linear."""
-    from cmlite.apps.report_plots import front_plot, latency_scale
+    from cmlite.apps.reports.report_plots import front_plot, latency_scale
 
     assert latency_scale([15.4, 31.1, 43.1, 1123.0]) == "log" and latency_scale([15.4, 31.1, 60.0]) == "linear"
     rows = [{"model": m, "threads": 2, "size": None, "latency_ms": {"p50": p50}, "mask_ap": 57.4, "error": None}

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from cmlite import runtimes
-from cmlite.apps.camera_loop import CameraOptions, run_camera
+from cmlite.apps.camera.loop import CameraOptions, run_camera
 from cmlite.apps.cli import main
-from cmlite.apps.sources import Source, open_source
+from cmlite.apps.camera.sources import Source, open_source
 from cmlite.calibration.synth_scene import MovingScene, write_clip
 from cmlite.runtimes.errors import CmliteError
 from tests.conftest import run_torch_free
@@ -157,7 +157,7 @@ def test_loop_replays_a_file(tmp_path, default_onnx, video):
 def test_stopping_a_file_capture_counts_every_frame_it_read(video):
     """Stopped while a frame waits and the reader holds the next one: that one was not captured (before, it
     replaced the waiting frame, and captured ran one ahead of taken + dropped + pending)."""
-    from cmlite.apps.capture import Capture
+    from cmlite.apps.camera.capture import Capture
 
     cap = Capture(open_source(str(video[0]))).start()
     for _ in range(3):
@@ -278,7 +278,7 @@ def test_ctrl_c_stops_cleanly(tmp_path, default_onnx):
 def test_recordings_play_in_browsers(tmp_path, default_onnx, video):
     """Before: MPEG-4 part 2 (FMP4), which browsers do not play. .webm is VP8; a .mp4 without an H.264 encoder in
     this OpenCV goes to a .webm of the same name, saying so; --record-codec fast keeps the old codec."""
-    from cmlite.apps.recorder import has_encoder
+    from cmlite.apps.camera.recorder import has_encoder
 
     path, inputs = video
     logs: list[str] = []
@@ -320,7 +320,7 @@ def test_the_panel_is_compact_translucent_and_movable(tmp_path, default_onnx, vi
 
 
 def test_labels_stay_out_of_the_panel():
-    from cmlite.apps.overlay import panel_rect
+    from cmlite.apps.camera.overlay import panel_rect
     from cmlite.apps.visualize import place_labels
 
     rect = panel_rect((480, 640, 3), ["60.0 fps (now 60.0)  latency 18 ms", "pre 2.2 g1 7.4 host 1.7 g2 2.3 ms",
@@ -335,7 +335,7 @@ def test_labels_stay_out_of_the_panel():
 
 def test_frame_stats_keep_the_last_frames_in_fixed_memory():
     """The percentiles cover the last `keep` frames, the mean fps the whole run; the arrays never grow."""
-    from cmlite.apps.frame_stats import FrameStats
+    from cmlite.apps.camera.frame_stats import FrameStats
 
     st = FrameStats(keep=5)
     for i in range(12):  # a frame every 0.1 s, latency i ms
@@ -354,7 +354,7 @@ def test_frame_stats_keep_the_last_frames_in_fixed_memory():
 def test_a_webm_recording_prints_no_ffmpeg_tag_line(tmp_path, capfd):
     """Before: every .webm printed `OpenCV: FFMPEG: tag 0x30385056/'VP80' is not supported with codec id 139 ...`,
     which reads as an error though the file is fine."""
-    from cmlite.apps.recorder import Recorder
+    from cmlite.apps.camera.recorder import Recorder
 
     rec = Recorder(tmp_path / "clip.webm", fps=10, log=lambda m: None)
     for i in range(5):
@@ -367,7 +367,7 @@ def test_a_webm_recording_prints_no_ffmpeg_tag_line(tmp_path, capfd):
 
 def test_the_panel_on_the_first_frame_has_no_dashes():
     """Before: the clip's first frame showed "- fps (now -) latency - ms"."""
-    from cmlite.apps.overlay import panel_lines
+    from cmlite.apps.camera.overlay import panel_lines
 
     live = {"fps": None, "fps_mean": None, "latency_ms": 36.2, "stages_ms": {}, "backend": "onnx", "precision": "int8",
             "input": "320x448", "threads": 2, "frames": 1, "dropped": 0}

@@ -1,4 +1,4 @@
-"""`cmlite camera --source A --source B ...` (apps/camera_streams.py): several streams through one model. Files lose
+"""`cmlite camera --source A --source B ...` (apps/camera/streams.py): several streams through one model. Files lose
 no frame and each is overlaid exactly as alone; a live source that fails is reopened while the others go on;
 recordings and stats per stream and in total; the tiled page's routes and their token. Real ONNX Runtime inference
 of the embedded default model, real clips, real HTTP."""
@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from cmlite import runtimes
-from cmlite.apps.camera_loop import CameraOptions
-from cmlite.apps.camera_streams import record_path, run_streams
+from cmlite.apps.camera.loop import CameraOptions
+from cmlite.apps.camera.streams import record_path, run_streams
 from cmlite.apps.cli import main
-from cmlite.apps.sources import open_source
+from cmlite.apps.camera.sources import open_source
 from cmlite.calibration.synth_scene import write_clip
 from tests.test_camera import FlakyCamera, _read_all
 
@@ -119,7 +119,7 @@ def test_the_tiled_page_routes_and_token(default_onnx):
 
 def test_the_window_grid_tiles_the_streams_in_order():
     """Three 480x640 streams: a 2x2 grid at most GRID_WIDTH wide, each tile its stream's picture, the fourth black."""
-    from cmlite.apps.camera_streams import GRID_WIDTH, _grid
+    from cmlite.apps.camera.streams import GRID_WIDTH, _grid
 
     tiles = [np.full((480, 640, 3), v, np.uint8) for v in (50, 120, 200)]
     g = _grid(tiles, (480, 640))
@@ -131,13 +131,13 @@ def test_the_window_grid_tiles_the_streams_in_order():
 def test_the_grids_keys_act_on_every_stream(tmp_path, tiny_models):
     """Before: with several --source the window offered pause, snapshot, masks and panel keys that did nothing.
     Each now acts on every stream; q ends the run."""
-    from cmlite.apps.camera_loop import _CameraRun
-    from cmlite.apps.camera_streams import apply_key
+    from cmlite.apps.camera.loop import CameraRun
+    from cmlite.apps.camera.streams import apply_key
 
     seg = runtimes.load(tiny_models["onnx-int8"], threads=1)
     logs: list[str] = []
     opts = CameraOptions(window=False, snapshot_dir=str(tmp_path), log=logs.append)
-    cams = [_CameraRun(seg, open_source(spec), opts, 1) for spec in ("synth:160x120@10", "synth:160x120@10#1")]
+    cams = [CameraRun(seg, open_source(spec), opts, 1) for spec in ("synth:160x120@10", "synth:160x120@10#1")]
     for i, cam in enumerate(cams):
         cam.state.last = np.full((120, 160, 3), 40 * (i + 1), np.uint8)
     assert apply_key(cams, "pause", opts) is None and all(c.state.paused for c in cams)

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from cmlite import runtimes
-from cmlite.apps.camera_loop import CameraOptions, run_camera
-from cmlite.apps.sources import open_source
+from cmlite.apps.camera.loop import CameraOptions, run_camera
+from cmlite.apps.camera.sources import open_source
 from tests.system_tools import need
 
 
@@ -134,8 +134,8 @@ class _MjpegServer:
     and starts again: what a network camera that reboots looks like to the app."""
 
     def __init__(self, port: int):
-        from cmlite.apps.sources import SynthSource
-        from cmlite.apps.web import StatsServer
+        from cmlite.apps.camera.sources import SynthSource
+        from cmlite.apps.camera.web import StatsServer
 
         self.server = StatsServer(("127.0.0.1", port), dict).start()
         self.source, self.stop_event = SynthSource(width=320, height=240), threading.Event()

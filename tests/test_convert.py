@@ -100,7 +100,7 @@ def test_every_target_converts_a_small_model_that_reproduces_pytorch(tiny_models
 
     from cmlite import lite, runtimes
     from cmlite.apps.parity import compare
-    from cmlite.runtimes.targets import TARGETS
+    from cmlite.runtimes.target_table import TARGETS
 
     from .conftest import IMAGE
 

@@ -80,7 +80,7 @@ def test_killed_convert_leaves_no_partial_folder_and_the_next_run_cleans_up(tmp_
 
 @pytest.mark.slow
 def test_killed_quantize_leaves_no_partial_folder_and_the_next_run_cleans_up(tmp_path):
-    from cmlite.apps.sources import SynthSource
+    from cmlite.apps.camera.sources import SynthSource
 
     calib = tmp_path / "calib"
     calib.mkdir()

@@ -1,4 +1,4 @@
-"""Training losses and targets (lite/losses.py, lite/targets.py) against plain float64 transcriptions of their
+"""Training losses and targets (lite/losses.py, lite/training_targets.py) against plain float64 transcriptions of their
 formulas: the focal loss (Lin et al.), FCOS's GIoU and centerness, FCOS's targets with centre sampling and sizes
 of interest, detectron2's proposal matching, the mask and MaskIoU targets."""
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cmlite.lite.losses import fcos_losses, giou_loss, mask_losses, sigmoid_focal_loss
-from cmlite.lite.targets import fcos_targets, match_proposals, mask_targets
+from cmlite.lite.training_targets import fcos_targets, match_proposals, mask_targets
 
 # FCOS's settings (AdelaiDet's defaults: CENTER_SAMPLE, POS_RADIUS 1.5, SIZES_OF_INTEREST [64, 128, 256, 512])
 CENTER_RADIUS = 1.5

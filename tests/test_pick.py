@@ -14,8 +14,8 @@ import pytest
 
 from cmlite import runtimes
 from cmlite.apps.cli import main
-from cmlite.apps.pick import Candidate
-from cmlite.apps.pick_report import choose
+from cmlite.apps.reports.pick import Candidate
+from cmlite.apps.reports.pick_report import choose
 
 SLOW = pytest.mark.slow  # converts and quantizes four folders of the default model (about a minute)
 
@@ -124,7 +124,7 @@ def test_a_lead_inside_the_rounds_spread_is_a_tie_settled_by_memory_then_latency
 
 
 def test_a_hung_live_run_is_a_failed_row_not_a_hung_pick(tmp_path, tiny_models):
-    from cmlite.apps.pick import live_run
+    from cmlite.apps.reports.pick import live_run
 
     # a 1 fps camera asked for 100 frames cannot finish in 3 s: stopped, reported
     got = live_run(tiny_models["onnx-int8"], "synth:160x120@1", 100, 1, "sequential", tmp_path / "s.json", 3.0)
@@ -133,7 +133,7 @@ def test_a_hung_live_run_is_a_failed_row_not_a_hung_pick(tmp_path, tiny_models):
 
 def test_the_candidates_follow_what_this_machine_has(tmp_path):
     from cmlite.apps.device_info import cpu
-    from cmlite.apps.pick import plan
+    from cmlite.apps.reports.pick import plan
 
     cands, left_out = plan(tmp_path, None, None)
     names = {c.name for c in cands}
@@ -149,7 +149,7 @@ def test_the_candidates_follow_what_this_machine_has(tmp_path):
 def test_the_time_cap_skips_the_rest_and_names_them(tmp_path):
     import time
 
-    from cmlite.apps.pick import make, plan
+    from cmlite.apps.reports.pick import make, plan
 
     cands, _ = plan(tmp_path, ["onnx"], ["fp32", "int8"])
     lines = []
@@ -164,7 +164,7 @@ def test_folders_another_command_made_are_left_as_they_are(tmp_path, tiny_models
     """Before: `--models out/models` converted TFLite again at the camera's size into the demo's own folders,
     silently. A folder made by another command for other settings stays, and the candidate goes to
     --models/pick/, said in one line; one pick made, an up-to-date one, or --overwrite stay in place."""
-    from cmlite.apps.pick import settle
+    from cmlite.apps.reports.pick import settle
     from cmlite.calibration.frames import read_frames
 
     model, source = tiny_models["model"], __import__("cmlite.lite", fromlist=["x"]).DEFAULT_WEIGHTS

@@ -348,7 +348,7 @@ def test_every_target_quantizes_a_small_model(tiny_models):
     import cv2
 
     from cmlite.apps.parity import match_instances
-    from cmlite.runtimes.targets import TARGETS
+    from cmlite.runtimes.target_table import TARGETS
 
     from .conftest import IMAGE
 

@@ -18,8 +18,8 @@ import time
 import cv2
 import pytest
 
-import cmlite.apps.recorder as recorder
-from cmlite.apps.sources import open_source
+import cmlite.apps.camera.recorder as recorder
+from cmlite.apps.camera.sources import open_source
 from tests.conftest import REPO
 
 LIMIT = 3_000_000  # bytes: about 80 frames of the synthetic scene in Motion JPEG

@@ -94,8 +94,8 @@ def test_pixels_are_painted_exactly_on_the_visible_masks(monkeypatch):
         painted.append(len(painted) + 1)
         return np.full((*sil.mask.shape, 3), 25.0 * len(painted), np.float32)
 
-    monkeypatch.setattr(synth, "_background", lambda size, rng: np.zeros((size, size, 3), np.float32))
-    monkeypatch.setattr(synth, "_fill", flat_fill)
+    monkeypatch.setattr(synth, "background", lambda size, rng: np.zeros((size, size, 3), np.float32))
+    monkeypatch.setattr(synth, "fill_silhouette", flat_fill)
     monkeypatch.setattr(synth, "_photometric", lambda img, rng: img.astype(np.uint8))
     occluded = 0
     for i in range(1, 31):

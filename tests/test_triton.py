@@ -297,7 +297,7 @@ def test_a_native_export_names_the_backends_the_server_lacks(tiny_models, tmp_pa
     log.write_text("E1206 model_lifecycle.cc:654] failed to load 'x_dense' version 1: Invalid argument: unable to "
                    "find backend library for backend 'onnxruntime', try specifying runtime on the model "
                    "configuration.\n")
-    from cmlite.apps.triton import _log_error
+    from cmlite.apps.serve.triton import _log_error
 
     assert _log_error(log).startswith("it has no onnxruntime backend library: export those folders with --backend "
                                       "python")

@@ -265,7 +265,7 @@ def test_eval_refuses_a_dataset_whose_ids_name_other_classes(three_images, defau
 
 def test_counts_agree_with_their_nouns():
     """Before: "1 threads", "converted 1 models", "1 of 2 images ... were"."""
-    from cmlite.apps.overlay import panel_lines
+    from cmlite.apps.camera.overlay import panel_lines
     from cmlite.apps.table import plural
 
     assert [plural(n, "thread") for n in (0, 1, 2)] == ["0 threads", "1 thread", "2 threads"]
@@ -310,11 +310,11 @@ def test_outputs_on_a_read_only_file_system_are_refused_before_the_run(argv, rea
 def test_stats_that_cannot_be_written_at_the_end_go_to_standard_output(read_only_dir, capsys):
     """A --stats file that became unwritable during the run (a full disk, a folder gone read-only): one line,
     and the run's numbers on standard output."""
-    from cmlite.apps.camera_loop import CameraOptions, _write_stats
+    from cmlite.apps.camera.loop import CameraOptions, write_stats
 
     logs = []
     summary = {"frames": 3, "fps_mean": 12.5}
-    _write_stats(read_only_dir / "run.json", summary, CameraOptions(log=logs.append))
+    write_stats(read_only_dir / "run.json", summary, CameraOptions(log=logs.append))
     out = json.loads(capsys.readouterr().out)
     assert out["frames"] == 3 and "Read-only file system" in out["stats_error"]
     assert logs == [f"cannot write --stats {read_only_dir / 'run.json'} (Read-only file system): the stats follow "

@@ -1,4 +1,4 @@
-"""The camera app's web server (apps/web.py) against strangers: loopback by default, a token anywhere else, a cap
+"""The camera app's web server (apps/camera/web.py) against strangers: loopback by default, a token anywhere else, a cap
 on viewers, fixed routes only, and viewers that stall or say nothing dropped without slowing the app. Real HTTP
 over real sockets; the frames are the moving scene's."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from cmlite.apps.web import serve
+from cmlite.apps.camera.web import serve
 from cmlite.calibration.synth_scene import MovingScene
 from cmlite.runtimes.errors import CmliteError
 
@@ -146,7 +146,7 @@ def test_more_viewers_than_allowed_get_a_503(publishing):
 
 
 @pytest.mark.parametrize("path", ["/../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/stats.json/../x", "/index.html/",
-                                  "/stream.mjpg%00", "/README.md", "/apps/web.py", "/%73tats.json"])
+                                  "/stream.mjpg%00", "/README.md", "/apps/camera/web.py", "/%73tats.json"])
 def test_only_the_routes_exist(publishing, path):
     server, _, _ = publishing("0")
     r, _, _ = _get(server.server_address[1], path)

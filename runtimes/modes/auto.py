@@ -201,7 +201,9 @@ class Auto(RunMode):
     def brief(self) -> str:
         if self.chosen is None:
             return f"{self.run.mode} (auto: trial {self._trial_no()})"
-        return f"{self.chosen} (auto, remembered)" if self.recalled else f"{self.chosen} (auto: {self.why.split(':')[0]})"
+        if self.recalled:
+            return f"{self.chosen} (auto, remembered)"
+        return f"{self.chosen} (auto: {self.why.split(':')[0]})"
 
     def summary(self) -> dict:
         """What was chosen and why, for --stats."""

@@ -42,7 +42,7 @@ def run_stages(seg: Segmenter, key, job: Job, finish: Finish | None) -> None:
     if job.error is not None:
         return
     try:
-        for stage in (seg.preprocess, seg.graph1, seg.host, seg.graph2, seg.paste):
+        for stage in seg.stages():
             stage(job)
     except InferenceError as e:
         job.error = e

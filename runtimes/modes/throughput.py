@@ -8,7 +8,7 @@ infer request per lane). A worker takes the next image and runs every stage of i
 come out in the order taken, whichever lane finished first. On two cores two one-thread lanes keep both cores
 busy where one two-thread graph leaves gaps for its host work and its threads' syncs: what a single image's
 latency loses, the total rate gains. Several streams are one `take` that serves them in turn
-(apps/camera_streams.py).
+(apps/camera/streams.py).
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@
    (`cmlite camera --headless --stats` on `--source`, or a synthetic 640x480 clip, in `--mode`, with the
    device's threads; under auto each candidate tuned first, so the rounds run the mode it chose), one process per
    candidate and round, rounds interleaved: each round's frames over its seconds, the median and the spread.
-3. The choice (apps/pick_report.py): the fastest candidate whose mask AP is within `--max-ap-drop` of the FP32
+3. The choice (apps/reports/pick_report.py): the fastest candidate whose mask AP is within `--max-ap-drop` of the FP32
    reference (the checkpoint itself in PyTorch, on the same val set); a lead inside the rounds' spread (or under
    2%) is a tie, settled by the smaller peak memory, then the lower latency. Written to --out: the chosen folder,
    pick.json, pick.html.
@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cmlite.runtimes.errors import CmliteError
-from cmlite.runtimes.targets import CPU_TARGETS, PRECISIONS
-from cmlite.runtimes.targets import get as target_row
+from cmlite.runtimes.target_table import CPU_TARGETS, PRECISIONS, folder_name
+from cmlite.runtimes.target_table import get as target_row
 
-from .table import plural
+from ..table import plural
 
 
 @dataclass
@@ -49,11 +49,11 @@ class Candidate:
 
     @property
     def name(self) -> str:
-        return f"{self.target}-{self.precision}"
+        return folder_name(self.target, self.precision)
 
 
 def add_parser(sub) -> None:
-    from .model_args import add_mode_arg, add_size_args
+    from ..model_args import add_mode_arg, add_size_args
 
     p = sub.add_parser("pick", help="the fastest deployment on this device within an AP budget, as one folder",
                        description=__doc__.split("\n\n")[0])
@@ -91,18 +91,9 @@ def add_parser(sub) -> None:
 
 
 def cpu_has_bf16() -> bool:
-    from .device_info import cpu
+    from ..device_info import cpu
 
     return bool({"avx512_bf16", "amx_bf16"} & set(cpu().get("isa") or ()))
-
-
-def installed(target: str) -> bool:
-    import importlib.util
-
-    row = target_row(target)
-    if row.package == "ai-edge-litert":  # or tflite-runtime, the runtime's fallback
-        return any(importlib.util.find_spec(m) for m in ("ai_edge_litert", "tflite_runtime"))
-    return importlib.util.find_spec(row.package) is not None
 
 
 def plan(models: Path, targets: list[str] | None, precisions: list[str] | None) -> tuple[list[Candidate], list[str]]:
@@ -115,7 +106,7 @@ def plan(models: Path, targets: list[str] | None, precisions: list[str] | None) 
         if not row.runs_here:
             raise CmliteError(f"--targets {t}: {row.runtime} runs on {row.device}, not this CPU; pick among "
                               f"{', '.join(CPU_TARGETS)}")
-    usable = [t for t in chosen if installed(t)]
+    usable = [t for t in chosen if target_row(t).installed()]
     left_out += [f"{t}: {target_row(t).runtime} is not installed (pip install \"cmlite[{t}]\")"
                  for t in chosen if t not in usable]
     wanted = precisions or [p for p in PRECISIONS if p != "bf16" or cpu_has_bf16()]
@@ -124,7 +115,7 @@ def plan(models: Path, targets: list[str] | None, precisions: list[str] | None) 
         raise CmliteError(f"--precisions {','.join(bad)}: choose from {', '.join(PRECISIONS)}")
     if precisions is None and not cpu_has_bf16():
         left_out.append("bf16: this CPU has no BF16 instructions (avx512_bf16 / amx_bf16)")
-    out = [Candidate(t, p, models / f"{t}-{p}") for p in PRECISIONS if p in wanted for t in usable
+    out = [Candidate(t, p, models / folder_name(t, p)) for p in PRECISIONS if p in wanted for t in usable
            if p == "int8" or p in target_row(t).precisions]
     if not out:
         raise CmliteError("no candidates: " + ("; ".join(left_out) or "no target makes these precisions"))
@@ -306,8 +297,8 @@ def measure_live(cands: list[Candidate], source: str, frames: int, threads: int 
 def cmd_pick(args) -> int:
     from cmlite.converters.folders import check_dir_path
 
-    from .model_args import config_overrides, need_torch
-    from .demo import synthetic_clip
+    from ..model_args import comma_list, config_overrides, need_torch
+    from cmlite.calibration.synth_scene import clip_once
     from .pick_report import choose, write_deploy
 
     out = check_dir_path(args.out)
@@ -329,8 +320,7 @@ def cmd_pick(args) -> int:
     t_start = time.monotonic()
     deadline = t_start + args.max_minutes * 60 if args.max_minutes else None
     models = Path(args.models) if args.models else out.resolve().parent / "pick-models"
-    split = (lambda s: [x.strip() for x in s.split(",") if x.strip()] if s else None)  # noqa: E731
-    cands, left_out = plan(models, split(args.targets), split(args.precisions))
+    cands, left_out = plan(models, comma_list(args.targets) or None, comma_list(args.precisions) or None)
     for line in left_out:
         print(f"pick: left out {line}", file=sys.stderr)
     weights = args.weights or "default"
@@ -347,7 +337,7 @@ def cmd_pick(args) -> int:
     size = (model.config.min_size, model.config.max_size)
     ref = measure_ap(cands, weights, (args.val, args.val_images, args.val_limit), args.threads or os.cpu_count(),
                      size, log)
-    source = args.source or str(synthetic_clip(models / "clip.avi", 150))  # the demo's moving scene
+    source = args.source or str(clip_once(models / "clip.avi", 150))  # the demo's moving scene
     measure_live(cands, source, args.frames, args.threads, args.mode, args.rounds, args.live_timeout, log)
     settings = {"weights": weights, "max_ap_drop": args.max_ap_drop, "threads": args.threads, "mode": args.mode,
                 "source": source, "frames": args.frames, "rounds": args.rounds, "val": args.val,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 
 from .report_tables import Table, comparison_tables, device_tables, live_mode, notes
-from .table import number
+from ..table import number
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 1400px;

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cmlite.runtimes.errors import CmliteError
 
-from .table import format_table, number
+from ..table import format_table, number
 
 TIE = 0.02  # a lead under 2% of the fastest's fps is a tie whatever the rounds' spread
 RULE = ("the fastest candidate by live fps (frames over seconds, median of the rounds) whose mask AP is at most the "
@@ -95,8 +95,8 @@ def to_json(cands: list, choice: Choice, ref: dict, settings: dict, device: dict
 def plot_svg(cands: list, choice: Choice, ref_ap: float, budget: float) -> str | None:
     """Live fps against mask AP, the budget line and the winner marked; None without matplotlib."""
     try:
-        from .report_plots import _plt, _svg, pareto, place_labels
-        plt = _plt()
+        from .report_plots import pyplot, to_svg, pareto, place_labels
+        plt = pyplot()
     except ImportError:
         return None
     ok = [c for c in cands if c.figures.get("fps") and c.figures.get("mask_ap") is not None]
@@ -119,7 +119,7 @@ def plot_svg(cands: list, choice: Choice, ref_ap: float, budget: float) -> str |
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     place_labels(ax, [(c.name, (c.figures["fps"], c.figures["mask_ap"])) for c in ok])
-    return _svg(fig)
+    return to_svg(fig)
 
 
 NO_PLOT = '<p>(no plot: pip install "cmlite[report]")</p>'
@@ -146,7 +146,7 @@ def page(data: dict, table: list[list], svg: str | None) -> str:
 def write_deploy(out: Path, cands: list, choice: Choice, ref: dict, settings: dict) -> int:
     """Print the table; write OUT (the chosen folder, pick.json, pick.html) beside under a hidden name and swap it
     in whole. Nothing within the budget: pick.json and pick.html only, and one line (status 2)."""
-    from .device_info import cpu_line
+    from ..device_info import cpu_line
 
     table = rows(cands, choice)
     print(format_table(HEADERS, table, floatfmt=".1f"))

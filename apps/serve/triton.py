@@ -4,7 +4,7 @@
     cmlite triton serve repo                                                         # tritonserver on it
     cmlite camera --model triton://127.0.0.1:8001/onnx-int8 --source clip.mp4        # any command, any client
 
-`serve` runs NVIDIA's tritonserver (apps/triton_server.py says where it comes from) on loopback by default. Off
+`serve` runs NVIDIA's tritonserver (apps/serve/triton_server.py says where it comes from) on loopback by default. Off
 loopback every endpoint but health needs the key in the `cmlite-key` header (Triton's restricted-protocol option):
 given with --key or CMLITE_TRITON_KEY (then asked for on loopback too), else made here and printed in the URL.
 Triton's metrics take no key, so they stay on loopback. Ctrl-C or SIGTERM stops the server cleanly (in-flight
@@ -26,7 +26,7 @@ from cmlite.runtimes.errors import CmliteError
 from cmlite.runtimes.triton_backend import GRPC_KEY_HEADER, KEY_ENV, KEY_HEADER
 
 from . import triton_server
-from .web import is_loopback, parse_address
+from ..listen import is_loopback, parse_address
 
 PROTOCOLS = "metadata,inference,shared-memory,model-config,model-repository,statistics,trace,logging"  # all but health
 
@@ -73,7 +73,7 @@ def add_parser(sub) -> None:
 def run_export(args) -> int:
     from cmlite.converters.triton_repo import export, needed_libraries, repo_models
 
-    from .table import plural
+    from ..table import plural
 
     names = export(args.folders, args.out, args.backend, args.name, args.instances, args.threads, args.max_batch,
                    args.overwrite)

@@ -1,5 +1,5 @@
 """The camera's run loop: frames from a capture thread through a model's runner to the outputs (a window, a
-recording, a web stream, the stats), with the keys' state. `cmlite camera` (apps/camera.py) and the demo run it.
+recording, a web stream, the stats), with the keys' state. `cmlite camera` (apps/camera/camera.py) and the demo run it.
 
     summary = run_camera(runtimes.load("out/onnx-int8"), open_source("synth"), CameraOptions(window=False))
 """
@@ -19,7 +19,7 @@ from .capture import Capture, EndOfSource
 from .frame_stats import FrameStats
 from .overlay import draw_banner, draw_panel, panel_lines
 from .sources import Source
-from .visualize import draw
+from ..visualize import draw
 from .web import MAX_VIEWERS
 
 IDLE_S = 0.25  # how often the outputs refresh when no frame comes (source lost, slow stream)
@@ -51,7 +51,7 @@ class CameraOptions:
 
 
 def model_info(seg: Segmenter, source: Source, threads: int | None, mode: str) -> dict:
-    from .device_info import cpu_line
+    from ..device_info import cpu_line
 
     manifest = getattr(seg, "manifest", None)
     backend = manifest.target if manifest else "pytorch"
@@ -67,7 +67,7 @@ def auto_memory(seg: Segmenter, sources: list[Source], threads: int | None) -> M
     input size and MaskIoU setting, and the kind of source (a camera's pace is not a file's)."""
     import hashlib
 
-    from .device_info import cpu_line
+    from ..device_info import cpu_line
 
     manifest = getattr(seg, "manifest", None)
     if manifest is not None:
@@ -101,7 +101,7 @@ def mode_summary(run) -> dict:
     return out
 
 
-class _Outputs:
+class Outputs:
     """Window, recorder and web server: whichever were asked for."""
 
     def __init__(self, opts: CameraOptions, source: Source, stats_fn):
@@ -174,7 +174,7 @@ class CameraState:
         return None
 
 
-class _CameraRun:
+class CameraRun:
     """One run of the camera loop: the capture, the runner over the model, the outputs and the counts."""
 
     def __init__(self, seg: Segmenter, source: Source, opts: CameraOptions, threads: int | None):
@@ -203,7 +203,7 @@ class _CameraRun:
         draw(frame.image, job.instances, min_score=self.opts.show_thresh, masks=st.masks, inplace=True, avoid=avoid)
         job.timings["draw"] = (time.perf_counter() - t0) * 1e3
 
-    def present(self, frame, job, outputs: _Outputs) -> str | None:
+    def present(self, frame, job, outputs: Outputs) -> str | None:
         """A finished frame: the panel and banner drawn, shown on every output once, counted. -> a key's action."""
         st = self.state
         self.info["input"] = "x".join(map(str, job.pre.tensor.shape[2:]))
@@ -233,7 +233,7 @@ class _CameraRun:
             return opts.stop_reason
         return tuned(self.run, opts)
 
-    def loop(self, outputs: _Outputs) -> str:
+    def loop(self, outputs: Outputs) -> str:
         """Frames until a limit, the quit key or the end of the source (EndOfSource). -> why it stopped."""
         st = self.state
         deadline = None if self.opts.seconds is None else time.perf_counter() + self.opts.seconds
@@ -261,7 +261,7 @@ class _CameraRun:
             if reason:
                 return reason
 
-    def summary(self, outputs: _Outputs, reason: str, ended: bool) -> dict:
+    def summary(self, outputs: Outputs, reason: str, ended: bool) -> dict:
         c, rec = self.capture, outputs.recorder
         if self.run is not None:
             self.info.update(mode_summary(self.run))
@@ -275,8 +275,8 @@ class _CameraRun:
 
 def run_camera(seg: Segmenter, source: Source, opts: CameraOptions, threads: int | None = None) -> dict:
     """Run until the source ends, --frames/--seconds, q/Esc or Ctrl-C. -> the --stats summary."""
-    cam = _CameraRun(seg, source, opts, threads)
-    outputs = _Outputs(opts, source, cam.live_stats)
+    cam = CameraRun(seg, source, opts, threads)
+    outputs = Outputs(opts, source, cam.live_stats)
     ended, reason = False, "done"
     try:
         cam.capture.start()
@@ -296,16 +296,16 @@ def run_camera(seg: Segmenter, source: Source, opts: CameraOptions, threads: int
         close_s = time.perf_counter() - t_close
     summary = cam.summary(outputs, reason, ended) | {"close_s": round(close_s, 3)}
     if opts.stats:
-        _write_stats(Path(opts.stats), summary, opts)
+        write_stats(Path(opts.stats), summary, opts)
     return summary
 
 
-def _write_stats(path: Path, summary: dict, opts: CameraOptions) -> None:
+def write_stats(path: Path, summary: dict, opts: CameraOptions) -> None:
     """--stats FILE; if it cannot be written now (the disk filled, the folder went read-only), one line says so
     and the stats go to standard output instead: the run's numbers are never lost."""
     import json
 
-    from .atomic import write_json_atomic
+    from ..atomic import write_json_atomic
 
     try:
         write_json_atomic(path, summary)
@@ -315,7 +315,7 @@ def _write_stats(path: Path, summary: dict, opts: CameraOptions) -> None:
         print(json.dumps(summary, indent=1))
 
 
-def _refresh(outputs: _Outputs, last, status: str) -> str | None:
+def _refresh(outputs: Outputs, last, status: str) -> str | None:
     """No new frame: show the last picture again with the status (so the window answers keys and viewers see
     why nothing moves). Not recorded."""
     if last is None:

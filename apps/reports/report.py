@@ -1,11 +1,14 @@
-"""`cmlite report`: merge benchmark reports of several devices into one comparison; and the writer `cmlite bench`
-uses for its own report (report.json, report.md, report.html, each written whole or not at all)."""
+"""`cmlite report`: merge the `cmlite bench` reports of several devices into one comparison, devices side by side
+and the same plots across devices.
+
+Also the writer `cmlite bench` uses for its own report (report.json, report.md, report.html, each written whole or
+not at all)."""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from .atomic import write_json_atomic, write_text_atomic
+from ..atomic import write_json_atomic, write_text_atomic
 from .report_schema import load_reports, merged
 
 PLOTS_MISSING = ("report.html has tables but no plots: matplotlib is not installed (pip install 'cmlite[report]', "
@@ -87,9 +90,7 @@ def cmd_report(args) -> None:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("report", help="merge `cmlite bench` reports of several devices into one comparison",
-                       description="Reads report.json files (or their folders) from `cmlite bench` on several "
-                                   "devices and writes one report.json, report.md and report.html with the "
-                                   "devices side by side and the same plots across devices.")
+                       description=__doc__.split("\n\n")[0])
     p.add_argument("reports", nargs="+", metavar="REPORT", help="report.json files or the folders holding them")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the merged report")
     p.set_defaults(func=cmd_report)

@@ -16,11 +16,12 @@ from pathlib import Path
 
 from cmlite.runtimes.errors import CmliteError
 from cmlite.runtimes.pipeline import STAGES
-from cmlite.runtimes.targets import NAMES
+from cmlite.runtimes.target_table import NAMES
 
 from .bench_worker import RowSpec, worker
-from .latency_stats import summarize
-from .table import format_table, plural
+from ..latency_stats import summarize
+from ..model_args import comma_ints
+from ..table import format_table, plural
 
 
 
@@ -40,10 +41,7 @@ def parse_threads(text: str | None) -> list[int]:
     if not text:
         cores = os.cpu_count() or 1
         return sorted({1, cores})
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise CmliteError(f"--threads {text!r}: give thread counts separated by commas, e.g. 1,2,4") from None
+    values = comma_ints(text, "--threads", "1,2,4")
     if not values or min(values) < 1:
         raise CmliteError(f"--threads {text!r}: every thread count must be at least 1")
     return list(dict.fromkeys(values))
@@ -321,7 +319,7 @@ def run_bench(specs: list[RowSpec], images: list[Path], runs: int = 20, warmup: 
     to run in the latency and the throughput mode, `throughput` images each (48 when 0)."""
     from cmlite.runtimes.progress import progress_bar
 
-    from .device_info import fingerprint
+    from ..device_info import fingerprint
     from .report_schema import new_report
 
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
@@ -373,10 +371,7 @@ def run_bench(specs: list[RowSpec], images: list[Path], runs: int = 20, warmup: 
 
 
 def parse_streams(text: str) -> tuple[int, ...]:
-    try:
-        counts = tuple(int(t) for t in text.split(","))
-    except ValueError:
-        counts = ()
+    counts = tuple(comma_ints(text, "--streams", "1,2,4,8"))
     if not counts or min(counts) < 1 or max(counts) > 64:
         raise CmliteError(f"--streams {text!r}: give a comma list of stream counts from 1 to 64, e.g. 1,2,4,8")
     return counts
@@ -404,7 +399,7 @@ def cmd_bench(args) -> int:
     specs = plan_rows(models, list(args.weights or []), threads, sizes,
                       {"on": (True,), "off": (False,), "both": (True, False)}[args.maskiou], args.backend)
     if args.weights:
-        from .model_args import need_torch
+        from ..model_args import need_torch
 
         need_torch("--weights", model_hint=True)
     if bool(args.data) != bool(args.data_images):
@@ -435,9 +430,7 @@ def cmd_bench(args) -> int:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="speed, memory and accuracy of models on this device, as a report",
-                       description="Runs each model x thread count x test size in its own process, interleaved "
-                                   "round by round, and writes report.json, report.md and report.html to --out. "
-                                   "Merge reports of several devices with `cmlite report`.")
+                       description=__doc__.split("\n\n")[0])
     p.add_argument("--model", action="append", metavar="DIR", help="a converted model folder (repeat for more)")
     p.add_argument("--models-dir", action="append", metavar="DIR",
                    help="every converted model folder in DIR (`cmlite convert --out`; repeatable)")

@@ -4,11 +4,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .table import plural
+from ..table import plural
+from .frame_stats import STAGES
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
-STAGE_LABELS = (("preprocess", "pre"), ("graph1", "g1"), ("host", "host"), ("graph2", "g2"), ("paste", "paste"),
-                ("draw", "draw"))
+SHORT = {"preprocess": "pre", "graph1": "g1", "graph2": "g2"}  # the panel's short names; the others as they are
+STAGE_LABELS = tuple((s, SHORT.get(s, s)) for s in STAGES if s != "output")  # output: the panel's own time
 
 
 def _fmt(v, spec: str = ".1f", none: str = "-") -> str:

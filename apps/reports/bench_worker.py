@@ -127,7 +127,7 @@ def streams(seg, images: list, n: int, mode: str, count: int, on_image=None) -> 
     from cmlite.runtimes.modes import can_replicate, runner
     from cmlite.runtimes.rate import frames_per_second, per_second
 
-    from .latency_stats import summarize
+    from ..latency_stats import summarize
 
     if mode == "throughput" and not can_replicate(seg):
         return {"skipped": f"{seg.device} has no throughput mode"}

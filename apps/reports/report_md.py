@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .report_tables import (STAGES, Table, comparison_tables, device_tables, live_mode, notes, ok_rows,
                             size_text)
-from .table import format_table, markdown_table
+from ..table import format_table, markdown_table
 
 
 def speed_table(report: dict) -> str:

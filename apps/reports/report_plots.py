@@ -20,7 +20,7 @@ WIDTH = 12.0  # inches, one device; the page draws every plot at its full width
 MIN_AP_SPAN = 2.0  # AP points: a smaller span would show 0.2 AP of noise as a cliff
 
 
-def _plt():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -31,10 +31,10 @@ def _plt():
     return plt
 
 
-def _svg(fig) -> str:
+def to_svg(fig) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
-    _plt().close(fig)
+    pyplot().close(fig)
     text = buf.getvalue()
     return text[text.index("<svg"):]
 
@@ -64,7 +64,7 @@ def _columns(plt, reports, height, sharex=False, sharey=False):
 
 
 def stages_plot(reports: list[dict]) -> str:
-    plt = _plt()
+    plt = pyplot()
     keys = _row_keys(reports)
     fig, axes = _columns(plt, reports, 1.2 + 0.32 * len(keys), sharex=True, sharey=True)
     ys = range(len(keys))
@@ -82,11 +82,11 @@ def stages_plot(reports: list[dict]) -> str:
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=len(STAGES), fontsize=8,
                frameon=False)  # below the plot: inside, it sat on the longest bar
     fig.suptitle("Latency per stage", fontsize=11)
-    return _svg(fig)
+    return to_svg(fig)
 
 
 def distribution_plot(reports: list[dict]) -> str:
-    plt = _plt()
+    plt = pyplot()
     keys = _row_keys(reports)
     fig, axes = _columns(plt, reports, 1.2 + 0.32 * len(keys), sharex=True, sharey=True)
     for ax, rep in zip(axes, reports):
@@ -100,11 +100,11 @@ def distribution_plot(reports: list[dict]) -> str:
     axes[0].set_yticks(range(len(keys)), [_label(k, keys) for k in keys])
     axes[0].set_ylim(len(keys) - 0.5, -0.5)
     fig.suptitle("Latency distribution", fontsize=11)
-    return _svg(fig)
+    return to_svg(fig)
 
 
 def threads_plot(reports: list[dict]) -> str:
-    plt = _plt()
+    plt = pyplot()
     if len({r["threads"] for rep in reports for r in ok_rows(rep)}) == 1:
         return _fps_bars(plt, reports)  # one thread count: a line plot would be one column of dots
     lines = list(dict.fromkeys((r["model"], tuple(r["size"] or ())) for rep in reports for r in ok_rows(rep)))
@@ -134,7 +134,7 @@ def threads_plot(reports: list[dict]) -> str:
     axes[-1].legend(list(handles.values()), list(handles), fontsize=8, frameon=False, loc="upper left",
                     bbox_to_anchor=(1.0, 1.0))
     fig.suptitle("Throughput against threads", fontsize=11)
-    return _svg(fig)
+    return to_svg(fig)
 
 
 def _fps_bars(plt, reports: list[dict]) -> str:
@@ -152,7 +152,7 @@ def _fps_bars(plt, reports: list[dict]) -> str:
     axes[0].set_yticks(list(ys), [_label(k, keys) for k in keys])
     axes[0].invert_yaxis()
     fig.suptitle("Throughput (one thread count measured)", fontsize=11)
-    return _svg(fig)
+    return to_svg(fig)
 
 
 def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -179,7 +179,7 @@ def latency_scale(latencies: list[float]) -> str:
 
 
 def front_plot(reports: list[dict]) -> str:
-    plt = _plt()
+    plt = pyplot()
     fig, axes = _columns(plt, reports, 4.2, sharex=True, sharey=True)
     scale = latency_scale([r["latency_ms"]["p50"] for rep in reports for r in ok_rows(rep)
                            if r.get("mask_ap") is not None])
@@ -224,7 +224,7 @@ def front_plot(reports: list[dict]) -> str:
     fig.suptitle("Speed / accuracy", fontsize=11)
     for ax in axes:
         place_labels(ax, getattr(ax, "_cmlite_labels", []))
-    return _svg(fig)
+    return to_svg(fig)
 
 
 # where a point's name may go, in points from it: right, left, above, below, then the diagonals further out
@@ -270,7 +270,7 @@ def has_streams(reports: list[dict]) -> bool:
 def streams_plot(reports: list[dict]) -> str:
     """Total images per second against the number of streams, one colour per row: solid the throughput mode,
     dashed the latency mode; one column per device, the legend below."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = _columns(plt, reports, 3.6, sharey=True)
     colors = plt.get_cmap("tab10").colors
     rows = list(dict.fromkeys((r["model"], r["threads"]) for rep in reports for r in ok_rows(rep) if r.get("streams")))
@@ -297,7 +297,7 @@ def streams_plot(reports: list[dict]) -> str:
                                                                              ms=3)]
     labels += ["throughput mode", "latency mode"]
     fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 4), fontsize=8, frameon=False)
-    return _svg(fig)
+    return to_svg(fig)
 
 
 def all_plots(reports: list[dict]) -> list[tuple[str, str, str]]:

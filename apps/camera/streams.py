@@ -3,7 +3,7 @@
     summary = run_streams(seg, [open_source("a.mp4"), open_source("synth")], CameraOptions(window=False))
 
 Each source has its own capture thread (a live one that stops is reopened on its own, the others go on), overlay,
-counts and stats (apps/camera_loop.py's _CameraRun, one per stream). One runner serves them all: its `take` gives
+counts and stats (apps/camera/loop.py's CameraRun, one per stream). One runner serves them all: its `take` gives
 the streams their turns (the next one after the last served that has a frame), so no stream is starved; live
 sources keep their newest frame and count what they drop, files lose none. In throughput mode
 (runtimes/modes/throughput.py) the lanes work on frames of different streams at once. Outputs: the window as a grid,
@@ -23,9 +23,9 @@ import numpy as np
 from cmlite.runtimes.errors import CmliteError
 from cmlite.runtimes.pipeline import Segmenter
 
-from .camera_loop import IDLE_S, CameraOptions, _CameraRun, _Outputs, _write_stats, make_runner, tuned
+from .loop import IDLE_S, CameraOptions, CameraRun, Outputs, write_stats, make_runner, tuned
 from .capture import EndOfSource
-from .latency_stats import summarize
+from ..latency_stats import summarize
 from .overlay import draw_banner
 from .sources import Source
 
@@ -44,7 +44,7 @@ class StreamTurns:
     """take(timeout) over several captures in turn; -> ((stream, frame), image), None when no frame came in time;
     EndOfSource when every stream ended or reached its frame limit."""
 
-    def __init__(self, cams: list[_CameraRun], limit: int | None, log):
+    def __init__(self, cams: list[CameraRun], limit: int | None, log):
         self.cams, self.limit, self.log = cams, limit, log
         self.ready = threading.Event()  # set by a capture thread when a frame arrives
         for cam in cams:
@@ -103,7 +103,7 @@ def _grid(tiles: list, shape: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def total_summary(summaries: list[dict], cams: list[_CameraRun], seconds: float) -> dict:
+def total_summary(summaries: list[dict], cams: list[CameraRun], seconds: float) -> dict:
     """Every stream together: frames and fps in total, the slowest stream against the mean, latency over all
     frames."""
     frames = sum(s["frames"] for s in summaries)
@@ -126,11 +126,11 @@ def run_streams(seg: Segmenter, sources: list[Source], opts: CameraOptions, thre
     """Run until every source ended, --frames (per stream), --seconds, q/Esc or Ctrl-C. -> {"total": ...,
     "streams": [each stream's --stats summary], ...the model's info}."""
     n = len(sources)
-    cams = [_CameraRun(seg, s, replace(opts, frames=None), threads) for s in sources]
+    cams = [CameraRun(seg, s, replace(opts, frames=None), threads) for s in sources]
     per_stream = [replace(opts, window=False, serve=None, stats=None,
                           record=record_path(opts.record, i) if opts.record else None) for i in range(n)]
-    outputs = [_Outputs(o, s, cam.live_stats) for o, s, cam in zip(per_stream, sources, cams)]
-    shared = _Outputs(replace(opts, record=None), sources[0], lambda: _live(cams)) if opts.window or opts.serve \
+    outputs = [Outputs(o, s, cam.live_stats) for o, s, cam in zip(per_stream, sources, cams)]
+    shared = Outputs(replace(opts, record=None), sources[0], lambda: _live(cams)) if opts.window or opts.serve \
         else None
     if shared is not None and shared.server is not None:
         shared.server.add_streams(n)
@@ -165,18 +165,18 @@ def run_streams(seg: Segmenter, sources: list[Source], opts: CameraOptions, thre
     summary = {"total": total_summary(streams, cams, seconds), "streams": streams, "stopped_by": reason,
                **{k: v for k, v in cams[0].info.items() if k not in ("source", "input")}}
     if opts.stats:
-        _write_stats(Path(opts.stats), summary, opts)
+        write_stats(Path(opts.stats), summary, opts)
     return summary
 
 
-def _live(cams: list[_CameraRun]) -> dict:
+def _live(cams: list[CameraRun]) -> dict:
     """/stats.json of several streams: each stream's numbers, and stream 0's at the top level (the one-stream
     page's fields)."""
     streams = [cam.live_stats() for cam in cams]
     return {**streams[0], "streams": streams, "fps_total": round(sum(s["fps"] or 0 for s in streams), 2)}
 
 
-def apply_key(cams: list[_CameraRun], action: str | None, opts: CameraOptions) -> str | None:
+def apply_key(cams: list[CameraRun], action: str | None, opts: CameraOptions) -> str | None:
     """A key pressed in the grid acts on every stream: space pauses them all, m and p turn masks and panels off or
     on, s writes each stream's picture (-s0, -s1, ... in the names). -> the stop reason for q/Esc."""
     reasons = [cam.state.on_key(action, opts, cam.stats.frames, f"-s{i}") for i, cam in enumerate(cams)]

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from cmlite.runtimes.pipeline import STAGES as PIPELINE_STAGES
 
-from .table import plural
+from ..table import plural
 
 STAGES = tuple((s, s.replace("graph", "graph ")) for s in PIPELINE_STAGES)  # (key, column name): "graph 1"
 
@@ -144,9 +144,10 @@ def throughput_table(report: dict) -> Table | None:
         ran = {m: x for m, x in t.items() if x.get("images_per_s")}
         best = max(ran, key=lambda m: ran[m]["images_per_s"], default=None)
         seq = ran.get("sequential", {}).get("images_per_s")
+        gain = f"{ran[best]['images_per_s'] / seq:.2f}x" if best and seq else None
         rows.append([r["model"], r["threads"], size_text(r), bound, cell(t.get("sequential")), cell(t.get("overlap")),
-                     cell(t.get("throughput")), best, f"{ran[best]['images_per_s'] / seq:.2f}x" if best and seq else None,
-                     ran.get("sequential", {}).get("latency_ms"), ran[best]["latency_ms"] if best else None])
+                     cell(t.get("throughput")), best, gain, ran.get("sequential", {}).get("latency_ms"),
+                     ran[best]["latency_ms"] if best else None])
     if not rows:
         return None
     n = report["settings"].get("throughput_images")

@@ -35,6 +35,10 @@ class Target:
     #                           parser and section(manifest) its manifest section
     device: str = "cpu"  # where it runs: "cpu" targets are built, run and measured on this machine
     measured_here_with: str | None = None  # off its device, the backend that runs its graphs instead (AP checks)
+    engines: bool = False  # its graphs are built into engines on the device (cmlite build-engine), which Triton serves
+    qdq_in_float: bool = False  # its INT8 graphs, run in ONNX Runtime as their reference, compute Q/DQ in float (the
+    #                            target accumulates in int32; ORT's int8 kernels saturate on CPUs without VNNI)
+    modules: tuple[str, ...] = ()  # the import names its runtime may have (the first found runs); default: package
     # Triton (converters/triton_repo.py): the config field and value that name the server's own backend for these
     # graphs (None: Triton has none; `--backend python` serves them through this runtime), the file name that
     # backend looks for in a version folder, and whether graph 2's RoI dimension is Triton's batch dimension
@@ -51,13 +55,24 @@ class Target:
     def twin_target(self) -> str:
         return self.twin or self.name
 
+    def folder(self, precision: str) -> str:
+        """The name of its folder of `precision` (onnx-int8): what convert, quantize, pick and the demo write."""
+        return folder_name(self.name, precision)
+
+    def installed(self) -> bool:
+        """Whether its runtime can be imported here (found, not imported)."""
+        import importlib.util
+
+        return any(importlib.util.find_spec(m) is not None for m in self.modules or (self.package,))
+
     @property
     def runs_here(self) -> bool:
         return self.device == "cpu"
 
 
 _ROWS = (
-    Target("onnx", "ONNX Runtime", "onnxruntime", "ort_backend", "OrtSegmenter", exporter="onnx_export", quantizer="ort_quant",
+    Target("onnx", "ONNX Runtime", "onnxruntime", "ort_backend", "OrtSegmenter", exporter="onnx_export",
+           quantizer="ort_quant",
            precisions=("fp32", "fp16"), files=(".onnx",), onnx_graphs=True, runs_onnx_graphs=True,
            triton=("platform", "onnxruntime_onnx"), triton_library="onnxruntime", triton_file="model.onnx",
            triton_batches=True,
@@ -68,17 +83,24 @@ _ROWS = (
            triton_file="model.xml",
            triton_params=(("PERFORMANCE_HINT", "LATENCY"),), triton_threads="INFERENCE_NUM_THREADS",
            triton_bf16="HINT_BF16"),
-    Target("tflite", "LiteRT", "ai-edge-litert", "litert_backend", "LiteRtSegmenter", exporter="tflite_export", quantizer="tflite_quant",
-           precisions=("fp32", "fp16"), files=(".tflite",), fixed_input=True),
+    Target("tflite", "LiteRT", "ai-edge-litert", "litert_backend", "LiteRtSegmenter", exporter="tflite_export",
+           quantizer="tflite_quant", precisions=("fp32", "fp16"), files=(".tflite",), fixed_input=True,
+           modules=("ai_edge_litert", "tflite_runtime")),  # or tflite-runtime, the backend's fallback
     Target("tensorrt", "TensorRT", "tensorrt", "tensorrt_backend", "TensorRtSegmenter", exporter="onnx_export",
            quantizer="ort_quant", precisions=("fp32", "fp16"), files=(".onnx", ".engine", ".plan"), twin="onnx",
-           onnx_graphs=True, rules="tensorrt_export", device="nvidia-gpu", measured_here_with="onnx",
+           onnx_graphs=True, rules="tensorrt_export", device="nvidia-gpu", measured_here_with="onnx", engines=True,
+           qdq_in_float=True,
            triton=("platform", "tensorrt_plan"), triton_library="tensorrt", triton_file="model.plan",
            triton_batches=True),
 )
 TARGETS: dict[str, Target] = {t.name: t for t in _ROWS}
 NAMES = tuple(TARGETS)
 CPU_TARGETS = tuple(t.name for t in _ROWS if t.runs_here)  # what the demo and bench run on this machine
+
+
+def folder_name(target: str, precision: str) -> str:
+    """A model folder's name: the target and the precision (openvino-fp16)."""
+    return f"{target}-{precision}"
 
 
 def get(name: str, what: str = "target") -> Target:

@@ -15,7 +15,7 @@ import numpy as np
 from cmlite.runtimes.pipeline import STAGES as PIPELINE_STAGES
 from cmlite.runtimes.rate import RecentRate, per_second, spread, window_rates
 
-from .latency_stats import percentile, summarize
+from ..latency_stats import percentile, summarize
 
 STAGES = (*PIPELINE_STAGES, "draw", "output")  # the camera's own work after the pipeline's
 

@@ -6,7 +6,7 @@ backend, with the fps and latency each device reaches.
     cmlite camera --source clip.mp4 --record seg.webm --stats run.json --headless
 
 Torch-free with --model DIR; the embedded default (or --weights) runs in PyTorch. The run loop itself is
-apps/camera_loop.py.
+apps/camera/loop.py.
 """
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from pathlib import Path
 
 from cmlite.runtimes.errors import CmliteError
 
-from .camera_loop import CameraOptions, run_camera
+from .loop import CameraOptions, run_camera
 from .overlay import CORNERS
 from .sources import SOURCES_HELP, open_source
-from .table import plural
+from ..table import plural
 from .web import MAX_VIEWERS
 
 
@@ -35,7 +35,7 @@ def _check(args) -> None:
         raise CmliteError(f"--show-thresh {args.show_thresh}: give a score in [0, 1]")
     if args.snapshot_dir and not Path(args.snapshot_dir).is_dir():
         raise CmliteError(f"--snapshot-dir {args.snapshot_dir} is not a folder")
-    from .atomic import check_file_path
+    from ..atomic import check_file_path
 
     for flag, given in (("--token", args.token is not None), ("--no-token", args.no_token)):
         if given and not args.serve:
@@ -60,12 +60,13 @@ def _stop_between_frames(opts: CameraOptions):
 
 
 def cmd_camera(args) -> None:
-    from .model_args import config_overrides, segmenter
+    from ..model_args import config_overrides, segmenter
 
     _check(args)
     overrides = config_overrides(args)
     if args.serve:
-        from .web import check_address_free, check_options
+        from ..listen import check_address_free
+        from .web import check_options
 
         check_address_free(args.serve)  # a bad address or one in use, token or viewer count: before the model loads
         check_options(args.token, args.max_viewers)
@@ -91,7 +92,7 @@ def cmd_camera(args) -> None:
         before = {sig: signal.signal(sig, _stop_between_frames(opts)) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         if len(sources) > 1:
-            from .camera_streams import run_streams
+            from .streams import run_streams
 
             s = run_streams(seg, sources, opts, threads=args.threads)
         else:
@@ -117,7 +118,7 @@ def cmd_camera(args) -> None:
 
 
 def _print_streams(s: dict, args) -> None:
-    from .table import format_table
+    from ..table import format_table
 
     rows = [[t["stream"], t["source"], t["frames"], t["fps_mean"], t["latency_ms"]["p50"], t["latency_ms"]["p90"],
              t["latency_ms"]["p99"], t["dropped"], t["reopens"]] for t in s["streams"]]
@@ -131,7 +132,7 @@ def _print_streams(s: dict, args) -> None:
 
 
 def add_parser(sub) -> None:
-    from .model_args import add_mode_arg, add_runtime_args
+    from ..model_args import add_mode_arg, add_runtime_args
 
     p = sub.add_parser("camera", help="live segmentation from a camera, video, stream, folder or synth, with fps",
                        description="Live instance segmentation with an overlay of fps, per-stage ms and latency. "

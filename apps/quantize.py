@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
     p.add_argument("--weights", default="default", help="checkpoint (.pth); default: the embedded default model")
     p.add_argument("--calib", required=True, metavar="SOURCE",
                    help="calibration frames: an image folder, a COCO file (with --calib-images), a video, or "
-                        "camera:N")
+                        "the deployed camera: camera:N, gst:PIPELINE or picam:N (grabbed for --camera-seconds)")
     p.add_argument("--calib-images", metavar="DIR", help="the images folder of a COCO --calib file")
     p.add_argument("--calib-count", type=int, default=32, metavar="N", help="frames to use (default 32)")
     p.add_argument("--calib-seed", type=int, default=0, help="seed of the frame pick (default 0)")

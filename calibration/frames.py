@@ -21,10 +21,11 @@ import numpy as np
 from cmlite.runtimes.images import IMAGE_SUFFIXES, read_bgr
 from cmlite.runtimes.errors import CmliteError, ImageError
 from cmlite.runtimes.progress import LineProgress, progress_bar
-from cmlite.runtimes.video_capture import VIDEO_SUFFIXES, open_capture
+from cmlite.runtimes.video_capture import VIDEO_SUFFIXES, open_capture, open_device
 
 KEEP_PER_FRAME = 4  # live/sequential grabbing keeps at most this many frames per requested frame (bounded memory)
-_SOURCES = "give an image folder, an image, a COCO .json with --calib-images DIR, a video or camera:N"
+_SOURCES = ("give an image folder, an image, a COCO .json with --calib-images DIR, a video, camera:N, gst:PIPELINE or "
+            "picam:N")
 
 
 @dataclass
@@ -73,12 +74,14 @@ def spread_indices(n_available: int, count: int, seed: int) -> list[int]:
 
 
 def parse_source(source: str, images_dir: str | None = None) -> tuple[str, ...]:
-    """Classify a source -> ("camera", index or /dev path) | ("folder", dir) | ("coco", json, images_dir) |
+    """Classify a source -> ("camera", index, /dev path, gst:PIPELINE or picam:N) | ("folder", dir) | ("coco", json, images_dir) |
     ("images", file) | ("video", file). Raises CmliteError for a missing path or a malformed camera source."""
     source = str(source)
     if images_dir is not None and not source.lower().endswith(".json"):
         raise CmliteError(f"--calib-images {images_dir} is only used with a COCO .json source, not {source}: "
                           f"drop --calib-images or give the COCO annotation file")
+    if source.startswith(("gst:", "picam:")):  # the live app's GStreamer pipelines and the Pi camera
+        return "camera", source
     if source.startswith("camera:"):
         cam = source[len("camera:"):]
         if not ((cam.isascii() and cam.isdigit()) or cam.startswith("/dev/")):
@@ -219,7 +222,10 @@ def _video(path: str, count: int, seed: int, bar: LineProgress, seek: bool = Tru
 
 def _camera(source: str, cam: str, count: int, seconds: float, bar: LineProgress) -> tuple[list[np.ndarray], list[str], int]:
     """`count` frames evenly spread over those grabbed for `seconds`. -> (frames, ids, frames grabbed)."""
-    capture = open_capture(int(cam) if cam.isdigit() else cam)
+    try:
+        capture = open_device(cam)
+    except CmliteError as e:
+        raise CmliteError(f"no camera at {source}: {e}") from None
     opened = capture.isOpened()
     try:
         pick, grabbed = grab_live(capture, count, seconds, bar=bar) if opened else ([], 0)

@@ -70,10 +70,13 @@ def cmd_camera(args) -> None:
 
         check_address_free(args.serve)  # a bad address or one in use, token or viewer count: before the model loads
         check_options(args.token, args.max_viewers)
+    from cmlite.runtimes.video_capture import parse_settings
+
+    settings = parse_settings(args.camera_size, args.camera_fps, args.camera_format)
     sources = []
     try:
         for spec in args.source or ["0"]:
-            sources.append(open_source(spec))
+            sources.append(open_source(spec, settings))
         seg = segmenter(args, **overrides)
     except BaseException:
         for source in sources:
@@ -87,6 +90,11 @@ def cmd_camera(args) -> None:
                          stats=args.stats, show_thresh=args.show_thresh, snapshot_dir=args.snapshot_dir,
                          panel=args.panel)
     opts.log(f"{', '.join(s.describe() for s in sources)} -> {seg.device} ({args.mode})")
+    for s in sources:  # what each camera or pipeline gives; a request its driver could not meet, said once
+        if getattr(s, "delivers", None) and s.delivers():
+            opts.log(f"{s.describe()} gives {s.delivers()}")
+        if getattr(s, "note", None):
+            opts.log(f"cmlite: warning: {s.describe()}: {s.note}")
     before = {}
     if threading.current_thread() is threading.main_thread():  # `kill` stops as cleanly as Ctrl-C
         before = {sig: signal.signal(sig, _stop_between_frames(opts)) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -151,6 +159,13 @@ def add_parser(sub) -> None:
                         "model, input size and source kind (kept in ~/.cache/cmlite/auto-modes.json)")
     p.add_argument("--tune", action="store_true",
                    help="--mode auto: measure the modes, remember the choice for the runs that follow, and stop")
+    p.add_argument("--camera-size", metavar="WxH", help="ask a local camera (an index, /dev/videoN, picam:N) for this "
+                                                        "frame size, e.g. 1280x720 (default: the driver's)")
+    p.add_argument("--camera-fps", type=float, metavar="N", help="ask a local camera for this frame rate")
+    p.add_argument("--camera-format", metavar="FOURCC", help="ask a local camera for this pixel format: MJPG "
+                                                             "(compressed: the high sizes and rates over USB 2), "
+                                                             "YUYV (raw), H264, ... What the driver gave is printed "
+                                                             "and in --stats; a request it cannot meet is a warning")
     p.add_argument("--loop", action="store_true", help="replay video files and folders")
     p.add_argument("--realtime", action="store_true", help="play a video at its own frame rate, dropping frames "
                                                            "like a camera (default: every frame, in order)")

@@ -42,6 +42,7 @@ class Capture:
         self.pace = realtime and not source.live and bool(source.fps)
         self.log = log or (lambda message: None)
         self.captured = self.dropped = self.taken = self.reopens = 0  # captured = taken + dropped + pending
+        self.read_cpu_s = 0.0  # CPU of the reading thread in the source's read() (a camera's decode, conversion)
         self.status = ""  # non-empty while the source is lost
         self._slot: Frame | None = None
         self._ended = False
@@ -81,6 +82,17 @@ class Capture:
             self._cond.notify_all()
             return frame
 
+    def cpu_ms_per_frame(self) -> dict:
+        """The capture's own CPU a frame: the reading thread's, and a pipeline's own threads' where it has them
+        (GStreamer decodes and converts in threads of its own)."""
+        source = self.source.cpu_s() if hasattr(self.source, "cpu_s") else None
+        n = max(self.captured, 1)
+        out = {"read_thread": round(self.read_cpu_s * 1e3 / n, 3)}
+        if source is not None:
+            out["pipeline_threads"] = round(source * 1e3 / n, 3)
+        out["total"] = round(sum(out.values()), 3)
+        return out
+
     @property
     def pending(self) -> int:
         """1 when a frame waits to be taken."""
@@ -103,7 +115,9 @@ class Capture:
     def _read_loop(self) -> None:
         since_rewind, t_start = 0, time.monotonic()
         while not self._stop.is_set():
+            t_cpu = time.thread_time()
             ok, image = self.source.read()
+            self.read_cpu_s += time.thread_time() - t_cpu
             if not ok:
                 if self.source.live:
                     self._reconnect()

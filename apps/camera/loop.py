@@ -62,6 +62,21 @@ def model_info(seg: Segmenter, source: Source, threads: int | None, mode: str) -
             "min_size": seg.config.min_size, "max_size": seg.config.max_size, "input": "-"}
 
 
+def capture_summary(source: Source, capture: Capture) -> dict:
+    """--stats: what the source delivers (a local camera: what was asked, what the driver gave), and what
+    capturing costs in CPU a frame."""
+    out = {"cpu_ms_per_frame": capture.cpu_ms_per_frame()}
+    if getattr(source, "got", None):
+        out["got"] = source.got
+        out["backend"] = source.backend
+    settings = getattr(source, "settings", None)
+    if settings:
+        out["asked"] = {"size": list(settings.size) if settings.size else None, "fps": settings.fps,
+                        "format": settings.fourcc.strip() if settings.fourcc else None}
+        out["unmet"] = source.note
+    return out
+
+
 def auto_memory(seg: Segmenter, sources: list[Source], threads: int | None) -> Memory:
     """Where auto's choice is remembered: this device (CPU, backend, threads), this model (its graphs' hashes),
     input size and MaskIoU setting, and the kind of source (a camera's pace is not a file's)."""
@@ -265,7 +280,8 @@ class CameraRun:
         c, rec = self.capture, outputs.recorder
         if self.run is not None:
             self.info.update(mode_summary(self.run))
-        return {**self.stats.summary(), "captured": c.captured, "dropped": c.dropped, "taken": c.taken,
+        return {**self.stats.summary(), "capture": capture_summary(self.source, c),
+                "captured": c.captured, "dropped": c.dropped, "taken": c.taken,
                 "pending": c.pending, "reopens": c.reopens, "failed": self.failed, "stopped_by": reason,
                 "source_ended": ended,
                 "recorded_frames": rec.frames if rec else None,

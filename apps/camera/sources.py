@@ -1,11 +1,15 @@
-"""Frame sources for the camera app: a webcam, a video file, a stream URL, a folder of images, or `synth`.
+"""Frame sources for the camera app: a webcam, a GStreamer pipeline, the Pi camera, a video file, a stream URL, a
+folder of images, or `synth`.
 
-    src = open_source("0")            # webcam index; "/dev/video0"; "clip.mp4"; "rtsp://..."; "frames/"; "synth"
+    src = open_source("0", CaptureSettings(size=(1280, 720), fps=30, fourcc="MJPG"))   # a webcam, asked
+    src = open_source('gst:nvarguscamerasrc ! video/x-raw(memory:NVMM),width=1280,height=720 ! nvvidconv')
+    src = open_source("picam:0")      # also "/dev/video0"; "clip.mp4"; "rtsp://..."; "frames/"; "synth"
     ok, frame = src.read()            # BGR uint8, or (False, None) when the source has nothing (more)
 
-A source is `live` when it runs on its own clock (camera, stream, synth): the app keeps only its newest frame
-and reopens it when it stops. Files (video, folder) are read frame by frame and end; `rewind()` replays them.
-Every failure to open raises CmliteError with one line naming the problem and the fix.
+A source is `live` when it runs on its own clock (camera, stream, synth, a live pipeline): the app keeps only its
+newest frame and reopens it when it stops. Files (video, folder, a finite pipeline) are read frame by frame and
+end; `rewind()` replays them. Every failure to open raises CmliteError with one line naming the problem and the
+fix. A local camera reports what its driver gave (`got`, against what was asked).
 """
 from __future__ import annotations
 
@@ -18,12 +22,13 @@ import numpy as np
 
 from cmlite.runtimes.errors import CmliteError, ImageError
 from cmlite.runtimes.images import IMAGE_SUFFIXES, read_bgr
-from cmlite.runtimes.video_capture import open_capture
+from cmlite.runtimes.video_capture import (CaptureSettings, capture_format, describe, open_capture, open_device,
+                                           unmet)
 
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 STREAM_TIMEOUT_MS = 5000
-SOURCES_HELP = ("a camera index (0) or /dev/videoN, a video file, a stream URL (rtsp://, http://), a folder of "
-                "images, or synth")
+SOURCES_HELP = ("a camera index (0) or /dev/videoN, gst:PIPELINE (GStreamer), picam:N (the Pi camera), a video "
+                "file, a stream URL (rtsp://, http://), a folder of images, or synth")
 
 
 class Source:
@@ -58,18 +63,24 @@ class Source:
 
 
 class CaptureSource(Source):
-    """Anything cv2.VideoCapture opens: a camera, a video file or a stream."""
+    """Anything cv2.VideoCapture opens (a camera, a video file or a stream), a GStreamer pipeline or the Pi camera."""
 
-    def __init__(self, spec: str, target, kind: str, live: bool):
+    def __init__(self, spec: str, target, kind: str, live: bool, settings: CaptureSettings | None = None):
         super().__init__(spec)
-        self.target, self.kind, self.live = target, kind, live
-        self.cap: cv2.VideoCapture | None = None
+        self.target, self.kind, self.live, self.settings = target, kind, live, settings or CaptureSettings()
+        self.cap = None
         self._first: np.ndarray | None = None
+        self.got: dict | None = None  # what a local camera or a pipeline delivers
+        self.note: str | None = None  # what of the request the driver did not give
+        self.backend = "OpenCV"  # what runs it
+        self.cpu_spent = 0.0  # CPU of the pipeline's own threads in the captures closed so far (reopens)
         self._open()
 
     def _open(self) -> None:
         t0 = time.monotonic()
-        if self.kind == "stream":
+        if self.kind in ("gst", "picam", "camera"):
+            cap = open_device(str(self.target), self.settings)  # a pipeline says why it cannot start, in one line
+        elif self.kind == "stream":
             cap = open_capture(self.target, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
                                                               cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS])
         else:
@@ -80,11 +91,40 @@ class CaptureSource(Source):
             raise self._open_error(time.monotonic() - t0)
         if self.kind == "camera":
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # where the driver allows: no queue of stale frames
-        fps = cap.get(cv2.CAP_PROP_FPS)
-        self.fps = fps if 0 < fps < 1000 else None
+        self.backend = getattr(cap, "backend", "OpenCV")
+        if self.kind in ("gst", "picam", "camera"):
+            self.got = capture_format(cap) | {"width": frame.shape[1], "height": frame.shape[0]}
+            self.live = getattr(cap, "live", self.live)
+            self.note = unmet(self.settings, self.got) if self.settings else None
+        fps = self.got["fps"] if self.got else cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if fps and 0 < fps < 1000 else None
         self.cap, self._first = cap, frame
 
+    def describe(self) -> str:
+        if self.kind == "gst":  # the pipeline, cut short: the panel and the logs have one line
+            pipeline = self.spec[len("gst:"):]
+            return f"gst {pipeline if len(pipeline) <= 60 else pipeline[:57] + '...'}"
+        return super().describe()
+
+    def delivers(self) -> str | None:
+        """What the source gives, in words (a camera: its size, rate and format), for the start line."""
+        if not self.got:
+            return None
+        g = self.got
+        return f"{describe(g['width'], g['height'], g['fps'], g['format'])} ({self.backend})"
+
+    def cpu_s(self) -> float | None:
+        """CPU the source's own threads spent (a GStreamer pipeline's), beyond the reading thread's; None where
+        the source has none of its own."""
+        if self.kind != "gst":
+            return None
+        now = self.cap.cpu_s() if self.cap is not None else 0.0
+        return self.cpu_spent + (now or 0.0)
+
     def _open_error(self, waited: float) -> CmliteError:
+        if self.kind in ("gst", "picam"):
+            return CmliteError(f"{self.spec} gave no frame: check the pipeline with gst-launch-1.0, or the camera "
+                               f"with rpicam-hello")
         if self.kind == "camera":
             return CmliteError(f"camera {self.spec} cannot be opened: it is absent, or busy in another program "
                                f"(close it, check `ls /dev/video*`), or try --source synth")
@@ -107,6 +147,7 @@ class CaptureSource(Source):
 
     def close(self) -> None:
         if self.cap is not None:
+            self.cpu_spent += (self.cap.cpu_s() or 0.0) if hasattr(self.cap, "cpu_s") else 0.0
             self.cap.release()
             self.cap = None
 
@@ -191,9 +232,25 @@ def parse_synth(spec: str) -> dict:
     return kw
 
 
-def open_source(spec: str) -> Source:
-    """Classify SRC and open it (raising CmliteError with the fix when it cannot be opened)."""
+def open_source(spec: str, settings: CaptureSettings | None = None) -> Source:
+    """Classify SRC and open it (raising CmliteError with the fix when it cannot be opened). settings: what a local
+    camera is asked for (refused for other sources, which set their own)."""
     spec = str(spec).strip()
+    if settings and not is_local_camera(spec):  # before anything opens
+        raise CmliteError(f"--camera-size/--camera-fps/--camera-format are for a local camera (an index, "
+                          f"/dev/videoN or picam:N), not {spec}"
+                          + (": a GStreamer pipeline sets its own caps (! video/x-raw,width=1280,height=720,"
+                             "framerate=30/1)" if spec.startswith("gst:") else ""))
+    return _classify(spec, settings or CaptureSettings())
+
+
+def is_local_camera(spec: str) -> bool:
+    """A camera of this machine that cmlite asks for a size, rate and format (not a pipeline, file or stream)."""
+    spec = spec.removeprefix("camera:")
+    return spec.isdigit() or spec.startswith("/dev/video") or spec == "picam" or spec.startswith("picam:")
+
+
+def _classify(spec: str, settings: CaptureSettings) -> Source:
     if spec == "synth" or spec.startswith(("synth:", "synth@", "synth#")):
         try:
             return SynthSource(spec, **parse_synth(spec))
@@ -201,13 +258,17 @@ def open_source(spec: str) -> Source:
             raise CmliteError(f"bad synth source {spec!r}: {e}") from None
     if spec.startswith("camera:"):  # the calibration tools' spelling
         spec = spec[len("camera:"):]
+    if spec.startswith("gst:"):
+        return CaptureSource(spec, spec, "gst", live=True)  # live or not: the pipeline itself says (on opening)
+    if spec.startswith("picam:") or spec == "picam":
+        return CaptureSource(spec, spec if spec != "picam" else "picam:0", "picam", live=True, settings=settings)
     if spec.isascii() and spec.isdigit():
-        return CaptureSource(spec, int(spec), "camera", live=True)
+        return CaptureSource(spec, spec, "camera", live=True, settings=settings)
     if spec.startswith("/dev/video"):
         if not Path(spec).exists():
             raise CmliteError(f"camera {spec} does not exist: check `ls /dev/video*` and that it is plugged in, "
                               f"or try --source synth")
-        return CaptureSource(spec, spec, "camera", live=True)
+        return CaptureSource(spec, spec, "camera", live=True, settings=settings)
     if spec.lower().startswith(URL_SCHEMES):
         return CaptureSource(spec, spec, "stream", live=True)
     path = Path(spec)

@@ -7,7 +7,7 @@ from pathlib import Path
 from cmlite.runtimes.errors import CmliteError
 
 from .atomic import check_file_path, write_json_atomic
-from .model_args import add_mode_arg, add_runtime_args, config_overrides, segmenter
+from .model_args import add_fast_resize_arg, add_mode_arg, add_runtime_args, config_overrides, segmenter
 
 
 def cmd_eval(args) -> None:
@@ -19,7 +19,8 @@ def cmd_eval(args) -> None:
     if args.limit is not None and args.limit < 1:
         raise CmliteError(f"--limit {args.limit}: give at least 1 image (or leave it out for every image)")
     seg = segmenter(args, **config_overrides(args))
-    print(f"model: {seg.device}")
+    seg.resize = "fast" if args.fast_resize else "exact"
+    print(f"model: {seg.device}" + (" (OpenCV's fast resize)" if args.fast_resize else ""))
     metrics, _ = evaluate(seg, args.data, args.images, limit=args.limit, mode=args.mode)
     keys = ["mask_ap", "mask_ap50", "mask_ap75", "box_ap", "box_ap50", "box_ap75"]
     print(format_table([*keys, "images", "median ms", "images/s"],
@@ -27,7 +28,7 @@ def cmd_eval(args) -> None:
                        floatfmt=".1f"))
     if args.json:
         write_json_atomic(Path(args.json), {"model": args.model or args.weights or "default", "device": seg.device,
-                                             **metrics})
+                                             "resize": seg.resize, **metrics})
         print(f"wrote {args.json}")
 
 
@@ -38,6 +39,7 @@ def add_parser(sub) -> None:
     src.add_argument("--weights", help="checkpoint (.pth), run in PyTorch; 'default' or nothing: the embedded "
                                        "default model")
     src.add_argument("--model", help="converted model folder")
+    add_fast_resize_arg(p)
     p.add_argument("--data", required=True, help="COCO annotations (instances_*.json)")
     p.add_argument("--images", required=True, help="folder of the images the annotations name")
     p.add_argument("--limit", type=int, help="evaluate only the first N images")

@@ -125,3 +125,12 @@ def comma_ints(text: str, flag: str, example: str) -> list[int]:
     except ValueError:
         raise CmliteError(f"{flag} {text!r}: give whole numbers separated by commas, e.g. {example}") from None
 
+
+def add_fast_resize_arg(p) -> None:
+    """--fast-resize: OpenCV's resize instead of the official filter (runtimes/preprocess.py)."""
+    p.add_argument("--fast-resize", action="store_true",
+                   help="resize with OpenCV (a Gaussian as wide as Pillow's antialiasing, then bilinear: 0.5 ms "
+                        "against 2-3.5 for a 640x480 frame) instead of the official filter (Pillow's). Check it on "
+                        "your model first: `cmlite eval --fast-resize` against `cmlite eval`, and "
+                        "benchmarks/fast_resize.py for the parity verdict (the default model: docs/speed.md)")
+

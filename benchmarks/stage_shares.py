@@ -1,12 +1,14 @@
-"""Per-stage time and the non-graph share of end to end, for this checkout and (optionally) another one, side by side.
+"""Per-stage time, wall and CPU, and the non-graph share of a frame, for this checkout and (optionally) another one,
+side by side.
 
-Each (checkout, model) runs in its own process: load, warm up, then `--runs` predictions of one image, the
-median of each stage (Segmenter.timings) and of the whole predict() reported. Processes of all pairs are
-interleaved round by round, so before and after share the machine's noise; the table gives medians over rounds.
-The non-graph share is (preprocess + host + paste) / end to end.
+Each (checkout, model) runs in its own process: load, warm up, then `--runs` predictions of one image, each drawn
+as the camera draws it, the median of each stage's wall time (Segmenter.timings) and of its thread's CPU time
+(measured by the worker itself, so that an older checkout is measured alike), and of the whole. Processes of all
+pairs are interleaved round by round, so before and after share the machine's noise; the table gives medians over
+rounds. The non-graph share is (preprocess + host + paste + draw) / (the frame's predict and draw).
 
     python benchmarks/stage_shares.py --model out/openvino-int8 --image frame.png --threads 2 \\
-                                      [--before /path/to/old/checkout] [--runs 40] [--rounds 3]
+                                      [--before /path/to/old/checkout] [--resize fast] [--runs 40] [--rounds 3]
 """
 from __future__ import annotations
 
@@ -26,26 +28,49 @@ import json, sys, time, statistics
 import cv2
 
 from cmlite import runtimes
-model, image, threads, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-seg = runtimes.load(model, threads=threads)
+from cmlite.apps import visualize
+model, image, threads, runs, resize = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+seg = runtimes.load(model, threads=threads, maskiou=False)  # as the camera runs it
+if resize != "exact":
+    seg.resize = resize  # an older checkout has no such choice: it runs its one resize
 img = cv2.imread(image)
+cpu = {}
+
+def timed(name, fn):  # each stage's CPU time, measured here so that every checkout is measured alike
+    def run(job):
+        c0 = time.thread_time()
+        fn(job)
+        cpu.setdefault(name, []).append((time.thread_time() - c0) * 1e3)
+    return run
+
+for name in ("preprocess", "host", "paste"):
+    setattr(seg, name, timed(name, getattr(seg, name)))
 for _ in range(3):
-    seg.predict(img)
+    visualize.draw(img.copy(), seg.predict(img), min_score=0.5, inplace=True)
+cpu.clear()
 stages, totals = {}, []
 for _ in range(runs):
+    frame = img.copy()
     t0 = time.perf_counter()
-    inst = seg.predict(img)
+    inst = seg.predict(frame)
+    t1, c1 = time.perf_counter(), time.thread_time()
+    visualize.draw(frame, inst, min_score=0.5, inplace=True)  # the camera's drawing of the instances
+    stages.setdefault("draw", []).append((time.perf_counter() - t1) * 1e3)
+    cpu.setdefault("draw", []).append((time.thread_time() - c1) * 1e3)
     totals.append((time.perf_counter() - t0) * 1e3)
     for k, v in seg.timings.items():
         stages.setdefault(k, []).append(v)
-print(json.dumps({"total": statistics.median(totals), "instances": len(inst),
-                  **{k: statistics.median(v) for k, v in stages.items()}}))
+host_cpu = [sum(v[i] for v in cpu.values()) for i in range(runs)]
+print(json.dumps({"total": statistics.median(totals), "instances": len(inst), "host_cpu": statistics.median(host_cpu),
+                  **{k: statistics.median(v) for k, v in stages.items()},
+                  **{f"cpu_{k}": statistics.median(v) for k, v in cpu.items()}}))
 """
 
 
 def _run(checkout: Path, model: str, args) -> dict:
     env = checkout_env(checkout)
-    out = subprocess.run([sys.executable, "-c", WORKER, model, args.image, str(args.threads), str(args.runs)],
+    out = subprocess.run([sys.executable, "-c", WORKER, model, args.image, str(args.threads), str(args.runs),
+                          args.resize if checkout == REPO else "exact"],
                          cwd=checkout, env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -58,6 +83,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--before", help="another checkout of cmlite (e.g. a git worktree of an older commit)")
+    ap.add_argument("--resize", default="exact", help="this checkout's resize: exact, or fast (the camera's)")
     ap.add_argument("--json")
     args = ap.parse_args()
     from cmlite.apps.device_info import cpu_line
@@ -71,15 +97,21 @@ def main() -> None:
             got[(v, m)].append(_run(checkouts[v], m, args))
             print(f"round {r + 1}/{args.rounds} {v} {Path(m).name}: {got[(v, m)][-1]['total']:.1f} ms", file=sys.stderr)
     rows, report = [], []
+    host_stages = ("preprocess", "host", "paste", "draw")
     for (v, m), runs in got.items():
-        med = {k: statistics.median(x[k] for x in runs) for k in (*STAGES, "total")}
-        host = med["preprocess"] + med["host"] + med["paste"]
-        rows.append([Path(m).name, v, *(med[k] for k in STAGES), med["total"], host,
-                     f"{100 * host / med['total']:.1f}%", runs[0]["instances"]])
-        report.append({"model": m, "version": v, **med, "non_graph_ms": host, "instances": runs[0]["instances"]})
-    print(format_table(["model", "code", *STAGES, "end to end", "non-graph", "share", "dets"], rows, floatfmt=".2f"))
-    print(f"{args.image}, {args.threads} threads, median of {args.runs} predictions per process, median of "
-          f"{args.rounds} interleaved rounds\nCPU: {cpu_line()}")
+        med = {k: statistics.median(x[k] for x in runs) for k in (*STAGES, "draw", "total", "host_cpu")}
+        cpu = {k: statistics.median(x[f"cpu_{k}"] for x in runs) for k in host_stages}
+        wall = sum(med[k] for k in host_stages)
+        rows.append([Path(m).name, v, *(f"{med[k]:.2f} / {cpu[k]:.2f}" if k in cpu else f"{med[k]:.2f}"
+                                        for k in (*STAGES, "draw")),
+                     med["total"], med["host_cpu"], f"{100 * wall / med['total']:.1f}%", runs[0]["instances"]])
+        report.append({"model": m, "version": v, **med, "cpu": cpu, "non_graph_ms": wall,
+                       "instances": runs[0]["instances"]})
+    print(format_table(["model", "code", *(f"{k} (wall / CPU)" if k in host_stages else k for k in (*STAGES, "draw")),
+                        "end to end", "host CPU", "non-graph share", "dets"], rows, floatfmt=".2f"))
+    print(f"{args.image}, {args.threads} threads, MaskIoU head off (the camera's), median of {args.runs} predictions "
+          f"and drawings per process, median of {args.rounds} interleaved rounds; ms; this checkout's resize: "
+          f"{args.resize}\nCPU: {cpu_line()}")
     if args.json:
         Path(args.json).write_text(json.dumps({"cpu": cpu_line(), "rows": report}, indent=2))
 

@@ -5,6 +5,8 @@ import importlib
 import platform
 from pathlib import Path
 
+import numpy as np
+
 from .errors import CmliteError, SettingsError, error_line
 from .manifest import GRAPH_KINDS, Manifest
 from .pipeline import Segmenter
@@ -21,6 +23,8 @@ def require(module: str, install: str):
 
 class ConvertedSegmenter(Segmenter):
     """A Segmenter whose two graphs come from a converted-model folder."""
+    held: tuple[str, ...] = ()  # the attributes holding the loaded graphs: what release() lets go of
+    released = False
 
     def __init__(self, manifest: Manifest, folder: Path, threads: int | None = None, maskiou: bool = True,
                  graphs: tuple[str, ...] = GRAPH_KINDS, **overrides):
@@ -63,13 +67,34 @@ class ConvertedSegmenter(Segmenter):
         out = []
         for _ in range(n):
             copy = type(self)(self.manifest, self.folder, threads=threads, maskiou=self.maskiou, graphs=self.kinds)
-            copy.config = self.config
+            copy.config, copy.resize = self.config, self.resize
             out.append(copy)
         return out
 
     def open(self) -> None:
-        """Load the graphs (called once from __init__)."""
+        """Load the graphs (called from __init__, and again after release())."""
         raise NotImplementedError
+
+    def release(self) -> None:
+        """Let go of the loaded graphs (their memory back): the throughput mode's lanes hold replicas of their own,
+        so the model they were made from need not hold a copy beside them. The next inference loads them again."""
+        if self.held and not self.released:
+            for name in self.held:
+                setattr(self, name, None)
+            self.released = True
+
+    def _reopen(self) -> None:
+        if self.released:
+            self.released = False
+            self.open()
+
+    def run_dense(self, tensor: np.ndarray):
+        self._reopen()
+        return super().run_dense(tensor)
+
+    def run_masks(self, pooled: np.ndarray, onehot: np.ndarray):
+        self._reopen()
+        return super().run_masks(pooled, onehot)
 
     def check_precision(self, kinds: dict[str, set[str]]) -> None:
         """kinds: graph file -> the number formats its weights and ops hold ({"fp32", "fp16", "int8"}), as the

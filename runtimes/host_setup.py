@@ -10,9 +10,13 @@
   the kernel and unmaps it when freed, so every frame pays a page fault per 4 kB it touches: 2-4 ms a frame on
   the host stages of V-19-eSE at 600x800 (measured). Blocks up to 32 MB now come from the heap, which keeps up
   to 64 MB of freed memory: the process holds its high-water mark instead of returning it between frames. A
-  no-op where the C library is not glibc.
+  no-op where the C library is not glibc. One malloc arena serves every thread: glibc's default gives each
+  thread its own, and each keeps up to that much freed memory, so the throughput mode's lanes (a thread each)
+  multiplied it: V-19-eSE LiteRT INT8 on two lanes peaked at 2.31x one stream's memory, with one arena 1.59x (ONNX
+  Runtime 1.67x -> 1.48x), at the same fps (benchmarks/memory_steps.py; docs/speed.md).
 
-CMLITE_SYSTEM_MALLOC=1 leaves malloc as it is; CMLITE_BLAS_THREADS=N gives numpy's BLAS N threads instead.
+CMLITE_SYSTEM_MALLOC=1 leaves malloc as it is; CMLITE_MALLOC_ARENAS=N gives it N arenas; CMLITE_BLAS_THREADS=N gives
+numpy's BLAS N threads instead.
 """
 from __future__ import annotations
 
@@ -21,9 +25,10 @@ import ctypes.util
 import functools
 import os
 
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8  # glibc's malloc.h
 MMAP_THRESHOLD = 32 << 20  # glibc's maximum
 TRIM_THRESHOLD = 64 << 20
+MALLOC_ARENAS = 1  # one arena for every thread (glibc makes one per thread otherwise, each keeping its freed memory)
 
 
 @functools.lru_cache(maxsize=1)
@@ -41,6 +46,7 @@ def _keep_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    mallopt(M_ARENA_MAX, int(os.environ.get("CMLITE_MALLOC_ARENAS", MALLOC_ARENAS)))
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 

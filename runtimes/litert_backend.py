@@ -26,6 +26,7 @@ def interpreter_class():
 
 
 class LiteRtSegmenter(ConvertedSegmenter):
+    held = ("runners",)  # release() lets go of them; the next inference loads them again
     def open(self) -> None:
         interpreter = interpreter_class()
         self.runners, kinds = {}, {}

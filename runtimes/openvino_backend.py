@@ -13,6 +13,7 @@ HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16", "int8": "f32"}  # int8: t
 
 
 class OpenVinoSegmenter(ConvertedSegmenter):
+    held = ("requests",)  # release() lets go of them; the next inference loads them again
     device_name = "CPU"
 
     def open(self) -> None:
@@ -57,7 +58,7 @@ class OpenVinoSegmenter(ConvertedSegmenter):
         out = []
         for _ in range(n):
             r = copy.copy(self)
-            r.threads = threads
+            r.threads, r.released = threads, False  # its own requests, whatever the original let go of
             r.compile = {kind: (lambda m=m: self.core.compile_model(m, self.device_name, config))
                          for kind, m in self.models.items()}  # after a refused input (see _run)
             r.requests = {kind: (c.create_infer_request(), [o.get_any_name() for o in c.outputs])

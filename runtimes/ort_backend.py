@@ -1,6 +1,8 @@
 """ONNX Runtime backend (CPU execution provider; others when installed and asked for)."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from . import target_table
@@ -8,7 +10,14 @@ from .backend import ConvertedSegmenter, require
 from .manifest import graph_kind
 
 
+# ONNX Runtime's memory pattern pre-plans one block for every activation of a shape: 40 MB more peak memory for
+# V-19-eSE INT8 at 600x800 on one thread (269 against 228 MB) for no speed measured (361 against 362 ms); off,
+# its arena still reuses what it allocated. CMLITE_ORT_MEM_PATTERN=1 turns it back on (benchmarks/memory_steps.py).
+MEM_PATTERN = False
+
+
 class OrtSegmenter(ConvertedSegmenter):
+    held = ("sessions",)  # release() lets go of them; the next inference loads them again
     providers = ("CPUExecutionProvider",)
 
     def open(self) -> None:
@@ -22,10 +31,18 @@ class OrtSegmenter(ConvertedSegmenter):
         opts.log_severity_level = 3
         # idle pool threads must not spin: the host work between the graphs needs the cores
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.enable_mem_pattern = os.environ.get("CMLITE_ORT_MEM_PATTERN", "1" if MEM_PATTERN else "0") == "1"
         self._check_formats()
         self.sessions = {graph_kind(k): ort.InferenceSession(self._graph(k), opts, providers=list(self.providers))
                          for k in self.open_kinds}
         self.output_names = {k: [o.name for o in s.get_outputs()] for k, s in self.sessions.items()}
+
+    def replicas(self, n: int, threads: int | None) -> list["OrtSegmenter"]:
+        """One session of `threads` threads shared by the n lanes: ONNX Runtime runs concurrent calls each on its
+        calling thread (and `threads` - 1 of the pool), so the lanes run at once while the weights are held once."""
+        shared = type(self)(self.manifest, self.folder, threads=threads, maskiou=self.maskiou, graphs=self.kinds)
+        shared.config, shared.resize = self.config, self.resize
+        return [shared] * n
 
     def _graph(self, kind: str):
         """A graph's file, or for masks_noiou of a folder that predates it, graph 2 cut at mask_prob in memory."""

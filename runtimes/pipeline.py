@@ -9,6 +9,7 @@ Everything between (decode, NMS, level assignment, RoIAlign) and around (resize,
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from .roi_align import assign_levels, roi_align
 
 NUM_LEVELS = 5
 STAGES = ("preprocess", "graph1", "host", "graph2", "paste")  # a Segmenter's stages, in order (Job.timings' keys)
+GRAPH_STAGES = ("graph1", "graph2")  # the runtime's own work; the rest is cmlite's (its CPU is what cmlite costs)
 DENSE_INPUTS = ("image",)
 MASK_INPUTS = ("rois", "classes_onehot")
 
@@ -67,6 +69,17 @@ class Job:
     maskiou: np.ndarray | None = None
     instances: Instances | None = None
     timings: dict[str, float] = field(default_factory=dict)  # ms per stage: STAGES
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU ms of the thread that ran each stage (the graphs'
+    #                                                       own threads not counted: the runtime's work)
+
+
+@contextlib.contextmanager
+def timed(job: Job, stage: str):
+    """A stage's wall ms and the CPU ms of the thread running it, into job.timings and job.cpu (not on failure)."""
+    t0, c0 = time.perf_counter(), time.thread_time()
+    yield
+    job.timings[stage] = (time.perf_counter() - t0) * 1e3
+    job.cpu[stage] = (time.thread_time() - c0) * 1e3
 
 
 class Segmenter(ABC):
@@ -77,7 +90,9 @@ class Segmenter(ABC):
     category_ids: tuple[int, ...] = ()  # dataset ids of the classes (COCO results files)
     fixed_hw: tuple[int, int] | None = None  # fixed-shape backends: the graph's input size
     mask_batch: int | None = None  # fixed-shape backends: the mask graph's RoI count (padded and chunked)
+    resize: str = "exact"  # preprocess.RESIZES: the official filter, or the live camera's fast one
     timings: dict[str, float] = {}  # ms per stage of the last predict(): STAGES
+    cpu_timings: dict[str, float] = {}  # CPU ms per stage of the last predict() (the calling thread's)
 
     STAGES = STAGES
 
@@ -118,7 +133,7 @@ class Segmenter(ABC):
         job = Job(image, trace)
         for stage in self.stages():
             stage(job)
-        self.timings = job.timings
+        self.timings, self.cpu_timings = job.timings, job.cpu
         return job.instances
 
     def stages(self) -> list:
@@ -129,65 +144,63 @@ class Segmenter(ABC):
     # host work on the calling thread.
 
     def preprocess(self, job: Job) -> None:
-        t0 = time.perf_counter()
-        cfg = self.config
-        job.pre = preprocess(job.image, cfg.min_size, cfg.max_size, cfg.pixel_mean, cfg.size_divisibility,
-                             self.fixed_hw)
-        job.timings["preprocess"] = (time.perf_counter() - t0) * 1e3
+        with timed(job, "preprocess"):
+            cfg = self.config
+            job.pre = preprocess(job.image, cfg.min_size, cfg.max_size, cfg.pixel_mean, cfg.size_divisibility,
+                                 self.fixed_hw, self.resize)
 
     def _failed(self, graph: str, shape, e: Exception) -> InferenceError:
         return InferenceError(f"{graph} failed on a {'x'.join(map(str, shape))} input on {self.device} "
                               f"({type(e).__name__}: {error_line(e, 200)})")
 
     def graph1(self, job: Job) -> None:
-        t0 = time.perf_counter()
-        try:
-            job.dense = self.run_dense(job.pre.tensor)
-        except CmliteError:
-            raise
-        except Exception as e:  # the runtime refused this input: this image fails, the next may run
-            raise self._failed("graph 1", job.pre.tensor.shape, e) from None
-        job.timings["graph1"] = (time.perf_counter() - t0) * 1e3
+        with timed(job, "graph1"):
+            try:
+                job.dense = self.run_dense(job.pre.tensor)
+            except CmliteError:
+                raise
+            except Exception as e:  # the runtime refused this input: this image fails, the next may run
+                raise self._failed("graph 1", job.pre.tensor.shape, e) from None
 
     def host(self, job: Job) -> None:
         """Decode, NMS, level assignment and RoIAlign: graph 2's input."""
-        t0 = time.perf_counter()
-        cfg, dense = self.config, job.dense
-        job.props = decode(dense.levels, cfg.fpn_strides, cfg.score_thresh, cfg.pre_nms_topk, cfg.nms_thresh,
-                           cfg.post_nms_topk)
-        job.levels = assign_levels(job.props.boxes, job.pre.resized_hw, 3, 2 + len(cfg.pooler_strides))
-        job.pooled = roi_align(dense.features, job.props.boxes, job.levels, cfg.pooler_strides, cfg.pooler_resolution)
-        job.timings["host"] = (time.perf_counter() - t0) * 1e3
+        with timed(job, "host"):
+            cfg, dense = self.config, job.dense
+            job.props = decode(dense.levels, cfg.fpn_strides, cfg.score_thresh, cfg.pre_nms_topk, cfg.nms_thresh,
+                               cfg.post_nms_topk)
+            job.levels = assign_levels(job.props.boxes, job.pre.resized_hw, 3, 2 + len(cfg.pooler_strides))
+            job.pooled = roi_align(dense.features, job.props.boxes, job.levels, cfg.pooler_strides,
+                                   cfg.pooler_resolution)
 
     def graph2(self, job: Job) -> None:
-        t0 = time.perf_counter()
-        props = job.props
-        if len(props):
-            num_classes = job.dense.levels[0][0].shape[0]
-            onehot = np.eye(num_classes, dtype=np.float32)[props.classes]
-            try:
-                job.mask_probs, job.maskiou = self.run_masks(job.pooled, onehot)
-            except CmliteError:
-                raise
-            except Exception as e:
-                raise self._failed("graph 2", job.pooled.shape, e) from None
-        else:
-            job.mask_probs, job.maskiou = np.zeros((0, 1, 28, 28), np.float32), None
-        job.timings["graph2"] = (time.perf_counter() - t0) * 1e3
+        with timed(job, "graph2"):
+            props = job.props
+            if len(props):
+                num_classes = job.dense.levels[0][0].shape[0]
+                onehot = np.eye(num_classes, dtype=np.float32)[props.classes]
+                try:
+                    job.mask_probs, job.maskiou = self.run_masks(job.pooled, onehot)
+                except CmliteError:
+                    raise
+                except Exception as e:
+                    raise self._failed("graph 2", job.pooled.shape, e) from None
+            else:
+                job.mask_probs, job.maskiou = np.zeros((0, 1, 28, 28), np.float32), None
 
     def paste(self, job: Job) -> None:
         """Boxes and masks back to the original frame: the Instances."""
-        t0 = time.perf_counter()
-        cfg, pre, props, maskiou = self.config, job.pre, job.props, job.maskiou
-        mask_scores = props.scores if maskiou is None else props.scores * maskiou[np.arange(len(props)), props.classes]
-        if job.trace is not None:
-            job.trace.update(preprocessed=pre, dense=job.dense, proposals=props, level_assignment=job.levels,
-                             pooled=job.pooled, mask_probs=job.mask_probs, maskiou=maskiou, mask_scores=mask_scores)
-        boxes, keep = scale_clip_boxes(props.boxes, pre.resized_hw, pre.original_hw)
-        order = np.nonzero(keep)[0]
-        order = order[np.argsort(-props.scores[order], kind="stable")]
-        masks = paste_masks(job.mask_probs[order, 0], boxes[order], pre.original_hw, cfg.mask_thresh)
-        job.instances = Instances(boxes[order], props.scores[order], props.classes[order], masks,
-                                  mask_scores[order].astype(np.float32), pre.original_hw, tuple(self.class_names))
-        job.timings["paste"] = (time.perf_counter() - t0) * 1e3
-        job.dense = job.pooled = None  # the large arrays go as soon as they are used (a trace keeps its own)
+        with timed(job, "paste"):
+            cfg, pre, props, maskiou = self.config, job.pre, job.props, job.maskiou
+            mask_scores = props.scores if maskiou is None else \
+                props.scores * maskiou[np.arange(len(props)), props.classes]
+            if job.trace is not None:
+                job.trace.update(preprocessed=pre, dense=job.dense, proposals=props, level_assignment=job.levels,
+                                 pooled=job.pooled, mask_probs=job.mask_probs, maskiou=maskiou,
+                                 mask_scores=mask_scores)
+            boxes, keep = scale_clip_boxes(props.boxes, pre.resized_hw, pre.original_hw)
+            order = np.nonzero(keep)[0]
+            order = order[np.argsort(-props.scores[order], kind="stable")]
+            masks = paste_masks(job.mask_probs[order, 0], boxes[order], pre.original_hw, cfg.mask_thresh)
+            job.instances = Instances(boxes[order], props.scores[order], props.classes[order], masks,
+                                      mask_scores[order].astype(np.float32), pre.original_hw, tuple(self.class_names))
+            job.dense = job.pooled = None  # the large arrays go as soon as they are used (a trace keeps its own)

@@ -131,7 +131,7 @@ class TritonSegmenter(Segmenter):
         out = []
         for _ in range(n):
             r = TritonSegmenter(self.url, self.maskiou, **self.overrides)
-            r.config = self.config
+            r.config, r.resize = self.config, self.resize
             out.append(r)
         return out
 

@@ -107,8 +107,9 @@ def unmet(settings: CaptureSettings, got: dict) -> str | None:
         missed.append("format")
     if not missed:
         return None
-    return (f"asked {settings.text()}, the driver gave {describe(got['width'], got['height'], got['fps'], got['format'])}"
-            f" (its {', '.join(missed)} differ: `v4l2-ctl --list-formats-ext` lists what it offers)")
+    gave = describe(got["width"], got["height"], got["fps"], got["format"])
+    return (f"asked {settings.text()}, the driver gave {gave} (its {', '.join(missed)} differ: "
+            f"`v4l2-ctl --list-formats-ext` lists what it offers)")
 
 
 def open_device(spec: str, settings: CaptureSettings | None = None):

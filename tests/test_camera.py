@@ -62,6 +62,11 @@ def test_synth_records_and_writes_stats(tmp_path, default_onnx, capsys):
     s = _stats(stats)
     _check_adds_up(s, 12)
     assert s["source"] == "synth 640x480@30fps" and not s["source_ended"] and s["recorded_frames"] == 12
+    assert s["resize"] == "exact"  # the official filter unless --fast-resize
+    cpu = s["stages_cpu_ms_p50"]  # the CPU of cmlite's own work, per stage and per frame, capture included
+    assert set(cpu) >= {"preprocess", "host", "paste", "draw", "output"} and all(v >= 0 for v in cpu.values())
+    host = s["host_cpu_ms_per_frame"]
+    assert host["total"] == pytest.approx(host["stages_p50"] + host["capture"], abs=0.01) and host["capture"] > 0
     assert s["dropped"] > 0  # a 30 fps virtual camera outruns the model on this CPU: the newest frame is kept
     frames = _read_all(rec)
     assert len(frames) == 12 and frames[0].shape == (480, 640, 3)
@@ -442,3 +447,13 @@ def test_a_truncated_video_ends_without_ffmpegs_own_lines(tmp_path, tiny_models,
     assert "@ 0x" not in quiet.stderr, quiet.stderr
     loud = subprocess.run(argv[:3] + ["-v"] + argv[3:], capture_output=True, text=True, env=env)
     assert loud.returncode == 0 and "overread" in loud.stderr, loud.stderr
+
+
+def test_fast_resize_runs_opencvs_resize(tmp_path, tiny_models, video, capsys):
+    stats = tmp_path / "s.json"
+    assert main(["camera", "--source", str(video[0]), "--model", str(tiny_models["onnx-int8"]), "--headless",
+                 "--fast-resize", "--stats", str(stats), "--mode", "sequential"]) == 0
+    assert _stats(stats)["resize"] == "fast"
+    assert main(["eval", "--model", str(tiny_models["onnx-int8"]), "--data", str(tiny_models["val"].parent /
+                 "annotations" / "instances_val.json"), "--images", str(tiny_models["val"]), "--fast-resize"]) == 0
+    assert "OpenCV's fast resize" in capsys.readouterr().out

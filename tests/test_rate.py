@@ -123,7 +123,7 @@ def test_the_rule_ties_inside_the_spread_go_to_the_lower_latency():
          "overlap": {"rate": 31.0, "spread": 1.0, "latency_ms": 60.0},
          "throughput": {"rate": 32.5, "spread": 0.4, "latency_ms": 65.0}}
     assert choose(m)[0] == "throughput"  # 1.5/s over overlap: beyond both spreads
-    m["throughput"]["spread"] = 1.6  # the lead over overlap is now inside the spread; over sequential it is not
+    m["throughput"]["spread"] = 2.2  # 32.5 +- 1.1 now overlaps overlap's 31.0 +- 0.5; sequential's 30.0 +- 0.25 not
     mode, why = choose(m)
     assert mode == "overlap" and why.startswith("a tie, the lower latency: throughput's lead (1.5/s)")
     m["sequential"]["rate"] = 31.8  # within 3% of 32.5: every mode ties, sequential answers first

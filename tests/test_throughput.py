@@ -39,7 +39,9 @@ def test_replicas_split_the_threads_and_keep_the_settings(tiny_models):
     lanes = replicas(seg, 2, 4)
     assert [lane.threads for lane in lanes] == [2, 2]
     assert all(lane.config.score_thresh == 0.4 for lane in lanes)
-    assert len({id(lane) for lane in lanes}) == 2
+    assert lanes[0] is lanes[1] and lanes[0] is not seg  # ONNX Runtime: one session the lanes call at once
+    tfl = runtimes.load(tiny_models["tflite-fp32"], threads=2)
+    assert len({id(lane) for lane in replicas(tfl, 2, 2)}) == 2  # LiteRT: an interpreter per lane
     ov = runtimes.load(tiny_models["openvino-int8"], threads=2)
     lanes = replicas(ov, 2, 2)  # one compiled model, a request per lane
     assert lanes[0].requests["dense"][0] is not lanes[1].requests["dense"][0]
@@ -112,3 +114,18 @@ def test_auto_can_make_the_replicas_before_the_first_image(tiny_models, frames):
     assert [k for k, _ in out] == list(range(len(frames) * 2))
     assert [r for r in made if r.mode == "throughput"][0].lanes is lanes
     assert Auto(seg, _take_from(frames), trial=2, warmup=1, trial_s=0)._lanes is None  # not asked: made only if its trial comes
+
+
+@pytest.mark.parametrize("name", ["onnx-int8", "openvino-int8", "tflite-int8"])
+def test_the_original_lets_go_of_its_graphs_while_the_lanes_run(tiny_models, frames, name):
+    """Throughput mode holds the lanes' copies of the model, not one more: the model they were made from releases
+    its graphs, and loads them again when it is used again (the same results)."""
+    seg = runtimes.load(tiny_models[name], threads=2)
+    want = seg.predict(frames[0])
+    run = Throughput(seg, _take_from(frames[:4]), lanes=2)
+    assert seg.released and all(getattr(seg, a) is None for a in seg.held)
+    assert not any(lane.released for lane in run.lanes)  # the lanes run their own graphs, never the original's again
+    got = _run(run)
+    assert len(got) == 4 and seg.released and not any(lane.released for lane in run.lanes)
+    _same(seg.predict(frames[0]), want)  # loaded again
+    assert not seg.released

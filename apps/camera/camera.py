@@ -78,6 +78,7 @@ def cmd_camera(args) -> None:
         for spec in args.source or ["0"]:
             sources.append(open_source(spec, settings))
         seg = segmenter(args, **overrides)
+        seg.resize = "fast" if args.fast_resize else "exact"
     except BaseException:
         for source in sources:
             source.close()
@@ -140,7 +141,7 @@ def _print_streams(s: dict, args) -> None:
 
 
 def add_parser(sub) -> None:
-    from ..model_args import add_mode_arg, add_runtime_args
+    from ..model_args import add_fast_resize_arg, add_mode_arg, add_runtime_args
 
     p = sub.add_parser("camera", help="live segmentation from a camera, video, stream, folder or synth, with fps",
                        description="Live instance segmentation with an overlay of fps, per-stage ms and latency. "
@@ -166,6 +167,7 @@ def add_parser(sub) -> None:
                                                              "(compressed: the high sizes and rates over USB 2), "
                                                              "YUYV (raw), H264, ... What the driver gave is printed "
                                                              "and in --stats; a request it cannot meet is a warning")
+    add_fast_resize_arg(p)
     p.add_argument("--loop", action="store_true", help="replay video files and folders")
     p.add_argument("--realtime", action="store_true", help="play a video at its own frame rate, dropping frames "
                                                            "like a camera (default: every frame, in order)")

@@ -12,12 +12,14 @@ import time
 
 import numpy as np
 
+from cmlite.runtimes.pipeline import GRAPH_STAGES
 from cmlite.runtimes.pipeline import STAGES as PIPELINE_STAGES
 from cmlite.runtimes.rate import RecentRate, per_second, spread, window_rates
 
 from ..latency_stats import percentile, summarize
 
 STAGES = (*PIPELINE_STAGES, "draw", "output")  # the camera's own work after the pipeline's
+HOST_STAGES = tuple(s for s in STAGES if s not in GRAPH_STAGES)  # cmlite's own work on a frame (not the runtime's)
 
 
 class Ring:
@@ -53,6 +55,8 @@ class FrameStats:
         self.t_display = Ring(keep, np.float64)
         self.latency_ms = Ring(keep)
         self.stages = {s: Ring(keep) for s in STAGES}
+        self.stages_cpu = {s: Ring(keep) for s in STAGES}  # CPU ms of the thread that ran each stage
+        self.host_cpu = Ring(keep)  # per frame: the CPU ms of every non-graph stage together
         self.frames = 0
         self.t_start = time.perf_counter()
         self.t_end: float | None = None  # stop(): the run's end, before the outputs close (a recording's encode)
@@ -62,7 +66,8 @@ class FrameStats:
         self.recent = RecentRate()
         self.last: dict = {}
 
-    def add(self, t_capture: float, t_display: float, timings: dict[str, float]) -> None:
+    def add(self, t_capture: float, t_display: float, timings: dict[str, float],
+            cpu: dict[str, float] | None = None) -> None:
         self.frames += 1
         self.t_first = t_display if self.t_first is None else self.t_first
         self.t_display.append(t_display)
@@ -70,6 +75,10 @@ class FrameStats:
         for s in STAGES:
             if s in timings:
                 self.stages[s].append(timings[s])
+            if cpu and s in cpu:
+                self.stages_cpu[s].append(cpu[s])
+        if cpu:
+            self.host_cpu.append(sum(cpu.get(s, 0.0) for s in HOST_STAGES))
         self.recent.add(t_display)
         self.last = {k: round(v, 2) for k, v in timings.items()}
 
@@ -97,8 +106,9 @@ class FrameStats:
         if self.t_end is None:
             self.t_end, self.cpu_end = time.perf_counter(), time.process_time()
 
-    def summary(self) -> dict:
-        """The run as a whole (--stats FILE), up to stop() when it was called."""
+    def summary(self, capture_cpu_ms: float = 0.0) -> dict:
+        """The run as a whole (--stats FILE), up to stop() when it was called; capture_cpu_ms: the capture's CPU a
+        frame (reading, decoding), added to the host work's."""
         mean_fps = self.fps_mean
         seconds = (self.t_end or time.perf_counter()) - self.t_start
         cpu = (self.cpu_end or time.process_time()) - self.cpu_start
@@ -113,4 +123,9 @@ class FrameStats:
             "fps_per_second": spread(window_rates(self.t_display.values())),
             "latency_ms": {k: v for k, v in summarize(self.latency_ms.values(), digits=2).items() if k != "std"},
             "stages_ms_p50": {s: percentile(v.values(), 50) for s, v in self.stages.items() if len(v)},
+            # CPU of cmlite's own work (every stage but the graphs: their CPU is the runtime's), the capture too
+            "stages_cpu_ms_p50": {s: percentile(v.values(), 50) for s, v in self.stages_cpu.items() if len(v)},
+            "host_cpu_ms_per_frame": None if not len(self.host_cpu) else {
+                "stages_p50": percentile(self.host_cpu.values(), 50), "capture": round(capture_cpu_ms, 3),
+                "total": round(percentile(self.host_cpu.values(), 50) + capture_cpu_ms, 3)},
         }

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cmlite.runtimes.errors import CmliteError
 from cmlite.runtimes.modes import Auto, Memory, runner
-from cmlite.runtimes.pipeline import Segmenter
+from cmlite.runtimes.pipeline import Segmenter, timed
 
 from .capture import Capture, EndOfSource
 from .frame_stats import FrameStats
@@ -57,7 +57,7 @@ def model_info(seg: Segmenter, source: Source, threads: int | None, mode: str) -
     backend = manifest.target if manifest else "pytorch"
     precision = manifest.precision if manifest else "fp32"
     return {"backend": backend, "precision": precision, "device": seg.device, "cpu": cpu_line(),
-            "threads": threads or "all", "mode": mode, "maskiou": getattr(seg, "maskiou", True),
+            "threads": threads or "all", "mode": mode, "maskiou": getattr(seg, "maskiou", True), "resize": seg.resize,
             "source": source.describe(),
             "min_size": seg.config.min_size, "max_size": seg.config.max_size, "input": "-"}
 
@@ -93,7 +93,7 @@ def auto_memory(seg: Segmenter, sources: list[Source], threads: int | None) -> M
     kinds = sorted(s.kind for s in sources)
     return Memory({"cpu": cpu_line(), "device": seg.device, "threads": threads or "all", "model": model[:32],
                    "input": list(seg.fixed_hw) if seg.fixed_hw else [cfg.min_size, cfg.max_size],
-                   "maskiou": bool(getattr(seg, "maskiou", True)),
+                   "maskiou": bool(getattr(seg, "maskiou", True)), "resize": seg.resize,
                    "source": kinds[0] if len(kinds) == 1 else f"{len(kinds)} streams: {', '.join(kinds)}"})
 
 
@@ -212,29 +212,31 @@ class CameraRun:
 
     def overlay(self, frame, job) -> None:
         """The instances drawn on the frame, where the runner finishes a frame (overlapped: a stage thread)."""
-        t0 = time.perf_counter()
-        st = self.state
-        avoid = [st.panel_rect] if st.panel and st.panel_rect else []  # labels stay readable
-        draw(frame.image, job.instances, min_score=self.opts.show_thresh, masks=st.masks, inplace=True, avoid=avoid)
-        job.timings["draw"] = (time.perf_counter() - t0) * 1e3
+        with timed(job, "draw"):
+            st = self.state
+            avoid = [st.panel_rect] if st.panel and st.panel_rect else []  # labels stay readable
+            draw(frame.image, job.instances, min_score=self.opts.show_thresh, masks=st.masks, inplace=True,
+                 avoid=avoid)
 
     def present(self, frame, job, outputs: Outputs) -> str | None:
         """A finished frame: the panel and banner drawn, shown on every output once, counted. -> a key's action."""
         st = self.state
         self.info["input"] = "x".join(map(str, job.pre.tensor.shape[2:]))
         self.info["mode"], self.info["running"] = self.run.describe(), self.run.brief()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         image = frame.image
         if st.panel:
             st.panel_rect = draw_panel(image, panel_lines(self.live_stats()), self.corner)
         st.last = image.copy()
         if st.status:
             draw_banner(image, st.status)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.thread_time()
         action = outputs.show(image)
-        t2 = time.perf_counter()
-        job.timings["draw"] = job.timings.get("draw", 0.0) + (t1 - t0) * 1e3
-        self.stats.add(frame.t_capture, t2, {**job.timings, "output": (t2 - t1) * 1e3})
+        t2, c2 = time.perf_counter(), time.thread_time()
+        job.timings["draw"] = job.timings.get("draw", 0.0) + (t1 - t0) * 1e3  # the panel: drawing too
+        job.cpu["draw"] = job.cpu.get("draw", 0.0) + (c1 - c0) * 1e3
+        self.stats.add(frame.t_capture, t2, {**job.timings, "output": (t2 - t1) * 1e3},
+                       {**job.cpu, "output": (c2 - c1) * 1e3})
         return action
 
     def limit_reached(self, deadline: float | None) -> str | None:
@@ -280,7 +282,8 @@ class CameraRun:
         c, rec = self.capture, outputs.recorder
         if self.run is not None:
             self.info.update(mode_summary(self.run))
-        return {**self.stats.summary(), "capture": capture_summary(self.source, c),
+        capture = capture_summary(self.source, c)
+        return {**self.stats.summary(capture["cpu_ms_per_frame"]["total"]), "capture": capture,
                 "captured": c.captured, "dropped": c.dropped, "taken": c.taken,
                 "pending": c.pending, "reopens": c.reopens, "failed": self.failed, "stopped_by": reason,
                 "source_ended": ended,

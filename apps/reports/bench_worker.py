@@ -210,7 +210,8 @@ def worker(conn, spec: RowSpec, image_paths: list[str]) -> None:
                 t0 = time.perf_counter()
                 inst = seg.predict(image)
                 total = (time.perf_counter() - t0) * 1e3
-                conn.send(("ok", {"total": total, "stages": dict(seg.timings), "instances": len(inst),
+                conn.send(("ok", {"total": total, "stages": dict(seg.timings), "cpu": dict(seg.cpu_timings),
+                                  "instances": len(inst),
                                   "peak_rss_mb": peak_rss_mb()}))
             elif cmd == "throughput":
                 conn.send(("ok", throughput(seg, images, msg[1], msg[2], on_image=lambda: conn.send(("tick",)))))

@@ -11,10 +11,10 @@ def speed_table(report: dict) -> str:
     ok = ok_rows(report)
     ap = any(r.get("mask_ap") is not None for r in ok)  # no column of blanks when no AP was measured (no --data)
     rows = [[r["model"], r["threads"], size_text(r), r["latency_ms"]["p50"], r["latency_ms"]["p90"], r["fps"],
-             *(r["stages_ms"].get(k) for k, _ in STAGES), r["peak_rss_mb"],
+             *(r["stages_ms"].get(k) for k, _ in STAGES), r.get("host_cpu_ms"), r["peak_rss_mb"],
              *(["" if r.get("mask_ap") is None else f"{r['mask_ap']:.1f}"] if ap else [])] for r in ok]
     return format_table(["model", "threads", "size", "p50 ms", "p90 ms", "fps", *(n for _, n in STAGES),
-                         "peak MB", *(["mask AP"] if ap else [])], rows, floatfmt=".1f")
+                         "host CPU ms", "peak MB", *(["mask AP"] if ap else [])], rows, floatfmt=".1f")
 
 
 def _tables(tables: list[Table], level: str) -> list[str]:

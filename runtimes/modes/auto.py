@@ -7,8 +7,9 @@ for at least `trial` frames and `trial_s` seconds; it counts the caller's own wo
 user sees them. A mode's rate is its trials' frames over their seconds, its spread the gap between its trials.
 
 The choice: modes whose median latency exceeds sequential's by more than LATENCY_FRAMES of their own frame
-intervals are left out (overlap holds up to two more images in flight); of the rest, a lead inside the spread of
-either trial set (or under MARGIN) is a tie, and a tie goes to the lower latency. With a Memory (memory.py) the
+intervals are left out (overlap holds up to two more images in flight); of the rest, a lead inside the trials'
+spread (the two modes' rates, each +- half the gap between its trials, overlap) or under MARGIN is a tie, and a
+tie goes to the lower latency. With a Memory (memory.py) the
 choice and its figures are stored under the device, model, input and source kind, and the next run starts in that
 mode with no trial frames; retune=True measures again. Switching finishes the images in flight first, so nothing
 is lost or reordered.
@@ -24,7 +25,7 @@ from .base import Drained, Finish, RunMode, Take
 from .memory import Memory
 from .overlap import Overlapped
 from .sequential import Sequential
-from .throughput import Throughput, can_replicate, lane_replicas
+from .throughput import Throughput, can_replicate, lane_replicas, release
 
 FIXED = {"sequential": Sequential, "overlap": Overlapped, "throughput": Throughput}  # the modes auto chooses among
 MARGIN = 1.03  # a lead under 3% is a tie whatever the spread
@@ -40,9 +41,10 @@ def choose(modes: dict[str, dict], margin: float = MARGIN, latency_frames: float
     ok = {m: v for m, v in modes.items() if m not in slow}
     best = max(ok, key=lambda m: ok[m]["rate"])
 
-    def tied(m: str) -> bool:
-        lead = ok[best]["rate"] - ok[m]["rate"]
-        return lead <= max(ok[best]["spread"], ok[m]["spread"], (margin - 1) * ok[m]["rate"])
+    def tied(m: str) -> bool:  # the two modes' trials overlap (each rate +- half its trials' spread), or under 3%
+        b, o = ok[best], ok[m]
+        overlap = b["rate"] - b["spread"] / 2 <= o["rate"] + o["spread"] / 2
+        return overlap or b["rate"] - o["rate"] <= (margin - 1) * o["rate"]
 
     ties = [m for m in ok if tied(m)]
     chosen = min(ties, key=lambda m: ok[m]["latency_ms"])
@@ -82,7 +84,7 @@ class Auto(RunMode):
     clock = staticmethod(time.perf_counter)  # when a result came (Job.t_taken's clock)
 
     def __init__(self, seg: Segmenter, take: Take, finish: Finish | None = None, trial: int = 30,
-                 warmup: int = 3, trial_s: float = 0.5, candidates: tuple[str, ...] | None = None,
+                 warmup: int = 3, trial_s: float = 0.75, candidates: tuple[str, ...] | None = None,
                  prepare: bool = False, memory: Memory | None = None, retune: bool = False):
         """prepare: make throughput's replicas now, before the first image, rather than when its trial begins (a
         pause mid-stream: a compile on OpenVINO). For long runs that start up anyway (the camera); a run of a
@@ -113,7 +115,10 @@ class Auto(RunMode):
 
     def _make(self, mode: str) -> RunMode:
         if mode == "throughput":
-            return Throughput(self.seg, self.take, self.finish, ready=self._lanes)
+            run = Throughput(self.seg, self.take, self.finish, ready=self._lanes)
+            if self._plan == [] and self.chosen == "throughput":  # for good: the original's copy is not needed
+                release(self.seg, run.lanes)
+            return run
         return FIXED[mode](self.seg, self.take, self.finish)
 
     def next(self, timeout: float) -> tuple[object, Job] | None:
@@ -162,6 +167,8 @@ class Auto(RunMode):
         self._decide()
         if self.chosen != "throughput":
             self._lanes = None  # their memory back once the throughput runner, if running, has drained
+        elif isinstance(self.run, Throughput):  # throughput for good: the original's copy is not needed
+            release(self.seg, self.run.lanes)
         if self.chosen != self.run.mode:
             self._switch(self.chosen)
 

@@ -25,6 +25,13 @@ def can_replicate(seg: Segmenter) -> bool:
     return type(seg).replicas is not Segmenter.replicas
 
 
+def release(seg: Segmenter, lanes: list[Segmenter] = ()) -> None:
+    """The model the lanes are made from lets go of its graphs while the lanes run (they hold their own; it
+    loads them again if used again): throughput mode then holds the lanes' copies, not one more."""
+    if all(lane is not seg for lane in lanes) and hasattr(seg, "release"):
+        seg.release()
+
+
 def default_lanes(threads: int | None) -> int:
     """One lane per thread given (all cores when none is given), at most 8."""
     return max(1, min(threads or os.cpu_count() or 1, 8))
@@ -51,6 +58,8 @@ class Throughput(RunMode):
                  threads: int | None = None, ready: list[Segmenter] | None = None):
         """ready: replicas made beforehand (auto.Auto with prepare=True)."""
         super().__init__(seg, take, finish)
+        if ready is None:
+            release(seg)  # before the lanes are made: the peak holds their copies, not one more
         self.lanes = ready or lane_replicas(seg, lanes, threads)
         self._cond = threading.Condition()
         self._take_lock = threading.Lock()

@@ -6,7 +6,8 @@ the same looped 640x480 clip through the camera app (drawing and panel included)
 
 - after: auto's rate as it measures it now, frames over the seconds of its trials (runtimes/rate.py);
 - before: the same trials' results by the old formula, 1 / the median interval between consecutive results;
-- fixed: the mode's own run, frames over seconds.
+- fixed: the mode's own run, frames over seconds (its start included: a replica's first frames are slower);
+- steady: the same run's median rate over its seconds (what auto's trials, past their warm-up, compare).
 
 Auto's choice in each round is checked against the fixed runs' medians: right when its mode's fixed rate is the
 fastest or within 3% of it. "before's choice" applies the old rule (the fastest by the old formula, 3% margin
@@ -50,7 +51,7 @@ def one_model(model: str, clip: str, runs: int, frames: int, threads: int) -> di
     auto.Auto._count = counting
     seg = runtimes.load(model, threads=threads, maskiou=False)
     quiet = CameraOptions(window=False, log=lambda m: None)
-    out = {"auto": [], "fixed": {m: [] for m in MODES}}
+    out = {"auto": [], "fixed": {m: [] for m in MODES}, "steady": {m: [] for m in MODES}}
     for r in range(runs):
         stamps.clear()
         s = run_camera(seg, open_source(clip), replace(quiet, tune=True, loop=True),
@@ -70,6 +71,7 @@ def one_model(model: str, clip: str, runs: int, frames: int, threads: int) -> di
         for m in MODES:
             f = run_camera(seg, open_source(clip), replace(quiet, mode=m, loop=True, frames=frames), threads=threads)
             out["fixed"][m].append(f["fps_mean"])
+            out["steady"][m].append(f["fps_per_second"]["p50"])  # its seconds after the lanes' first frames
         print(f"{Path(model).name} round {r + 1}/{runs}: auto chose {a['chosen']} "
               + ", ".join(f"{m} auto {a['modes'][m]['rate']:.1f} / fixed {out['fixed'][m][-1]:.1f}" for m in MODES),
               file=sys.stderr, flush=True)
@@ -122,8 +124,11 @@ def main() -> None:
         for m in MODES:
             new = statistics.median(a["modes"][m]["rate"] for a in r["auto"])
             old = statistics.median(a["old"][m] for a in r["auto"] if a["old"][m])
-            rows.append([Path(model).name, m, fixed[m], f"{min(r['fixed'][m]):.1f}-{max(r['fixed'][m]):.1f}", new,
-                         f"{100 * (new / fixed[m] - 1):+.1f}%", old, f"{100 * (old / fixed[m] - 1):+.1f}%"])
+            steady = statistics.median(r["steady"][m]) if r.get("steady") else None
+            rows.append([Path(model).name, m, fixed[m], f"{min(r['fixed'][m]):.1f}-{max(r['fixed'][m]):.1f}", steady,
+                         new, f"{100 * (new / fixed[m] - 1):+.1f}%",
+                         f"{100 * (new / steady - 1):+.1f}%" if steady else None, old,
+                         f"{100 * (old / fixed[m] - 1):+.1f}%"])
         after = [a["chosen"] for a in r["auto"]]
         before = [old_rule(a["old"], a["old_latency_ms"]) for a in r["auto"]]
         choices.append([Path(model).name, max(fixed, key=fixed.get),
@@ -132,8 +137,8 @@ def main() -> None:
                         ", ".join(f"{m} {before.count(m)}" for m in MODES if before.count(m)),
                         f"{sum(map(right, before))}/{len(before)}",
                         statistics.median(a["trial_frames"] for a in r["auto"])])
-    print(format_table(["model", "mode", "fixed fps", "fixed range", "auto now", "vs fixed", "auto before (1/median "
-                        "interval)", "vs fixed"], rows, floatfmt=".1f"))
+    print(format_table(["model", "mode", "fixed fps", "fixed range", "fixed steady", "auto now", "vs fixed",
+                        "vs steady", "auto before (1/median interval)", "vs fixed"], rows, floatfmt=".1f"))
     print()
     print(format_table(["model", "fastest fixed", "auto's choices now", "right (within 3%)", "old rule's choices",
                         "right", "trial frames"], choices, floatfmt=".0f"))

@@ -8,7 +8,7 @@ pairs are interleaved round by round, so before and after share the machine's no
 rounds. The non-graph share is (preprocess + host + paste + draw) / (the frame's predict and draw).
 
     python benchmarks/stage_shares.py --model out/openvino-int8 --image frame.png --threads 2 \\
-                                      [--before /path/to/old/checkout] [--resize fast] [--runs 40] [--rounds 3]
+                                      [--before /path/to/old/checkout] [--fast-resize] [--runs 40] [--rounds 3]
 """
 from __future__ import annotations
 
@@ -67,10 +67,10 @@ print(json.dumps({"total": statistics.median(totals), "instances": len(inst), "h
 """
 
 
-def _run(checkout: Path, model: str, args) -> dict:
+def _run(checkout: Path, model: str, args, resize: str = "exact") -> dict:
     env = checkout_env(checkout)
     out = subprocess.run([sys.executable, "-c", WORKER, model, args.image, str(args.threads), str(args.runs),
-                          args.resize if checkout == REPO else "exact"],
+                          resize],
                          cwd=checkout, env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -83,18 +83,19 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--before", help="another checkout of cmlite (e.g. a git worktree of an older commit)")
-    ap.add_argument("--resize", default="exact", help="this checkout's resize: exact, or fast (the camera's)")
+    ap.add_argument("--fast-resize", action="store_true", help="also this checkout with --fast-resize's resize")
     ap.add_argument("--json")
     args = ap.parse_args()
     from cmlite.apps.device_info import cpu_line
     from cmlite.apps.table import format_table
 
-    checkouts = {"after": REPO} | ({"before": Path(args.before).resolve()} if args.before else {})
+    checkouts = ({"before": (Path(args.before).resolve(), "exact")} if args.before else {}) | \
+        {"after": (REPO, "exact")} | ({"after, fast resize": (REPO, "fast")} if args.fast_resize else {})
     pairs = [(v, m) for m in args.model for v in checkouts]
     got: dict = {p: [] for p in pairs}
     for r in range(args.rounds):
         for v, m in pairs:
-            got[(v, m)].append(_run(checkouts[v], m, args))
+            got[(v, m)].append(_run(*checkouts[v][:1], m, args, checkouts[v][1]))
             print(f"round {r + 1}/{args.rounds} {v} {Path(m).name}: {got[(v, m)][-1]['total']:.1f} ms", file=sys.stderr)
     rows, report = [], []
     host_stages = ("preprocess", "host", "paste", "draw")
@@ -110,8 +111,7 @@ def main() -> None:
     print(format_table(["model", "code", *(f"{k} (wall / CPU)" if k in host_stages else k for k in (*STAGES, "draw")),
                         "end to end", "host CPU", "non-graph share", "dets"], rows, floatfmt=".2f"))
     print(f"{args.image}, {args.threads} threads, MaskIoU head off (the camera's), median of {args.runs} predictions "
-          f"and drawings per process, median of {args.rounds} interleaved rounds; ms; this checkout's resize: "
-          f"{args.resize}\nCPU: {cpu_line()}")
+          f"and drawings per process, median of {args.rounds} interleaved rounds; ms\nCPU: {cpu_line()}")
     if args.json:
         Path(args.json).write_text(json.dumps({"cpu": cpu_line(), "rows": report}, indent=2))
 

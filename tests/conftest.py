@@ -201,12 +201,58 @@ def default_onnx(tmp_path_factory):
     return folder
 
 
+def _tiny_models_key() -> str:
+    """What the tiny models are made from: every source file of the package that converts, quantizes or writes
+    them (lite/, converters/, calibration/, runtimes/), the default weights and the tools' versions."""
+    import hashlib
+
+    from cmlite.runtimes.versions import package_versions
+
+    h = hashlib.sha256()
+    for folder in ("lite", "converters", "calibration", "runtimes"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            h.update(str(path.relative_to(REPO)).encode() + path.read_bytes())
+    h.update((REPO / "lite" / "weights" / "cmlite_v19_slim_dw_synth.pth").read_bytes())
+    h.update(repr(sorted(package_versions("torch", "onnx", "onnxruntime", "openvino", "nncf", "litert-torch",
+                                          "ai-edge-litert", "ai-edge-quantizer", "numpy").items())).encode())
+    return h.hexdigest()[:20]
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
     """The embedded default model at 128x160, converted for every target (FP32) and quantized for every target
     (INT8, nothing kept float) on 8 synthetic training images: the fast tier's run through every exporter, quantizer
-    and backend (about a minute and a half). {folder name: path}; "model" is the PyTorch model they were made from,
-    "val" a folder of 12 synthetic validation images at 128 px."""
+    and backend (about a minute). {folder name: path}; "model" is the PyTorch model they were made from, "val" a
+    folder of 12 synthetic validation images at 128 px.
+
+    Kept between runs in ~/.cache/cmlite-tests/ under a key of everything that makes them (every source file of
+    lite/, converters/, calibration/ and runtimes/, the weights, the tools' versions), so the edit-test loop makes
+    them again only when one of those changed; CI (CMLITE_CI=1) and CMLITE_TEST_CACHE=0 always make them."""
+    import shutil
+
+    from cmlite import lite
+
+    model = lite.load_model()
+    model.config = model.config.with_(min_size=128, max_size=160)
+    out = tmp_path_factory.mktemp("tiny_models")
+    use_cache = not os.environ.get("CMLITE_CI") and os.environ.get("CMLITE_TEST_CACHE", "1") != "0"
+    cached = Path.home() / ".cache" / "cmlite-tests" / f"tiny-models-{_tiny_models_key()}"
+    if use_cache and (cached / "complete").is_file():
+        shutil.rmtree(out)
+        shutil.copytree(cached, out)
+    else:
+        _make_tiny_models(model, out)
+        if use_cache:
+            tmp = cached.with_name(cached.name + f".{os.getpid()}.partial")
+            shutil.copytree(out, tmp, dirs_exist_ok=True)
+            (tmp / "complete").write_text("")
+            shutil.rmtree(cached, ignore_errors=True)
+            tmp.rename(cached)
+    folders = [p for p in out.iterdir() if (p / "manifest.json").is_file()]
+    return {"model": model, "val": out / "data" / "val", **{f.name: f for f in folders}}
+
+
+def _make_tiny_models(model, out: Path) -> None:
     from cmlite import lite
     from cmlite.calibration.frames import read_frames
     from cmlite.calibration.quantize import quantize
@@ -214,14 +260,10 @@ def tiny_models(tmp_path_factory):
     from cmlite.converters.convert import convert
     from cmlite.runtimes.target_table import NAMES
 
-    model = lite.load_model()
-    model.config = model.config.with_(min_size=128, max_size=160)
-    out = tmp_path_factory.mktemp("tiny_models")
     data = out / "data"
     generate(data, 8, 12, 128, 0, progress=False)
     source = lite.DEFAULT_WEIGHTS
-    fp32 = convert(model, out, list(NAMES), ["fp32"], fixed_hw=(128, 160), source=source, log=lambda m: None)
+    convert(model, out, list(NAMES), ["fp32"], fixed_hw=(128, 160), source=source, log=lambda m: None)
     frames = read_frames(str(data / "train"), 8, progress=False)
-    int8 = quantize(model, out, list(NAMES), frames, keep_float=[], fixed_hw=(128, 160), source=source,
-                    threads=2, log=lambda m: None)
-    return {"model": model, "val": data / "val", **{f.name: f for f in fp32 + int8}}
+    quantize(model, out, list(NAMES), frames, keep_float=[], fixed_hw=(128, 160), source=source, threads=2,
+             log=lambda m: None)

@@ -308,7 +308,7 @@ def test_bench_bad_input(tmp_path, capsys, val_set, default_onnx):
     for flag, value, words in (("--threads", "0", "at least 1"), ("--threads", "a,b", "separated by commas"),
                                ("--size", "320x533", "SHORT/LONG"), ("--size", "600/300", "long side"),
                                ("--runs", "0", "at least 1 run"), ("--max-procs", "0", "at least 1"),
-                               ("--streams", "0,2", "from 1 to 64"), ("--streams", "two", "comma list")):
+                               ("--streams", "0,2", "from 1 to 64"), ("--streams", "two", "separated by commas")):
         assert words in _error(capsys, ["bench", "--model", str(default_onnx), "--images", images, flag, value,
                                         "--out", str(tmp_path / "r")])
     assert "go together" in _error(capsys, ["bench", "--model", str(default_onnx), "--images", images,

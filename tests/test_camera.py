@@ -381,6 +381,7 @@ def test_the_panel_on_the_first_frame_has_no_dashes():
     assert panel_lines(live | {"fps": 29.5, "fps_mean": 30.0})[0] == "29.5 fps (mean 30.0)  latency 36 ms"
 
 
+@pytest.mark.slow  # three runs of auto's trials (the rule and the memory are in the fast tier: test_rate.py)
 def test_auto_remembers_its_choice_and_the_next_run_starts_in_it(tmp_path, tiny_models, video):
     """--tune measures each mode twice and stores the choice under this device, model, size and source kind (a
     fresh measurement, whatever an earlier test left in this session's cache); the next run starts in it with no
@@ -409,6 +410,7 @@ def test_auto_remembers_its_choice_and_the_next_run_starts_in_it(tmp_path, tiny_
     assert run("--frames", "40", "--retune")["auto"]["chosen"] is None  # measuring again: 40 frames are not enough
 
 
+@pytest.mark.slow  # four seconds of real time each
 @pytest.mark.parametrize("sources", [["synth:320x240@10"], ["synth:320x240@10", "synth:320x240@5#1"]])
 def test_a_paced_source_reads_its_own_rate(tmp_path, tiny_models, sources):
     """A 10 fps camera reads 10 fps, over the whole run and over each second (what the panel's "now" shows); beside

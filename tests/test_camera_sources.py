@@ -56,12 +56,14 @@ def test_a_finite_pipeline_gives_every_frame_in_bgr_and_ends(gst, tmp_path, tiny
     assert "pipeline_threads" in cap["cpu_ms_per_frame"] and s["source"].startswith("gst videotestsrc")
 
 
+@pytest.mark.slow  # seconds of real time
 def test_a_live_pipeline_runs_at_its_own_pace(gst, tmp_path, tiny_models):
     s = _camera(tmp_path, tiny_models["onnx-int8"], "--source", LIVE.format(fps=15), "--seconds", "3")
     assert s["fps_mean"] == pytest.approx(15, abs=1.5) and not s["source_ended"]
     assert s["captured"] == s["taken"] + s["dropped"] + s["pending"] and s["capture"]["got"]["fps"] == 15
 
 
+@pytest.mark.slow  # seconds of real time
 def test_several_pipelines_with_recording_and_the_page(gst, tmp_path, tiny_models):
     """Two finite pipelines and a live one through one model: the files lose no frame and each recording is its
     own; the page serves each stream."""
@@ -82,6 +84,7 @@ def test_several_pipelines_with_recording_and_the_page(gst, tmp_path, tiny_model
         assert count == n
 
 
+@pytest.mark.slow  # seconds of real time
 def test_a_live_pipeline_that_ends_is_reopened(gst, tmp_path, tiny_models):
     """A live camera pipeline that stops (here after 6 frames) is a camera gone: reopened with back-off while
     the app goes on, as any live source."""

@@ -276,7 +276,7 @@ def test_a_native_export_names_the_backends_the_server_lacks(tiny_models, tmp_pa
     backend libraries of the pip wheel's server. Now export says it cannot be served by that server and why, and
     serve refuses in one line with both ways out, before starting anything; adding to a repository says what it
     now holds."""
-    from cmlite.apps import triton_server
+    from cmlite.apps.serve import triton_server
 
     out = tmp_path / "native"
     assert main(["triton", "export", str(tiny_models["onnx-int8"]), str(tiny_models["openvino-int8"]), "--out",
@@ -297,7 +297,7 @@ def test_a_native_export_names_the_backends_the_server_lacks(tiny_models, tmp_pa
     log.write_text("E1206 model_lifecycle.cc:654] failed to load 'x_dense' version 1: Invalid argument: unable to "
                    "find backend library for backend 'onnxruntime', try specifying runtime on the model "
                    "configuration.\n")
-    from cmlite.apps.serve.triton import _log_error
+    from cmlite.apps.serve.triton import log_error
 
-    assert _log_error(log).startswith("it has no onnxruntime backend library: export those folders with --backend "
+    assert log_error(log).startswith("it has no onnxruntime backend library: export those folders with --backend "
                                       "python")

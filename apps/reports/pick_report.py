@@ -58,12 +58,16 @@ def choose(cands: list, ref_ap: float, budget: float) -> Choice:
                 f"smaller peak memory, then the lower latency)" if len(tied) > 1 else "")
         elif c in tied:
             reasons[c.name] = f"tied on speed ({c.figures['fps']} fps, within the rounds' spread), more peak memory " \
-                              f"or latency ({c.figures.get('peak_rss_mb')} MB, p50 {c.figures.get('latency_p50_ms')} " \
-                              f"ms against {winner.figures.get('peak_rss_mb')} MB, " \
-                              f"{winner.figures.get('latency_p50_ms')} ms)"
+                              f"or latency ({_memory_latency(c)} against {_memory_latency(winner)})"
         else:
             reasons[c.name] = f"slower: {c.figures['fps']:.1f} fps against {winner.figures['fps']:.1f}"
     return Choice(winner, reasons, None)
+
+
+def _memory_latency(c) -> str:
+    f = c.figures
+    mem, lat = f.get("peak_rss_mb"), f.get("latency_p50_ms")
+    return f"{'?' if mem is None else f'{mem:.0f}'} MB, p50 {'?' if lat is None else f'{lat:.0f}'} ms"
 
 
 def rows(cands: list, choice: Choice) -> list[list]:

@@ -169,7 +169,7 @@ def run_serve(args) -> int:
         print("Ctrl-C stops it.", flush=True)
         code = proc.wait()
         if not stop.asked:
-            raise CmliteError(f"the Triton server stopped by itself (status {code}): {_log_error(log_path)}")
+            raise CmliteError(f"the Triton server stopped by itself (status {code}): {log_error(log_path)}")
         print("cmlite: Triton stopped", file=sys.stderr)
         return 0
     except KeyboardInterrupt:
@@ -205,7 +205,7 @@ def _stop(proc, exit_timeout: int) -> None:
             proc.wait()
 
 
-def _log_error(log_path: Path) -> str:
+def log_error(log_path: Path) -> str:
     """The line of Triton's log that says why, in cmlite's words where it is one cmlite knows."""
     import re
 
@@ -231,7 +231,7 @@ def _wait_ready(proc, grpc, key, log_path: Path, timeout: float, models: int) ->
           file=sys.stderr, flush=True)
     while time.monotonic() - t0 < timeout:
         if proc.poll() is not None:
-            raise CmliteError(f"the Triton server did not start: {_log_error(log_path)}")
+            raise CmliteError(f"the Triton server did not start: {log_error(log_path)}")
         try:
             if client.is_server_ready(headers=headers, client_timeout=2):
                 return
@@ -239,4 +239,4 @@ def _wait_ready(proc, grpc, key, log_path: Path, timeout: float, models: int) ->
             pass
         time.sleep(0.5)
     raise CmliteError(f"the Triton server was not ready after {timeout:.0f} s (--start-timeout): "
-                      f"{_log_error(log_path)}")
+                      f"{log_error(log_path)}")

@@ -31,8 +31,7 @@ class PicamCapture:
         self.cam.configure(self.cam.create_video_configuration(main=main, controls=controls))
         self.cam.start()
         self.fps = settings.fps if settings is not None and settings.fps else None
-        h_w = self.cam.camera_configuration()["main"]["size"]
-        self.width, self.height = h_w
+        self.width, self.height = self.cam.camera_configuration()["main"]["size"]  # picamera2's sizes are (w, h)
 
     def read(self) -> tuple[bool, np.ndarray | None]:
         if self.cam is None:

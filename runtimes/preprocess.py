@@ -6,8 +6,8 @@ webcam frame where a numpy transcription took 6.5. Normalisation (x - mean) / st
 padding with the mean makes the padded area exactly the normalised zero that the official model pads with.
 
 RESIZES: "exact" (Pillow's filter: what parity, eval, predict and bench run) or "fast" (OpenCV: a Gaussian blur
-as wide as Pillow's antialiasing, then bilinear; 0.5 ms: what the camera runs live, measured against the exact path
-for AP and parity, docs/speed.md).
+as wide as Pillow's antialiasing, then bilinear; 0.5 ms: the camera's and eval's opt-in `--fast-resize`, measured
+against the exact path for AP and parity in docs/speed.md).
 """
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,7 @@ class ArmUnavailable(Exception):
     """The check cannot run on this machine (not an x86_64 Debian host, or the packages cannot be fetched)."""
 
 
-def setup(cache: Path = CACHE, timeout: float = 900) -> Path:
+def setup(cache: Path = CACHE, timeout: float = 900, runner: Runner | None = None) -> Path:
     """Build (or find cached) the emulated aarch64 Python with cmlite and its backends: the `armpy` wrapper."""
     if platform.system() != "Linux" or platform.machine() != "x86_64":
         raise ArmUnavailable(f"the ARM check emulates aarch64 on an x86_64 Linux host, not {platform.system()} "
@@ -44,11 +45,11 @@ def setup(cache: Path = CACHE, timeout: float = 900) -> Path:
         if not shutil.which(tool):
             raise ArmUnavailable(f"the ARM check needs {tool} (a Debian host: it downloads the arm64 root with apt)")
     env = {**os.environ, "CMLITE_VENV_PY": sys.executable, "CMLITE_SRC": str(REPO), "NICE": "0"}
+    runner = runner or FOREGROUND
     try:
-        r = subprocess.run(["bash", str(SETUP), str(cache)], capture_output=True, text=True, env=env,
-                           timeout=timeout)
+        r = runner.run(["bash", str(SETUP), str(cache)], timeout, env=env)
     except subprocess.TimeoutExpired:
-        raise ArmUnavailable(f".ci/arm_setup.sh took over {timeout:.0f} s") from None
+        raise ArmUnavailable(f".ci/arm_setup.sh took over {runner.timeout(timeout):.0f} s") from None
     if r.returncode:
         tail = " | ".join((r.stdout + r.stderr).strip().splitlines()[-4:])
         raise ArmUnavailable(f".ci/arm_setup.sh failed (status {r.returncode}): {tail}")
@@ -68,10 +69,53 @@ class Row:
     error: str = ""  # what ARM said when it could not run the model
 
 
-def _cli(python: list[str], args: list[str], timeout: float) -> tuple[subprocess.CompletedProcess, float]:
+def idle() -> None:
+    """The calling process (and what it starts) takes only CPU nothing else wants (Linux SCHED_IDLE): the check
+    can run beside the rest of the test suite without slowing it."""
+    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
+class Runner:
+    """Runs the check's processes, killed together by stop(); background=True runs them at SCHED_IDLE, with
+    timeouts long enough for a process that gets only the CPU the rest of the suite leaves."""
+
+    def __init__(self, background: bool = False):
+        self.background = background
+        self.stopped = False
+        self._procs: set[subprocess.Popen] = set()
+
+    def timeout(self, seconds: float) -> float:
+        return seconds * 6 if self.background else seconds
+
+    def run(self, argv: list[str], timeout: float, env: dict | None = None) -> subprocess.CompletedProcess:
+        if self.stopped:
+            raise ArmUnavailable("the ARM check was stopped (the test session ended)")
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                preexec_fn=idle if self.background else None)
+        self._procs.add(proc)
+        try:
+            out, err = proc.communicate(timeout=self.timeout(timeout))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise
+        finally:
+            self._procs.discard(proc)
+        return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+    def stop(self) -> None:
+        self.stopped = True
+        for proc in list(self._procs):
+            proc.kill()
+
+
+FOREGROUND = Runner()
+
+
+def _cli(python: list[str], args: list[str], timeout: float,
+         runner: Runner = FOREGROUND) -> tuple[subprocess.CompletedProcess, float]:
     t0 = time.perf_counter()
-    r = subprocess.run([*python, "-m", "cmlite.apps.cli", *args], capture_output=True, text=True, timeout=timeout,
-                       env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    r = runner.run([*python, "-m", "cmlite.apps.cli", *args], timeout, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     return r, time.perf_counter() - t0
 
 
@@ -80,7 +124,8 @@ def _error(r: subprocess.CompletedProcess) -> str:
     return lines[-1] if lines else f"status {r.returncode}"
 
 
-def check_model(armpy: Path, folder: Path, images: Path, ann: Path, out: Path, timeout: float = 600) -> Row:
+def check_model(armpy: Path, folder: Path, images: Path, ann: Path, out: Path, timeout: float = 600,
+                runner: Runner = FOREGROUND) -> Row:
     """One folder on ARM and on x86, judged as parity judges a conversion (x86 the reference)."""
     from cmlite.apps.parity import compare_instances, judge
     from cmlite.calibration.coco_eval import coco_metrics, load_coco
@@ -94,7 +139,7 @@ def check_model(armpy: Path, folder: Path, images: Path, ann: Path, out: Path, t
     for side, python in (("arm", [str(armpy)]), ("x86", [sys.executable])):
         path = out / f"{folder.name}.{side}.json"
         r, seconds = _cli(python, ["predict", "--model", str(folder), str(images), "--json", str(path),
-                                   "--threads", "2"], timeout)
+                                   "--threads", "2"], timeout, runner)
         if r.returncode:
             row.error = f"{side}: {_error(r)}"
             return row
@@ -118,10 +163,11 @@ def check_model(armpy: Path, folder: Path, images: Path, ann: Path, out: Path, t
     return row
 
 
-def check_camera(armpy: Path, folder: Path, out: Path, timeout: float = 300) -> dict:
+def check_camera(armpy: Path, folder: Path, out: Path, timeout: float = 300, runner: Runner = FOREGROUND) -> dict:
     """The live app on ARM: its --stats, or {"error": its last line}."""
     stats = out / f"camera-{folder.name}.arm.json"
-    r, seconds = _cli([str(armpy)], ["camera", "--model", str(folder), *CAMERA, "--stats", str(stats)], timeout)
+    r, seconds = _cli([str(armpy)], ["camera", "--model", str(folder), *CAMERA, "--stats", str(stats)], timeout,
+                      runner)
     if r.returncode or not stats.is_file():
         return {"error": _error(r), "seconds": seconds}
     return {**json.loads(stats.read_text()), "seconds": seconds}
@@ -143,19 +189,63 @@ def image_sets(data: Path, out: Path) -> tuple[Path, Path]:
 
 
 def run(armpy: Path, folders: list[Path], data: Path, out: Path, camera_model: str = "tflite-int8",
-        log=print) -> tuple[list[Row], dict]:
+        log=print, runner: Runner = FOREGROUND) -> tuple[list[Row], dict]:
     out.mkdir(parents=True, exist_ok=True)
     ap_images, few = image_sets(data, out / "images")
     ann = data / "annotations" / "instances_val.json"
     rows = []
     for folder in folders:
         int8 = folder.name.endswith("int8")
-        rows.append(check_model(armpy, folder, ap_images if int8 else few, ann, out))
+        rows.append(check_model(armpy, folder, ap_images if int8 else few, ann, out, runner=runner))
         log(f"arm check: {folder.name}: {rows[-1].error or rows[-1].verdict} ({rows[-1].arm_s:.0f} s on ARM)")
-    camera = check_camera(armpy, next(f for f in folders if f.name == camera_model), out)
+    camera = check_camera(armpy, next(f for f in folders if f.name == camera_model), out, runner=runner)
     log(f"arm check: camera on {camera_model}: {camera.get('error') or str(camera['frames']) + ' frames'} "
         f"({camera['seconds']:.0f} s)")
     return rows, camera
+
+
+def suite_check(models: dict[str, Path], out: Path, runner: Runner = FOREGROUND) -> dict:
+    """What tests/test_arm.py judges: every CPU target's FP32 and INT8 folder of the fast tier's models (`models`:
+    name -> folder) and the camera. -> rows, camera, and the set-up's and the whole check's seconds."""
+    from cmlite.calibration.synth import generate
+    from cmlite.runtimes.target_table import CPU_TARGETS
+
+    t0 = time.perf_counter()
+    armpy = setup(runner=runner)
+    setup_s = time.perf_counter() - t0
+    generate(out / "data", 0, AP_IMAGES, 128, 0, progress=False)  # the val images the models were made for
+    folders = [models[f"{t}-{p}"] for t in CPU_TARGETS for p in ("fp32", "int8")]
+    rows, camera = run(armpy, folders, out / "data", out / "runs", log=lambda m: None, runner=runner)
+    return {"rows": rows, "camera": camera, "setup_s": setup_s, "seconds": time.perf_counter() - t0}
+
+
+class Background:
+    """suite_check in a thread of its own, its processes at SCHED_IDLE: started with the test session, its minutes
+    of emulation fill the CPU the other tests leave idle (they wait on servers, browsers, paced sources) instead of
+    adding to the suite's time. result() waits for it; stop() kills what it runs."""
+
+    def __init__(self, models: dict[str, Path], out: Path):
+        self.runner = Runner(background=True)
+        self._result: dict | None = None
+        self._error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(models, out), name="arm-check", daemon=True)
+        self.thread.start()
+
+    def _run(self, models, out) -> None:
+        try:
+            self._result = suite_check(models, out, self.runner)
+        except BaseException as e:  # raised again in the test that waits for it
+            self._error = e
+
+    def result(self) -> dict:
+        self.thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+    def stop(self) -> None:
+        self.runner.stop()
+        self.thread.join(timeout=30)
 
 
 def table(rows: list[Row]) -> str:

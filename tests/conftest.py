@@ -54,6 +54,7 @@ _SLOW: set[str] = set()
 
 
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: item.path.name == ARM_TESTS)  # last: they wait for the check arm_check_job started
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
@@ -88,6 +89,24 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if path:
         Path(path).write_text(f"# {head}\n" + "\n".join(lines) + "\n")
         terminalreporter.write_line(f"every test's time: {path}")
+
+
+ARM_TESTS = "test_arm.py"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def arm_check_job(request, tmp_path_factory):
+    """A session that runs the ARM check (tests/test_arm.py: about 8 minutes of aarch64 emulation) starts it with
+    its first test, in a thread whose processes take only the CPU the other tests leave idle (SCHED_IDLE); the ARM
+    tests run last and wait for it. None when the session does not run them (the fast tier)."""
+    if not any(item.path.name == ARM_TESTS for item in request.session.items):
+        yield None
+        return
+    from .arm_check import Background
+
+    job = Background(request.getfixturevalue("tiny_models"), tmp_path_factory.mktemp("arm"))
+    yield job
+    job.stop()
 
 
 @pytest.fixture(scope="session")

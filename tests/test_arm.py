@@ -2,11 +2,12 @@
 INT8) run torch-free on aarch64 under qemu user mode and judged against the same run on x86 (tests/arm_check.py;
 .ci/arm_setup.sh builds and caches the arm64 root, qemu and the aarch64 wheels). It proves results, never speed.
 Where it cannot run (not an x86_64 Debian host, no package registry) it skips saying why; under CMLITE_CI=1 (CI)
-it fails instead. About 6 minutes here, one more the first time (the downloads)."""
+it fails instead. About 8 minutes of emulation on 2 cores, one more the first time (the downloads): in the full
+suite it starts with the session in processes that take only idle CPU (conftest.py's arm_check_job), and these
+tests run last and wait for it."""
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
@@ -17,24 +18,22 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def arm_run(tiny_models, tmp_path_factory):
-    from cmlite.calibration.synth import generate
-    from cmlite.runtimes.target_table import CPU_TARGETS
-
-    t0 = time.perf_counter()
+def arm_run(arm_check_job, tiny_models, tmp_path_factory):
+    """The check the session started in the background (conftest.py), or, when it did not, run here."""
     try:
-        armpy = arm_check.setup()
+        if arm_check_job is not None:
+            result = arm_check_job.result()
+            how = "in the background from the session's start"
+        else:
+            result = arm_check.suite_check(tiny_models, tmp_path_factory.mktemp("arm"))
+            how = "in the foreground"
     except arm_check.ArmUnavailable as e:
         if os.environ.get("CMLITE_CI"):
             pytest.fail(f"the ARM check cannot run: {e}")
         pytest.skip(f"the ARM check cannot run here: {e}")
-    setup_s = time.perf_counter() - t0
-    out = tmp_path_factory.mktemp("arm")
-    generate(out / "data", 0, arm_check.AP_IMAGES, 128, 0, progress=False)  # the val images tiny_models was made for
-    folders = [tiny_models[f"{t}-{p}"] for t in CPU_TARGETS for p in ("fp32", "int8")]
-    rows, camera = arm_check.run(armpy, folders, out / "data", out / "runs", log=lambda m: None)
-    seconds = time.perf_counter() - t0
-    SUMMARIES.append((f"ARM check: aarch64 (qemu, cortex-a76) against x86, {seconds:.0f} s (set-up {setup_s:.0f} s)",
+    rows, camera = result["rows"], result["camera"]
+    SUMMARIES.append((f"ARM check: aarch64 (qemu, cortex-a76) against x86, {result['seconds']:.0f} s {how} "
+                      f"(set-up {result['setup_s']:.0f} s)",
                       arm_check.table(rows) + f"\ncamera on ARM: {camera.get('error') or camera['frames']} frames"))
     return {r.model: r for r in rows}, camera
 

@@ -10,7 +10,8 @@ the same looped 640x480 clip through the camera app (drawing and panel included)
 - steady: the same run's median rate over its seconds (what auto's trials, past their warm-up, compare).
 
 Auto's choice in each round is checked against the fixed runs' medians: right when its mode's fixed rate is the
-fastest or within 3% of it. "before's choice" applies the old rule (the fastest by the old formula, 3% margin
+fastest or within 3% of it. "two rounds only" applies today's rule to the first two trials of each mode (what auto
+chose before a contested lead got more rounds); "old rule's choice" applies the old rule (the fastest by the old formula, 3% margin
 over sequential, latency within two frames) to the same trials.
 
     python benchmarks/auto_rates.py --model out/models/openvino-int8 --model out/models/onnx-int8 \\
@@ -65,7 +66,9 @@ def one_model(model: str, clip: str, runs: int, frames: int, threads: int) -> di
                 gaps += [b - t for t, b in zip(times, times[1:])]
             old[m] = 1 / statistics.median(gaps) if gaps and statistics.median(gaps) > 0 else None
         first = {m: next(t for t in a["trials"] if t["mode"] == m) for m in MODES}
+        two = [t for i, t in enumerate(a["trials"]) if sum(u["mode"] == t["mode"] for u in a["trials"][:i]) < 2]
         out["auto"].append({"chosen": a["chosen"], "why": a["why"], "modes": a["modes"], "old": old,
+                            "two_rounds": auto.choose(auto.figures(two, MODES))[0], "trials": len(a["trials"]),
                             "old_latency_ms": {m: first[m]["latency_ms"] for m in MODES},
                             "trial_frames": a["trial_frames"]})
         for m in MODES:
@@ -131,17 +134,22 @@ def main() -> None:
                          f"{100 * (old / fixed[m] - 1):+.1f}%"])
         after = [a["chosen"] for a in r["auto"]]
         before = [old_rule(a["old"], a["old_latency_ms"]) for a in r["auto"]]
+        two = [a["two_rounds"] for a in r["auto"] if "two_rounds" in a]
         choices.append([Path(model).name, max(fixed, key=fixed.get),
                         ", ".join(f"{m} {after.count(m)}" for m in MODES if after.count(m)),
                         f"{sum(map(right, after))}/{len(after)}",
+                        ", ".join(f"{m} {two.count(m)}" for m in MODES if two.count(m)),
+                        f"{sum(map(right, two))}/{len(two)}",
                         ", ".join(f"{m} {before.count(m)}" for m in MODES if before.count(m)),
                         f"{sum(map(right, before))}/{len(before)}",
-                        statistics.median(a["trial_frames"] for a in r["auto"])])
+                        statistics.median(a["trial_frames"] for a in r["auto"]),
+                        f"{min(a['trials'] for a in r['auto'])}-{max(a['trials'] for a in r['auto'])}"])
     print(format_table(["model", "mode", "fixed fps", "fixed range", "fixed steady", "auto now", "vs fixed",
                         "vs steady", "auto before (1/median interval)", "vs fixed"], rows, floatfmt=".1f"))
     print()
-    print(format_table(["model", "fastest fixed", "auto's choices now", "right (within 3%)", "old rule's choices",
-                        "right", "trial frames"], choices, floatfmt=".0f"))
+    print(format_table(["model", "fastest fixed", "auto's choices now", "right (within 3%)",
+                        "two rounds only (the previous rule)", "right", "old rule's choices",
+                        "right", "trial frames", "trials"], choices, floatfmt=".0f"))
     print(f"\n{args.runs} rounds per model, each an auto run then a {args.frames}-frame run per mode, in one process; "
           f"a 240-frame 640x480 clip looped, {args.threads} threads, headless camera app\nCPU: {cpu_line()}")
     if args.json:

@@ -17,6 +17,7 @@ from cmlite.apps.cli import main
 from cmlite.apps.camera.sources import Source, open_source
 from cmlite.calibration.synth_scene import MovingScene, write_clip
 from cmlite.runtimes.errors import CmliteError
+from cmlite.runtimes.modes.auto import MAX_ROUNDS
 from tests.conftest import run_torch_free
 
 PANEL = (slice(4, 30), slice(4, 200))  # inside the panel's first line at 640x480
@@ -383,7 +384,7 @@ def test_the_panel_on_the_first_frame_has_no_dashes():
 
 @pytest.mark.slow  # three runs of auto's trials (the rule and the memory are in the fast tier: test_rate.py)
 def test_auto_remembers_its_choice_and_the_next_run_starts_in_it(tmp_path, tiny_models, video):
-    """--tune measures each mode twice and stores the choice under this device, model, size and source kind (a
+    """--tune measures each mode twice (a contested lead: up to MAX_ROUNDS times) and stores the choice under this device, model, size and source kind (a
     fresh measurement, whatever an earlier test left in this session's cache); the next run starts in it with no
     trial frames; --retune measures again. Its --stats say what and why."""
     path, _ = video
@@ -398,11 +399,11 @@ def test_auto_remembers_its_choice_and_the_next_run_starts_in_it(tmp_path, tiny_
     first = run("--tune")
     auto = first["auto"]
     assert first["stopped_by"] == "auto chose" and first["frames"] >= auto["trial_frames"] > 6 * 30
-    assert not auto["remembered"] and len(auto["trials"]) == auto["trials_planned"] == 6
+    assert not auto["remembered"] and 6 <= len(auto["trials"]) == auto["trials_planned"] <= 3 * MAX_ROUNDS
     assert auto["chosen"] in auto["modes"] and first["running"].startswith(auto["chosen"])
     for mode, figures in auto["modes"].items():  # each mode's rate is its trials' frames over their seconds
         trials = [t for t in auto["trials"] if t["mode"] == mode]
-        assert len(trials) == 2 and figures["rate"] == pytest.approx(
+        assert 2 <= len(trials) == figures["trials"] <= MAX_ROUNDS and figures["rate"] == pytest.approx(
             sum(t["frames"] for t in trials) / sum(t["seconds"] for t in trials), rel=1e-3)
     second = run("--frames", "40")
     assert second["auto"]["remembered"] and second["auto"]["trial_frames"] == 0

@@ -9,7 +9,7 @@ import statistics
 import pytest
 
 from cmlite.runtimes.modes import Auto, Memory
-from cmlite.runtimes.modes.auto import choose
+from cmlite.runtimes.modes.auto import MAX_ROUNDS, choose, contested
 from cmlite.runtimes.modes.base import Drained, RunMode
 from cmlite.runtimes.pipeline import Job
 from cmlite.runtimes.rate import RecentRate, frames_per_second, spread, window_rates
@@ -93,6 +93,8 @@ class FakeAuto(Auto):
 
     def _make(self, mode):
         rate, lanes, latency = self.figures[mode]
+        if isinstance(rate, list):  # a rate per trial of this mode: a noisy machine
+            rate = rate[min(self.made.count(mode), len(rate) - 1)]
         self.made.append(mode)
         return Lanes(self.take, self.clock, rate, lanes, latency, mode)
 
@@ -132,6 +134,38 @@ def test_the_rule_ties_inside_the_spread_go_to_the_lower_latency():
          "overlap": {"rate": 40.0, "spread": 0.1, "latency_ms": 90.0}}  # 60 ms over: more than 2 of its frames
     mode, why = choose(m)
     assert mode == "sequential" and "overlap left out (latency 90 ms" in why
+
+
+def test_a_lead_only_the_trials_error_ties_is_contested():
+    m = {"sequential": {"rate": 22.6, "spread": 6.0, "error": 3.0, "latency_ms": 45.0},
+         "throughput": {"rate": 25.2, "spread": 0.5, "error": 0.25, "latency_ms": 70.0}}
+    assert choose(m)[0] == "sequential" and contested(m) == ["sequential", "throughput"]
+    m["sequential"]["error"] = 1.5  # the error shrinks with more trials: the lead is clear
+    assert choose(m)[0] == "throughput" and contested(m) == []
+    m["sequential"].update(rate=24.8, error=3.0)  # under 3%: a tie that more trials cannot settle
+    assert choose(m)[0] == "sequential" and contested(m) == []
+    stored = {"sequential": {"rate": 22.6, "spread": 6.0, "latency_ms": 45.0},  # a record from before the error
+              "throughput": {"rate": 25.2, "spread": 0.5, "latency_ms": 70.0}}
+    assert choose(stored)[0] == "sequential"
+
+
+def _noisy(sequential: list[float]) -> dict:
+    return {"sequential": (sequential, 1, 0.045), "throughput": (25.0, 2, 0.070)}
+
+
+def test_a_noisy_trial_costs_another_round_not_the_choice():
+    run = FakeAuto(_noisy([20.0, 26.0, 22.0, 22.0]), Clock())  # the second sequential trial ran at 26
+    _run_auto(run)
+    assert [t["mode"] for t in run.trials] == ["sequential", "throughput"] * 3  # one more round settled it
+    assert run.modes["sequential"]["trials"] == 3 and run.chosen == "throughput"
+    assert run.summary()["trials_planned"] == 6 and run.why.startswith("fastest")
+    steady = FakeAuto(_noisy([20.0, 20.5]), Clock())
+    _run_auto(steady)
+    assert len(steady.trials) == 4 and steady.chosen == "throughput"  # a clear lead: two rounds, as before
+    wild = FakeAuto(_noisy([20.0, 30.0] * MAX_ROUNDS), Clock())  # never settles
+    _run_auto(wild, 1500)
+    assert [t["mode"] for t in wild.trials].count("sequential") == MAX_ROUNDS and wild.chosen == "sequential"
+    assert wild.why.startswith("a tie, the lower latency")
 
 
 def test_a_second_run_starts_in_the_remembered_mode_with_no_trials(tmp_path):

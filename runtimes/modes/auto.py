@@ -4,15 +4,17 @@ The trials run sequential, overlap, then throughput (where the backend can repli
 again (ROUNDS): one noisy trial cannot decide, and the machine's drift touches every mode alike. A trial's rate is
 frames over the seconds they took (runtimes/rate.py), counted from its `warmup`-th result (the pipeline filled)
 for at least `trial` frames and `trial_s` seconds; it counts the caller's own work and the source's pace, as the
-user sees them. A mode's rate is its trials' frames over their seconds, its spread the gap between its trials.
+user sees them. A mode's rate is its trials' frames over their seconds, its spread the gap between its slowest and
+fastest trial, its error the standard error of its trials' rates (half the spread with two trials).
 
 The choice: modes whose median latency exceeds sequential's by more than LATENCY_FRAMES of their own frame
 intervals are left out (overlap holds up to two more images in flight); of the rest, a lead inside the trials'
-spread (the two modes' rates, each +- half the gap between its trials, overlap) or under MARGIN is a tie, and a
-tie goes to the lower latency. With a Memory (memory.py) the
-choice and its figures are stored under the device, model, input and source kind, and the next run starts in that
-mode with no trial frames; retune=True measures again. Switching finishes the images in flight first, so nothing
-is lost or reordered.
+error (the two modes' rates, each +- its error, overlap) or under MARGIN is a tie, and a tie goes to the lower
+latency. A lead over MARGIN that only the error makes a tie is contested: the fastest and the modes contesting it
+run another round of trials, up to MAX_ROUNDS, so that a noisy trial costs more trials rather than a wrong choice.
+With a Memory (memory.py) the choice and its figures are stored under the device, model, input and source kind,
+and the next run starts in that mode with no trial frames; retune=True measures again. Switching finishes the
+images in flight first, so nothing is lost or reordered.
 """
 from __future__ import annotations
 
@@ -31,20 +33,45 @@ FIXED = {"sequential": Sequential, "overlap": Overlapped, "throughput": Throughp
 MARGIN = 1.03  # a lead under 3% is a tie whatever the spread
 LATENCY_FRAMES = 2.0  # how much more latency another mode may add, in its frame intervals
 ROUNDS = 2  # trials per mode, interleaved
+MAX_ROUNDS = 4  # a contested lead gets more rounds of its modes, up to this many trials each
 
 
-def choose(modes: dict[str, dict], margin: float = MARGIN, latency_frames: float = LATENCY_FRAMES) -> tuple[str, str]:
-    """(the mode, why) from each mode's rate, spread and latency_ms (Auto's rule)."""
+def _error(v: dict) -> float:
+    """A mode's +-: its trials' standard error (a record stored before it had one: half the spread)."""
+    return v["error"] if "error" in v else v["spread"] / 2
+
+
+def _kept(modes: dict[str, dict], latency_frames: float) -> tuple[dict, dict]:
+    """(the modes in the running, those left out for their latency)."""
     seq = modes.get("sequential")
     slow = {m: v for m, v in modes.items() if seq is not None and m != "sequential"
             and v["latency_ms"] > seq["latency_ms"] + latency_frames * 1e3 / v["rate"]}
-    ok = {m: v for m, v in modes.items() if m not in slow}
+    return {m: v for m, v in modes.items() if m not in slow}, slow
+
+
+def _within_error(b: dict, o: dict) -> bool:
+    return b["rate"] - _error(b) <= o["rate"] + _error(o)
+
+
+def contested(modes: dict[str, dict], margin: float = MARGIN, latency_frames: float = LATENCY_FRAMES) -> list[str]:
+    """The fastest mode and those that tie with it by the trials' error alone (their gap is over `margin`): more
+    trials can settle them. [] when the choice is clear."""
+    ok, _ = _kept(modes, latency_frames)
+    best = max(ok, key=lambda m: ok[m]["rate"])
+    rivals = [m for m in ok if m != best and ok[best]["rate"] - ok[m]["rate"] > (margin - 1) * ok[m]["rate"]
+              and _within_error(ok[best], ok[m])]
+    return [m for m in ok if m == best or m in rivals] if rivals else []
+
+
+def choose(modes: dict[str, dict], margin: float = MARGIN, latency_frames: float = LATENCY_FRAMES) -> tuple[str, str]:
+    """(the mode, why) from each mode's rate, error (or spread) and latency_ms (Auto's rule)."""
+    seq = modes.get("sequential")
+    ok, slow = _kept(modes, latency_frames)
     best = max(ok, key=lambda m: ok[m]["rate"])
 
-    def tied(m: str) -> bool:  # the two modes' trials overlap (each rate +- half its trials' spread), or under 3%
+    def tied(m: str) -> bool:  # the two modes' trials overlap (each rate +- its error), or under 3%
         b, o = ok[best], ok[m]
-        overlap = b["rate"] - b["spread"] / 2 <= o["rate"] + o["spread"] / 2
-        return overlap or b["rate"] - o["rate"] <= (margin - 1) * o["rate"]
+        return _within_error(b, o) or b["rate"] - o["rate"] <= (margin - 1) * o["rate"]
 
     ties = [m for m in ok if tied(m)]
     chosen = min(ties, key=lambda m: ok[m]["latency_ms"])
@@ -64,6 +91,19 @@ def choose(modes: dict[str, dict], margin: float = MARGIN, latency_frames: float
     return chosen, why
 
 
+def figures(trials: list[dict], candidates) -> dict[str, dict]:
+    """Each mode's rate (its trials' frames over their seconds), spread, error, trials and latency_ms (median)."""
+    modes = {}
+    for m in candidates:
+        ts = [t for t in trials if t["mode"] == m]
+        rate = per_second(sum(t["frames"] for t in ts), sum(t["seconds"] for t in ts))
+        rates = [t["rate"] for t in ts]
+        error = statistics.stdev(rates) / len(rates) ** 0.5 if len(rates) > 1 else 0.0
+        modes[m] = {"rate": round(rate, 3), "spread": round(max(rates) - min(rates), 3), "error": round(error, 3),
+                    "trials": len(ts), "latency_ms": round(statistics.median(t["latency_ms"] for t in ts), 2)}
+    return modes
+
+
 class _Trial:
     """One mode's frames in one trial: counted from the warmup-th result."""
 
@@ -81,6 +121,7 @@ class _Trial:
 class Auto(RunMode):
     mode = "auto"
     rule = staticmethod(choose)  # modes' figures -> (the mode, why)
+    contest = staticmethod(contested)  # modes' figures -> the modes to measure once more ([] to decide now)
     clock = staticmethod(time.perf_counter)  # when a result came (Job.t_taken's clock)
 
     def __init__(self, seg: Segmenter, take: Take, finish: Finish | None = None, trial: int = 30,
@@ -159,9 +200,15 @@ class Auto(RunMode):
                             "rate": round(per_second(t.frames, t.seconds), 3),
                             "latency_ms": round(statistics.median(t.latency) * 1e3, 2)})
         self._plan.pop(0)
+        if not self._plan:
+            self.modes = figures(self.trials, self.candidates)
+            again = self.contest(self.modes)
+            if again and max(self.modes[m]["trials"] for m in again) < MAX_ROUNDS:  # one more round of these
+                self._plan = sorted(again, key=lambda m: m == self.run.mode)  # the running mode last: one switch
         if self._plan:
             self._trial = _Trial(self._plan[0])
-            self._switch(self._plan[0])
+            if self._plan[0] != self.run.mode:
+                self._switch(self._plan[0])
             return
         self._trial = None
         self._decide()
@@ -173,18 +220,12 @@ class Auto(RunMode):
             self._switch(self.chosen)
 
     def _decide(self) -> None:
-        modes = {}
-        for m in self.candidates:
-            ts = [t for t in self.trials if t["mode"] == m]
-            rate = per_second(sum(t["frames"] for t in ts), sum(t["seconds"] for t in ts))
-            lat = statistics.median(t["latency_ms"] for t in ts)
-            spread = max(t["rate"] for t in ts) - min(t["rate"] for t in ts)
-            modes[m] = {"rate": round(rate, 3), "spread": round(spread, 3), "latency_ms": round(lat, 2)}
-        self.modes = modes
+        modes = self.modes = figures(self.trials, self.candidates)
         self.chosen, self.why = self.rule(modes)
         if self.memory is not None:
             self.memory.store({"mode": self.chosen, "why": self.why, "modes": modes, "trials": self.trials,
-                               "how": f"{ROUNDS} interleaved trials per mode, each {self.trial}+ frames and "
+                               "how": f"{ROUNDS} interleaved trials per mode (up to {MAX_ROUNDS} for a contested "
+                                      f"lead), each {self.trial}+ frames and "
                                       f"{self.trial_s:g}+ s after {self.warmup} warm-up results; rate = frames / "
                                       f"seconds",
                                "measured": time.strftime("%Y-%m-%d %H:%M:%S")})

@@ -62,14 +62,14 @@ class ConvertedSegmenter(Segmenter):
             f"on {where}: {error_line(e)}; make it again with this cmlite and runtime (cmlite convert / quantize), "
             f"or pick a target that runs here (cmlite bench compares them)")
 
+    def replica(self, threads: int | None) -> "ConvertedSegmenter":
+        """A new load of the folder with `threads` threads, with this one's graphs and settings."""
+        return type(self)(self.manifest, self.folder, threads=threads, maskiou=self.maskiou,
+                          graphs=self.kinds).settings_from(self)
+
     def replicas(self, n: int, threads: int | None) -> list[Segmenter]:
         """n independent loads of the folder with `threads` threads each, with this one's settings."""
-        out = []
-        for _ in range(n):
-            copy = type(self)(self.manifest, self.folder, threads=threads, maskiou=self.maskiou, graphs=self.kinds)
-            copy.config, copy.resize = self.config, self.resize
-            out.append(copy)
-        return out
+        return [self.replica(threads) for _ in range(n)]
 
     def open(self) -> None:
         """Load the graphs (called from __init__, and again after release())."""

@@ -40,9 +40,7 @@ class OrtSegmenter(ConvertedSegmenter):
     def replicas(self, n: int, threads: int | None) -> list["OrtSegmenter"]:
         """One session of `threads` threads shared by the n lanes: ONNX Runtime runs concurrent calls each on its
         calling thread (and `threads` - 1 of the pool), so the lanes run at once while the weights are held once."""
-        shared = type(self)(self.manifest, self.folder, threads=threads, maskiou=self.maskiou, graphs=self.kinds)
-        shared.config, shared.resize = self.config, self.resize
-        return [shared] * n
+        return [self.replica(threads)] * n
 
     def _graph(self, kind: str):
         """A graph's file, or for masks_noiou of a folder that predates it, graph 2 cut at mask_prob in memory."""

@@ -113,6 +113,12 @@ class Segmenter(ABC):
         raise SettingsError(f"{self.device} cannot run in throughput mode (a converted model can: cmlite convert); "
                             "use --mode auto, overlap or sequential")
 
+    def settings_from(self, original: "Segmenter") -> "Segmenter":
+        """This replica takes its original's pipeline settings (the config with its overrides, the resize): what
+        every backend's replicas() copies. -> self."""
+        self.config, self.resize = original.config, original.resize
+        return self
+
     def run_dense(self, tensor: np.ndarray) -> DenseOutputs:
         return DenseOutputs.from_named(self.infer_dense(tensor), len(self.config.pooler_strides))
 

@@ -128,12 +128,7 @@ class TritonSegmenter(Segmenter):
 
     def replicas(self, n: int, threads: int | None) -> list["TritonSegmenter"]:
         """n clients of the same model: n frames in flight on the server at once (throughput mode)."""
-        out = []
-        for _ in range(n):
-            r = TritonSegmenter(self.url, self.maskiou, **self.overrides)
-            r.config, r.resize = self.config, self.resize
-            out.append(r)
-        return out
+        return [TritonSegmenter(self.url, self.maskiou, **self.overrides).settings_from(self) for _ in range(n)]
 
     @property
     def device(self) -> str:

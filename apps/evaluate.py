@@ -18,8 +18,7 @@ def cmd_eval(args) -> None:
     check_file_path(args.json, "--json")
     if args.limit is not None and args.limit < 1:
         raise CmliteError(f"--limit {args.limit}: give at least 1 image (or leave it out for every image)")
-    seg = segmenter(args, **config_overrides(args))
-    seg.resize = "fast" if args.fast_resize else "exact"
+    seg = segmenter(args, **config_overrides(args))  # with --fast-resize's resize
     print(f"model: {seg.device}" + (" (OpenCV's fast resize)" if args.fast_resize else ""))
     metrics, _ = evaluate(seg, args.data, args.images, limit=args.limit, mode=args.mode)
     keys = ["mask_ap", "mask_ap50", "mask_ap75", "box_ap", "box_ap50", "box_ap75"]

@@ -25,7 +25,14 @@ def load_model(weights: str | None):
 
 
 def segmenter(args, **overrides):
-    """--weights CKPT (eager PyTorch) or --model DIR (converted, torch-free)."""
+    """--weights CKPT (eager PyTorch) or --model DIR (converted, torch-free), resizing as --fast-resize says (the
+    official filter where the command has no such flag)."""
+    seg = _load_segmenter(args, overrides)
+    seg.resize = "fast" if getattr(args, "fast_resize", False) else "exact"
+    return seg
+
+
+def _load_segmenter(args, overrides: dict):
     maskiou = getattr(args, "maskiou", "on") == "on"
     backend = getattr(args, "backend", None)
     if getattr(args, "model", None):
@@ -133,4 +140,3 @@ def add_fast_resize_arg(p) -> None:
                         "against 2-3.5 for a 640x480 frame) instead of the official filter (Pillow's). Check it on "
                         "your model first: `cmlite eval --fast-resize` against `cmlite eval`, and "
                         "benchmarks/fast_resize.py for the parity verdict (the default model: docs/speed.md)")
-

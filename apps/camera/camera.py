@@ -23,7 +23,6 @@ from ..table import plural
 from .web import MAX_VIEWERS
 
 
-
 def _check(args) -> None:
     for flag in ("--retune", "--tune"):
         if getattr(args, flag[2:]) and args.mode != "auto":
@@ -77,8 +76,7 @@ def cmd_camera(args) -> None:
     try:
         for spec in args.source or ["0"]:
             sources.append(open_source(spec, settings))
-        seg = segmenter(args, **overrides)
-        seg.resize = "fast" if args.fast_resize else "exact"
+        seg = segmenter(args, **overrides)  # with --fast-resize's resize
     except BaseException:
         for source in sources:
             source.close()

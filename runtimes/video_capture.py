@@ -112,13 +112,26 @@ def unmet(settings: CaptureSettings, got: dict) -> str | None:
             f"`v4l2-ctl --list-formats-ext` lists what it offers)")
 
 
+def is_local_camera(spec: str) -> bool:
+    """A camera of this machine that cmlite asks for a size, rate and format (not a pipeline, file or stream)."""
+    spec = spec.removeprefix("camera:")
+    return spec.isdigit() or spec.startswith("/dev/video") or spec == "picam" or spec.startswith("picam:")
+
+
+def check_settings_apply(spec: str, settings: CaptureSettings | None) -> None:
+    """--camera-size/--camera-fps/--camera-format are asked of a local camera only: one line for any other source
+    (a pipeline: where its caps go), before anything opens."""
+    if settings and not is_local_camera(spec):
+        raise CmliteError(f"--camera-size/--camera-fps/--camera-format are for a local camera (an index, "
+                          f"/dev/videoN or picam:N), not {spec}"
+                          + (": a GStreamer pipeline sets its own caps (! video/x-raw,width=1280,height=720,"
+                             "framerate=30/1)" if spec.startswith("gst:") else ""))
+
+
 def open_device(spec: str, settings: CaptureSettings | None = None):
     """A camera index or /dev/videoN (asked for `settings` before its first frame), `gst:PIPELINE` or `picam:N`."""
+    check_settings_apply(spec, settings)
     if spec.startswith("gst:"):
-        if settings:
-            raise CmliteError("--camera-size/--camera-fps/--camera-format are for a local camera (an index, "
-                              "/dev/videoN or picam:N): a GStreamer pipeline sets its own caps "
-                              "(e.g. ! video/x-raw,width=1280,height=720,framerate=30/1)")
         from .gst_capture import open_gst
 
         return open_gst(spec[len("gst:"):])
@@ -133,4 +146,3 @@ def open_device(spec: str, settings: CaptureSettings | None = None):
     if settings and cap.isOpened():
         apply_settings(cap, settings)
     return cap
-

@@ -22,8 +22,8 @@ import numpy as np
 
 from cmlite.runtimes.errors import CmliteError, ImageError
 from cmlite.runtimes.images import IMAGE_SUFFIXES, read_bgr
-from cmlite.runtimes.video_capture import (CaptureSettings, capture_format, describe, open_capture, open_device,
-                                           unmet)
+from cmlite.runtimes.video_capture import (CaptureSettings, capture_format, check_settings_apply, describe,
+                                           open_capture, open_device, unmet)
 
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 STREAM_TIMEOUT_MS = 5000
@@ -236,18 +236,8 @@ def open_source(spec: str, settings: CaptureSettings | None = None) -> Source:
     """Classify SRC and open it (raising CmliteError with the fix when it cannot be opened). settings: what a local
     camera is asked for (refused for other sources, which set their own)."""
     spec = str(spec).strip()
-    if settings and not is_local_camera(spec):  # before anything opens
-        raise CmliteError(f"--camera-size/--camera-fps/--camera-format are for a local camera (an index, "
-                          f"/dev/videoN or picam:N), not {spec}"
-                          + (": a GStreamer pipeline sets its own caps (! video/x-raw,width=1280,height=720,"
-                             "framerate=30/1)" if spec.startswith("gst:") else ""))
+    check_settings_apply(spec, settings)  # before anything opens
     return _classify(spec, settings or CaptureSettings())
-
-
-def is_local_camera(spec: str) -> bool:
-    """A camera of this machine that cmlite asks for a size, rate and format (not a pipeline, file or stream)."""
-    spec = spec.removeprefix("camera:")
-    return spec.isdigit() or spec.startswith("/dev/video") or spec == "picam" or spec.startswith("picam:")
 
 
 def _classify(spec: str, settings: CaptureSettings) -> Source:

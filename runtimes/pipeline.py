@@ -73,13 +73,20 @@ class Job:
     #                                                       own threads not counted: the runtime's work)
 
 
+def host_cpu_ms(cpu: dict[str, float]) -> float:
+    """A frame's CPU ms outside the graphs (cmlite's own work: every stage but GRAPH_STAGES) from its per-stage
+    CPU ms (Job.cpu, with the camera's drawing and output where it has them)."""
+    return sum(v for stage, v in cpu.items() if stage not in GRAPH_STAGES)
+
+
 @contextlib.contextmanager
 def timed(job: Job, stage: str):
-    """A stage's wall ms and the CPU ms of the thread running it, into job.timings and job.cpu (not on failure)."""
+    """A stage's wall ms and the CPU ms of the thread running it, added to job.timings and job.cpu (not on failure):
+    a stage timed in parts (the camera's drawing: the instances, then the panel) adds up."""
     t0, c0 = time.perf_counter(), time.thread_time()
     yield
-    job.timings[stage] = (time.perf_counter() - t0) * 1e3
-    job.cpu[stage] = (time.thread_time() - c0) * 1e3
+    job.timings[stage] = job.timings.get(stage, 0.0) + (time.perf_counter() - t0) * 1e3
+    job.cpu[stage] = job.cpu.get(stage, 0.0) + (time.thread_time() - c0) * 1e3
 
 
 class Segmenter(ABC):

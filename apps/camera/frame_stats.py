@@ -12,14 +12,13 @@ import time
 
 import numpy as np
 
-from cmlite.runtimes.pipeline import GRAPH_STAGES
+from cmlite.runtimes.pipeline import host_cpu_ms
 from cmlite.runtimes.pipeline import STAGES as PIPELINE_STAGES
 from cmlite.runtimes.rate import RecentRate, per_second, spread, window_rates
 
 from ..latency_stats import percentile, summarize
 
 STAGES = (*PIPELINE_STAGES, "draw", "output")  # the camera's own work after the pipeline's
-HOST_STAGES = tuple(s for s in STAGES if s not in GRAPH_STAGES)  # cmlite's own work on a frame (not the runtime's)
 
 
 class Ring:
@@ -78,7 +77,7 @@ class FrameStats:
             if cpu and s in cpu:
                 self.stages_cpu[s].append(cpu[s])
         if cpu:
-            self.host_cpu.append(sum(cpu.get(s, 0.0) for s in HOST_STAGES))
+            self.host_cpu.append(host_cpu_ms(cpu))
         self.recent.add(t_display)
         self.last = {k: round(v, 2) for k, v in timings.items()}
 

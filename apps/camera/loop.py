@@ -223,20 +223,16 @@ class CameraRun:
         st = self.state
         self.info["input"] = "x".join(map(str, job.pre.tensor.shape[2:]))
         self.info["mode"], self.info["running"] = self.run.describe(), self.run.brief()
-        t0, c0 = time.perf_counter(), time.thread_time()
         image = frame.image
-        if st.panel:
-            st.panel_rect = draw_panel(image, panel_lines(self.live_stats()), self.corner)
-        st.last = image.copy()
-        if st.status:
-            draw_banner(image, st.status)
-        t1, c1 = time.perf_counter(), time.thread_time()
-        action = outputs.show(image)
-        t2, c2 = time.perf_counter(), time.thread_time()
-        job.timings["draw"] = job.timings.get("draw", 0.0) + (t1 - t0) * 1e3  # the panel: drawing too
-        job.cpu["draw"] = job.cpu.get("draw", 0.0) + (c1 - c0) * 1e3
-        self.stats.add(frame.t_capture, t2, {**job.timings, "output": (t2 - t1) * 1e3},
-                       {**job.cpu, "output": (c2 - c1) * 1e3})
+        with timed(job, "draw"):  # the panel and the banner: drawing too, after the instances'
+            if st.panel:
+                st.panel_rect = draw_panel(image, panel_lines(self.live_stats()), self.corner)
+            st.last = image.copy()
+            if st.status:
+                draw_banner(image, st.status)
+        with timed(job, "output"):
+            action = outputs.show(image)
+        self.stats.add(frame.t_capture, time.perf_counter(), job.timings, job.cpu)
         return action
 
     def limit_reached(self, deadline: float | None) -> str | None:

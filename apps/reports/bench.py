@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from cmlite.runtimes.errors import CmliteError
-from cmlite.runtimes.pipeline import GRAPH_STAGES, STAGES
+from cmlite.runtimes.pipeline import STAGES, host_cpu_ms
 from cmlite.runtimes.target_table import NAMES
 
 from .bench_worker import RowSpec, worker
@@ -177,8 +177,8 @@ def _result(row: _Row, label: str) -> dict:
            # the CPU of cmlite's own stages (the thread that ran each; the graphs' CPU is the runtime's)
            "stages_cpu_ms": {s: summarize(x["cpu"][s] for x in row.samples)["p50"] for s in STAGES
                              if row.samples and s in row.samples[0].get("cpu", {})},
-           "host_cpu_ms": summarize(sum(v for k, v in x["cpu"].items() if k not in GRAPH_STAGES)
-                                    for x in row.samples)["p50"] if row.samples and "cpu" in row.samples[0] else None,
+           "host_cpu_ms": summarize(host_cpu_ms(x["cpu"]) for x in row.samples)["p50"]
+           if row.samples and "cpu" in row.samples[0] else None,
            "load_ms": info.get("load_ms"), "cold_ms": info.get("cold_ms"),
            "peak_rss_mb": max((s["peak_rss_mb"] or 0 for s in row.samples), default=None) or None,
            "rss_before_load_mb": info.get("rss_before_load_mb"), "size_mb": info.get("size_mb"),

@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from cmlite.runtimes.errors import CmliteError
+from cmlite.runtimes.rate import frames_per_second
 
 SUFFIXES = (".webm", ".mp4", ".m4v", ".mov", ".avi", ".mkv")
 MEASURE_FRAMES, MEASURE_S = 10, 2.0
@@ -156,7 +157,7 @@ class Recorder:
     def _open(self, shape) -> None:
         if self.fps is None:
             t = [b[0] for b in self._buffer]
-            self.fps = (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 10.0
+            self.fps = frames_per_second(t) or 10.0
         self.fps = round(min(max(self.fps, 1.0), 120.0), 2)
         self._size = (shape[1], shape[0])
         self._writer = open_writer(self.tmp, self.live_fourcc, self.fps, self._size)

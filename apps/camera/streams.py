@@ -22,6 +22,7 @@ import numpy as np
 
 from cmlite.runtimes.errors import CmliteError
 from cmlite.runtimes.pipeline import Segmenter
+from cmlite.runtimes.rate import per_second
 
 from .loop import IDLE_S, CameraOptions, CameraRun, Outputs, write_stats, make_runner, tuned
 from .capture import EndOfSource
@@ -112,8 +113,9 @@ def total_summary(summaries: list[dict], cams: list[CameraRun], seconds: float) 
     fps = [s["fps_mean"] or 0.0 for s in summaries]
     mean = sum(fps) / len(fps) if fps else 0.0
     latencies = np.concatenate([cam.stats.latency_ms.values() for cam in cams]) if cams else np.zeros(0)
+    rate = per_second(frames - 1, last - first)  # the frames after the first, first to last shown
     return {"streams": len(summaries), "frames": frames, "seconds": round(seconds, 3),
-            "fps_total": round((frames - 1) / (last - first), 2) if last > first else None,  # first to last shown
+            "fps_total": round(rate, 2) if rate is not None else None,
             "fps_per_stream_mean": round(mean, 2), "fps_per_stream_min": round(min(fps), 2) if fps else None,
             "slowest_of_mean": round(min(fps) / mean, 3) if mean else None,
             "latency_ms": {k: v for k, v in summarize(latencies, digits=2).items() if k != "std"},

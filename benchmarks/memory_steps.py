@@ -32,8 +32,8 @@ model, image, threads, min_size, max_size = sys.argv[1], sys.argv[2], int(sys.ar
 steps["cmlite and numpy, OpenCV"] = mb("VmRSS")
 import importlib
 from cmlite.runtimes.target_table import get
-importlib.import_module(get(read_manifest(model).target).modules[0] if get(read_manifest(model).target).modules
-                        else get(read_manifest(model).target).package)
+row = get(read_manifest(model).target)
+importlib.import_module((row.modules or (row.package,))[0])
 steps["runtime library"] = mb("VmRSS")
 seg = runtimes.load(model, threads=threads, maskiou=False, min_size=min_size, max_size=max_size)
 steps["model loaded"] = mb("VmRSS")

@@ -120,4 +120,3 @@ def clip_once(path, frames: int, seed: int = 7):
     if path.is_file() and int(cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FRAME_COUNT)) == frames:
         return path
     return write_clip(path, frames, seed=seed)
-

@@ -95,4 +95,3 @@ def warnings_ignored():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
-
